@@ -1,0 +1,66 @@
+# factory: `make images` (the main job, on the example lock) and `make test`.
+# Both set up everything they need on a fresh Debian machine (as root): apt packages,
+# the .venv with the factory installed, QEMU binfmt for aarch64.
+SHELL := /bin/bash
+.DEFAULT_GOAL := images
+
+PYTHON ?= python3
+VENV := .venv
+FACTORY := $(VENV)/bin/factory
+APT_PACKAGES := qemu-user-static mmdebstrap docker-registry
+# The host's pip configuration may add local find-links / extra indexes; the venv must
+# come from the index only, hash-checked against constraints/host.txt.
+PIP_ENV := env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null
+CA_BUNDLE := /etc/ssl/certs/ca-certificates.crt
+PIP_CERT_ARG := $(if $(wildcard $(CA_BUNDLE)),--cert $(CA_BUNDLE),)
+PYTEST_ARGS ?=
+
+.PHONY: images test test-unit deps venv binfmt docker-check lock host-lock registry-stop bench clean
+
+$(VENV)/.installed: constraints/host.txt pyproject.toml
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -q && apt-get install -y -q python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP_ENV) $(VENV)/bin/python -m pip install -q $(PIP_CERT_ARG) --require-hashes -r constraints/host.txt
+	$(PIP_ENV) $(VENV)/bin/python -m pip install -q $(PIP_CERT_ARG) --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+deps:
+	@missing=""; \
+	command -v mmdebstrap >/dev/null || missing="$$missing mmdebstrap"; \
+	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
+	[ -e /usr/bin/qemu-aarch64-static ] || missing="$$missing qemu-user-static"; \
+	command -v dpkg-deb >/dev/null || missing="$$missing dpkg"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+docker-check:
+	@docker info >/dev/null 2>&1 || { echo "make: the Docker engine is not running: start it (\`dockerd &\` as root) and check \`docker info\`" >&2; exit 1; }
+
+binfmt: venv deps
+	@$(FACTORY) binfmt --check 2>/dev/null || $(FACTORY) binfmt
+
+images: venv deps docker-check binfmt
+	$(FACTORY) all
+
+test: venv deps docker-check binfmt
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
+
+lock: venv docker-check
+	$(FACTORY) lock
+
+host-lock: venv
+	cd constraints && $(PIP_ENV) CUSTOM_COMPILE_COMMAND="make host-lock" ../$(VENV)/bin/python -m piptools compile -q --no-config \
+	  --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links --strip-extras -o host.txt host.in
+
+registry-stop: venv
+	$(FACTORY) registry stop
+
+clean:
+	rm -rf wheelhouse images.lock .pytest_cache

@@ -1,0 +1,232 @@
+"""The bootstrap stage: runtime base images built here from Debian binary packages.
+
+Per arch, ``mmdebstrap`` (arm64 through QEMU binfmt) makes a slim rootfs tarball from the
+recipe's suite; a ``FROM scratch`` + ``ADD rootfs.tar /`` build turns it into a
+single-platform image, which is pushed to the registry. ``images/bases.lock`` records
+``<registry>/<repo>@sha256:…`` per arch together with the recipe hash, so an unchanged
+recipe whose image the registry still holds is not rebuilt.
+
+Upstream bases (``image = "name:tag@sha256:…"``) are recorded as configured.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from debian.deb822 import Deb822
+
+from . import atomic, binfmt
+from .cache import sha256_file
+from .config import BaseSpec, Config, Recipe
+from .engine import Engine
+from .errors import BootstrapError
+from .progress import Progress
+from .registry import Registry
+
+MMDEBSTRAP_FIX = "apt-get install mmdebstrap (or `make deps`)"
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """One arch's base image as recorded in ``bases.lock``.
+
+    ``ref`` is ``<repo>@sha256:…``; ``tag`` the human tag it was pushed under;
+    ``recipe_sha256`` the recipe hash (None for upstream); ``debian_python`` the Debian
+    version of the interpreter package; ``source`` ``"bootstrap"`` or ``"upstream"``.
+    """
+
+    arch: str
+    ref: str
+    tag: str
+    source: str
+    recipe_sha256: str | None = None
+    debian_python: str | None = None
+
+
+def read_bases_lock(path: Path) -> dict[str, BaseImage]:
+    """Entries of a bases lock by arch ({} when the file does not exist)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as e:
+        raise BootstrapError(f"{path} is not valid JSON ({e.msg})", "delete it and run `factory bootstrap`") from None
+    return {arch: BaseImage(**entry) for arch, entry in data.get("bases", {}).items()}
+
+
+def write_bases_lock(path: Path, python: str, bases: dict[str, BaseImage]) -> None:
+    """Write ``{"python": …, "bases": {arch: {...}}}`` atomically."""
+    atomic.write_json(path, {"python": python, "bases": {a: asdict(b) for a, b in sorted(bases.items())}})
+
+
+def mmdebstrap_command(recipe: Recipe, arch: str, out: Path) -> list[str]:
+    """The mmdebstrap argv that writes the slim rootfs of ``recipe`` for ``arch`` to ``out`` (tar)."""
+    cmd = [
+        "mmdebstrap",
+        f"--variant={recipe.variant}",
+        f"--arch={arch}",
+        f"--include={','.join(recipe.packages)}",
+        "--aptopt=Acquire::Check-Valid-Until \"false\"",
+        "--aptopt=Acquire::Retries \"3\"",
+    ]
+    cmd += [f"--dpkgopt=path-exclude={p}" for p in recipe.path_exclude]
+    cmd += [f"--dpkgopt=path-include={p}" for p in recipe.path_include]
+    cmd += [
+        # Slimming: no apt lists or caches, no logs; python3 -> python3.14 if the suite's
+        # default python3 is another version (it is not installed then).
+        "--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/apt/* \"$1\"/var/cache/ldconfig/aux-cache",
+        "--customize-hook=find \"$1\"/var/log -type f -delete",
+        f"--customize-hook=[ -e \"$1\"/usr/bin/python3 ] || ln -s {recipe.python_package} \"$1\"/usr/bin/python3",
+        recipe.suite,
+        str(out),
+        recipe.mirror,
+    ]
+    return cmd
+
+
+def debian_version_in(rootfs_tar: Path, package: str) -> str | None:
+    """The installed version of ``package`` per the rootfs's ``var/lib/dpkg/status``."""
+    with tarfile.open(rootfs_tar) as tar:
+        for name in ("./var/lib/dpkg/status", "var/lib/dpkg/status"):
+            try:
+                f = tar.extractfile(name)
+            except KeyError:
+                continue
+            if f is None:
+                continue
+            for para in Deb822.iter_paragraphs(f):
+                if para.get("Package") == package and "installed" in para.get("Status", ""):
+                    return para.get("Version")
+    return None
+
+
+def _upstream_version(debian_version: str) -> str:
+    """``3.14.8-1`` -> ``3.14.8`` (Debian policy 5.6.12: [epoch:]upstream[-revision])."""
+    version = debian_version.split(":", 1)[-1]
+    return version.rsplit("-", 1)[0] if "-" in version else version
+
+
+def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
+    """The cached slim rootfs tarball for ``recipe`` on ``arch``, built with mmdebstrap if needed.
+
+    Cached as ``<cache>/bootstrap/<key>/rootfs.tar`` plus its sha256, re-checked on reuse.
+    Raises ``BootstrapError`` when mmdebstrap fails or the interpreter version differs
+    from ``cfg.python``.
+    """
+    entry = cfg.cache_dir / "bootstrap" / key
+    tar, digest_file = entry / "rootfs.tar", entry / "rootfs.tar.sha256"
+    if tar.exists() and digest_file.exists() and sha256_file(tar) == digest_file.read_text().strip():
+        return tar
+    if shutil.which("mmdebstrap") is None:
+        raise BootstrapError("mmdebstrap is not installed", MMDEBSTRAP_FIX)
+    if arch == "arm64":
+        binfmt.require_arm64()
+    entry.mkdir(parents=True, exist_ok=True)
+    staged = entry / f".rootfs.tar.tmp-{os.getpid()}"
+    log_path = entry / "mmdebstrap.log"
+    with open(log_path, "wb") as log:
+        rc = subprocess.run(mmdebstrap_command(recipe, arch, staged), stdout=log, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        staged.unlink(missing_ok=True)
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+        raise BootstrapError(f"mmdebstrap {recipe.suite} {arch} failed: {' | '.join(tail)[:300]}", f"see {log_path}")
+    version = debian_version_in(staged, recipe.python_package)
+    if version is None or _upstream_version(version) != cfg.python:
+        staged.unlink(missing_ok=True)
+        raise BootstrapError(
+            f"recipe {recipe.path.name} gives {recipe.python_package} {version or 'nothing'} on {arch}, "
+            f"not python {cfg.python}",
+            f"set [tool.factory] python to the suite's version or change the recipe's suite/mirror",
+        )
+    digest_file.write_text(sha256_file(staged) + "\n")
+    os.replace(staged, tar)
+    return tar
+
+
+def _context(rootfs: Path, dest: Path) -> None:
+    """Write a build context tar at ``dest``: a FROM-scratch Dockerfile and ``rootfs.tar``."""
+    dockerfile = b'FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\nCMD ["python3"]\n'
+    with tarfile.open(dest, "w") as t:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        t.addfile(info, io.BytesIO(dockerfile))
+        t.add(rootfs, arcname="rootfs.tar")
+
+
+def upstream_base(spec: BaseSpec) -> BaseImage:
+    """The entry for an upstream base (``image = "name:tag@sha256:…"``), used as configured."""
+    assert spec.image is not None
+    return BaseImage(arch=spec.arch, ref=spec.image, tag=spec.image.split("@")[0], source="upstream")
+
+
+def bootstrap_base(cfg: Config, spec: BaseSpec, engine: Engine, registry: Registry, previous: BaseImage | None) -> BaseImage:
+    """Ensure the base image for ``spec.arch`` exists in the registry; return its entry."""
+    if spec.image is not None:
+        return upstream_base(spec)
+    assert spec.recipe is not None
+    recipe = spec.recipe
+    key = recipe.digest(spec.arch, cfg.python)
+    if previous is not None and previous.recipe_sha256 == key and previous.ref.startswith(f"{cfg.registry}/"):
+        repo, _, digest = previous.ref.partition("@")
+        if registry.manifest(repo.split("/", 1)[1], digest) is not None:
+            return previous
+    rootfs = build_rootfs(cfg, recipe, spec.arch, key)
+    repo = f"{cfg.registry}/{cfg.base_repository}"
+    tag = f"{cfg.python}-slim-{recipe.suite}-{spec.arch}"
+    with tempfile.TemporaryDirectory(dir=rootfs.parent) as tmp:
+        ctx = Path(tmp) / "context.tar"
+        _context(rootfs, ctx)
+        with open(ctx, "rb") as f:
+            image_id = engine.build(
+                f,
+                tag=f"{repo}:{tag}",
+                platform=f"linux/{spec.arch}",
+                labels={
+                    "org.opencontainers.image.title": "factory python base",
+                    "org.opencontainers.image.version": cfg.python,
+                    "io.factory.recipe.sha256": key,
+                    "io.factory.recipe.suite": recipe.suite,
+                },
+            )
+    info = engine.inspect(image_id)
+    if info is None or info.platform != f"linux/{spec.arch}":
+        raise BootstrapError(
+            f"base image for {spec.arch} inspects as {info.platform if info else 'missing'}",
+            "the engine ignored --platform; use a Docker engine that honours it for FROM scratch builds",
+        )
+    digest = engine.push(repo, tag)
+    return BaseImage(
+        arch=spec.arch,
+        ref=f"{repo}@{digest}",
+        tag=f"{repo}:{tag}",
+        source="bootstrap",
+        recipe_sha256=key,
+        debian_python=debian_version_in(rootfs, recipe.python_package),
+    )
+
+
+def bootstrap(cfg: Config, engine: Engine, registry: Registry) -> dict[str, BaseImage]:
+    """Bootstrap (or reuse) the base image of every configured arch and update ``bases.lock``.
+
+    Returns the entries by arch. Raises ``BootstrapError``, ``BinfmtMissingError``,
+    ``RegistryError`` or ``BuildError``; ``bases.lock`` then keeps its previous content
+    for the arches not yet done.
+    """
+    previous = read_bases_lock(cfg.bases_lock)
+    result = dict(previous)
+    with Progress() as progress:
+        for spec in cfg.bases:
+            task = progress.step(f"base image {spec.arch}")
+            result[spec.arch] = bootstrap_base(cfg, spec, engine, registry, previous.get(spec.arch))
+            if result[spec.arch] != previous.get(spec.arch):
+                write_bases_lock(cfg.bases_lock, cfg.python, result)
+            progress.done(task, f"base image {spec.arch}: {result[spec.arch].ref}")
+    return {a: result[a] for a in cfg.arches}

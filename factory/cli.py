@@ -1,0 +1,136 @@
+"""The ``factory`` command line: parses arguments and calls stages, nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import FactoryError
+
+HELP = "Wheelhouse build and container image factory for Python 3.14."
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="factory", description=HELP)
+    p.add_argument("--config", default="pyproject.toml", help="pyproject.toml with [tool.factory] (default: %(default)s)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("validate", help="validate a requirements lock")
+    s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
+
+    s = sub.add_parser("lock", help="pip-compile requirements.in into a hashed lock, under CPython 3.14")
+    s.add_argument("--in", dest="source", help="input (default: requirements.in beside the lock)")
+    s.add_argument("--out", help="output lock (default: [tool.factory] lock)")
+    s.add_argument("--toolchain", action="store_true", help="recompile constraints/toolchain.txt instead")
+
+    s = sub.add_parser("wheelhouse", help="download the best wheel per pin × target into a wheelhouse")
+    s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
+    s.add_argument("--out", default="wheelhouse", help="output directory (default: %(default)s)")
+    s.add_argument("--target", action="append", default=[], help="a target (repeatable; default: all configured)")
+    s.add_argument("--allow-missing", action="store_true", help="report pins without wheels instead of failing")
+
+    sub.add_parser("bootstrap", help="bootstrap the base images and record them in bases.lock")
+
+    s = sub.add_parser("images", help="build, push and index the slim images")
+    s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
+    s.add_argument("--wheelhouse", default="wheelhouse")
+    s.add_argument("--images-lock", default="images.lock")
+
+    s = sub.add_parser("smoke", help="smoke-test the images of an images.lock with testcontainers")
+    s.add_argument("--images-lock", default="images.lock")
+
+    s = sub.add_parser("report", help="print the readiness table and the images")
+    s.add_argument("--wheelhouse", default="wheelhouse")
+    s.add_argument("--images-lock", default="images.lock")
+
+    s = sub.add_parser("all", help="validate, bootstrap, wheelhouse, images, smoke, report (make images)")
+    s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
+    s.add_argument("--wheelhouse", default="wheelhouse")
+    s.add_argument("--images-lock", default="images.lock")
+
+    s = sub.add_parser("registry", help="start/stop the loopback registry")
+    s.add_argument("action", choices=["start", "stop", "status"])
+
+    s = sub.add_parser("binfmt", help="check or install (root) QEMU 11.1 binfmt for aarch64")
+    s.add_argument("--check", action="store_true", help="only check")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import binfmt, pipeline
+    from .config import load_config
+    from .lockfile import read_lock
+    from .progress import console
+    from .report import print_summary
+
+    cfg = load_config(args.config)
+    lock_path = Path(args.lock).resolve() if getattr(args, "lock", None) else cfg.lock
+
+    if args.command == "validate":
+        lock = read_lock(lock_path)
+        console.print(f"{lock.path}: ok, {len(lock.pins)} pins, sha256 {lock.sha256}")
+    elif args.command == "lock":
+        from .engine import Engine
+        from .lock import compile_lock
+
+        out = Path(args.out).resolve() if args.out else (cfg.toolchain if args.toolchain else cfg.lock)
+        source = Path(args.source).resolve() if args.source else out.with_suffix(".in")
+        base = pipeline.bases_for(cfg)["amd64"]
+        engine = Engine()
+        pipeline.connect_registry(cfg)
+        command = "factory lock --toolchain" if args.toolchain else "factory lock"
+        lock = compile_lock(cfg, engine, pipeline.make_index(cfg), base, source, out, command)
+        console.print(f"{lock.path}: {len(lock.pins)} pins, sha256 {lock.sha256[:12]}")
+    elif args.command == "wheelhouse":
+        if args.target:
+            cfg = cfg.with_targets(args.target)
+        result = pipeline.run_wheelhouse(cfg, read_lock(lock_path), Path(args.out).resolve(), args.allow_missing)
+        for pin, target in result.missing:
+            console.print(f"[yellow]missing[/yellow] {pin.name}=={pin.version} × {target.name}")
+        print_summary(result.out, None)
+    elif args.command == "bootstrap":
+        for arch, base in pipeline.run_bootstrap(cfg).items():
+            console.print(f"{arch}: {base.ref}")
+    elif args.command == "images":
+        data = pipeline.run_images(cfg, read_lock(lock_path), Path(args.wheelhouse).resolve(), Path(args.images_lock).resolve())
+        console.print(f"index: {data['index']}")
+    elif args.command == "smoke":
+        pipeline.run_smoke(cfg, Path(args.images_lock).resolve())
+    elif args.command == "report":
+        print_summary(Path(args.wheelhouse).resolve(), Path(args.images_lock).resolve())
+    elif args.command == "all":
+        pipeline.run_all(cfg, lock_path, Path(args.wheelhouse).resolve(), Path(args.images_lock).resolve())
+    elif args.command == "registry":
+        reg = pipeline.local_registry(cfg)
+        if args.action == "start":
+            reg.start()
+        elif args.action == "stop":
+            reg.stop()
+        from .registry import Registry
+
+        console.print(f"registry {cfg.registry}: {'up' if Registry(cfg.registry).ping() else 'down'}")
+    elif args.command == "binfmt":
+        if args.check:
+            st = binfmt.require_arm64()
+            console.print(f"arm64 binfmt: {st.interpreter if st else 'native'} ({st.flags if st else ''})")
+        else:
+            console.print(f"arm64 binfmt registered: {binfmt.install(cfg.cache_dir)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: exit status 0 on success, the error's ``exit_code`` on a ``FactoryError``."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except FactoryError as e:
+        print(f"factory: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("factory: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

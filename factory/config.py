@@ -1,0 +1,266 @@
+"""The one configuration object, built once from pyproject.toml, FACTORY_* and defaults.
+
+Sources, later wins: built-in defaults < ``[tool.factory]`` in pyproject.toml <
+``FACTORY_<KEY>`` environment variables (key upper-cased, ``-`` -> ``_``), the same
+layering cibuildwheel uses for ``[tool.cibuildwheel]`` and ``CIBW_*``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+from .targets import ARCHES, Target, parse_target
+
+# Bump when the bootstrap procedure itself changes, so every recipe hash changes.
+RECIPE_VERSION = 1
+
+DEFAULTS: dict[str, Any] = {
+    "python": "3.14.8",
+    "targets": [
+        "manylinux_2_28_x86_64",
+        "manylinux_2_28_aarch64",
+        "musllinux_1_2_x86_64",
+        "musllinux_1_2_aarch64",
+    ],
+    "index-url": "https://pypi.org/simple/",
+    "ca-bundle": "",
+    "lock": "constraints/requirements.lock",
+    "toolchain": "constraints/toolchain.txt",
+    "bases-lock": "images/bases.lock",
+    "cache-dir": ".cache/factory",
+    "registry": "127.0.0.1:5555",
+    "registry-local": True,
+    "repository": "factory/app",
+    "base-repository": "factory/python",
+    "uid": 10001,
+    "jobs": 4,
+}
+_PINNED_IMAGE_RE = re.compile(r"^[^@\s]+:[^@:/\s]+@sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A bootstrap recipe (``images/recipes/*.toml``): a Debian suite and package list."""
+
+    path: Path
+    suite: str
+    mirror: str
+    variant: str
+    python_package: str
+    packages: tuple[str, ...]
+    path_exclude: tuple[str, ...]
+    path_include: tuple[str, ...]
+
+    def digest(self, arch: str, python: str) -> str:
+        """sha256 hex of everything that determines the rootfs for ``arch`` (``amd64``/``arm64``)."""
+        data = {
+            "recipe_version": RECIPE_VERSION,
+            "arch": arch,
+            "python": python,
+            "suite": self.suite,
+            "mirror": self.mirror,
+            "variant": self.variant,
+            "python_package": self.python_package,
+            "packages": list(self.packages),
+            "path_exclude": list(self.path_exclude),
+            "path_include": list(self.path_include),
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """Where the base image for one arch comes from: exactly one of ``recipe`` or ``image``.
+
+    ``image`` is an upstream reference pinned by tag and digest
+    (``name:3.14.8-slim@sha256:<64 hex>``), for hosts that can reach a registry.
+    """
+
+    arch: str
+    recipe: Recipe | None = None
+    image: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the stages need. Paths are absolute."""
+
+    root: Path
+    python: str
+    targets: tuple[Target, ...]
+    index_url: str
+    ca_bundle: Path | None
+    lock: Path
+    toolchain: Path
+    bases_lock: Path
+    cache_dir: Path
+    registry: str
+    registry_local: bool
+    repository: str
+    base_repository: str
+    uid: int
+    jobs: int
+    bases: tuple[BaseSpec, ...] = field(default=())
+
+    @property
+    def arches(self) -> tuple[str, ...]:
+        """Image architectures, ``amd64`` then ``arm64``."""
+        return tuple(b.arch for b in self.bases)
+
+    def base(self, arch: str) -> BaseSpec:
+        """The base spec for ``arch``; ``ConfigError`` if none is configured."""
+        for b in self.bases:
+            if b.arch == arch:
+                return b
+        raise ConfigError(f"no base image configured for {arch}", f"add [tool.factory.base.{arch}]")
+
+    def image_target(self, arch: str) -> Target:
+        """The glibc (manylinux) target whose wheels go into the ``arch`` image."""
+        for t in self.targets:
+            if t.libc == "manylinux" and t.docker_arch == arch:
+                return t
+        raise ConfigError(
+            f"no manylinux target for the {arch} image",
+            f"add manylinux_2_28_{'x86_64' if arch == 'amd64' else 'aarch64'} to targets",
+        )
+
+    def with_targets(self, names: list[str]) -> "Config":
+        """A copy restricted to the targets ``names`` (``UnknownTargetError`` if one is bad)."""
+        from dataclasses import replace
+
+        return replace(self, targets=tuple(parse_target(n) for n in names))
+
+
+def _env_key(key: str) -> str:
+    return "FACTORY_" + key.upper().replace("-", "_")
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{key}={value!r} is not a boolean", f"set {key} to true or false")
+
+
+def _as_int(key: str, value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}={value!r} is not a whole number", f"set {key} to an integer") from None
+
+
+def load_recipe(path: Path) -> Recipe:
+    """Read a bootstrap recipe TOML. ``ConfigError`` if missing or incomplete."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"bootstrap recipe {path} not found", "point base.<arch>.recipe at an existing file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"bootstrap recipe {path} is not valid TOML: {e}", "fix the file's syntax") from None
+    missing = [k for k in ("suite", "mirror", "python-package", "packages") if k not in data]
+    if missing:
+        raise ConfigError(f"bootstrap recipe {path} lacks {', '.join(missing)}", "add the missing keys")
+    return Recipe(
+        path=path,
+        suite=data["suite"],
+        mirror=data["mirror"],
+        variant=data.get("variant", "minbase"),
+        python_package=data["python-package"],
+        packages=tuple(data["packages"]),
+        path_exclude=tuple(data.get("path-exclude", ())),
+        path_include=tuple(data.get("path-include", ())),
+    )
+
+
+def _load_bases(root: Path, table: Mapping[str, Any], env: Mapping[str, str]) -> tuple[BaseSpec, ...]:
+    bases = []
+    for arch in ARCHES.values():
+        spec = dict(table.get(arch, {}))
+        if env.get(_env_key(f"base-{arch}")):
+            spec = {"image": env[_env_key(f"base-{arch}")]}
+        if not spec:
+            continue
+        if ("image" in spec) == ("recipe" in spec):
+            raise ConfigError(
+                f"base.{arch} must set exactly one of 'image' or 'recipe'",
+                "keep either the upstream image reference or the bootstrap recipe",
+            )
+        if "image" in spec:
+            if not _PINNED_IMAGE_RE.match(spec["image"]):
+                raise ConfigError(
+                    f"base.{arch} image {spec['image']!r} is not pinned by tag and digest",
+                    "write it as name:3.14.8-slim@sha256:<64 hex digits>",
+                )
+            bases.append(BaseSpec(arch=arch, image=spec["image"]))
+        else:
+            bases.append(BaseSpec(arch=arch, recipe=load_recipe((root / spec["recipe"]).resolve())))
+    return tuple(bases)
+
+
+def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str] | None = None) -> Config:
+    """Build the ``Config`` from ``pyproject`` (its ``[tool.factory]`` table) and ``env``.
+
+    ``env`` defaults to ``os.environ``. Raises ``ConfigError`` for an unreadable file or a
+    bad value, ``UnknownTargetError`` for a bad target name.
+    """
+    env = os.environ if env is None else env
+    path = Path(pyproject).resolve()
+    try:
+        table = tomllib.loads(path.read_text()).get("tool", {}).get("factory", {})
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found", "run from the project directory or pass --config") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}", "fix the file's syntax") from None
+    root = path.parent
+    unknown = set(table) - set(DEFAULTS) - {"base"}
+    if unknown:
+        raise ConfigError(f"unknown [tool.factory] keys: {', '.join(sorted(unknown))}", "remove or rename them")
+
+    values: dict[str, Any] = {}
+    for key, default in DEFAULTS.items():
+        value = table.get(key, default)
+        if _env_key(key) in env:
+            raw = env[_env_key(key)]
+            value = raw.replace(",", " ").split() if key == "targets" else raw
+        values[key] = value
+
+    def path_of(key: str) -> Path:
+        return (root / values[key]).resolve()
+
+    python = str(values["python"])
+    if not re.fullmatch(r"3\.\d+\.\d+", python):
+        raise ConfigError(f"python={python!r} is not a patch version", "set python to e.g. \"3.14.8\"")
+    targets = tuple(parse_target(t) for t in values["targets"])
+    if not targets:
+        raise ConfigError("no targets configured", "list at least one target in [tool.factory] targets")
+    ca = str(values["ca-bundle"])
+    return Config(
+        root=root,
+        python=python,
+        targets=targets,
+        index_url=str(values["index-url"]).rstrip("/") + "/",
+        ca_bundle=(root / ca).resolve() if ca else None,
+        lock=path_of("lock"),
+        toolchain=path_of("toolchain"),
+        bases_lock=path_of("bases-lock"),
+        cache_dir=path_of("cache-dir"),
+        registry=str(values["registry"]).rstrip("/"),
+        registry_local=_as_bool("registry-local", values["registry-local"]),
+        repository=str(values["repository"]),
+        base_repository=str(values["base-repository"]),
+        uid=_as_int("uid", values["uid"]),
+        jobs=max(1, _as_int("jobs", values["jobs"])),
+        bases=_load_bases(root, table.get("base", {}), env),
+    )

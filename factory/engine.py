@@ -1,0 +1,211 @@
+"""The only module that talks to the Docker engine (Docker SDK for Python, testcontainers).
+
+Like cibuildwheel's ``oci_container.py``: every build, push, run and inspect goes
+through ``Engine``, so errors from the engine become named ``FactoryError``s here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass
+from typing import IO, Callable, Iterable
+
+import docker
+import docker.errors
+import requests
+
+from .errors import BuildError, DockerUnavailableError, RegistryError
+
+# Ryuk (testcontainers' reaper) is an image that cannot be pulled here; containers are
+# stopped explicitly instead.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+DOCKER_FIX = "start the engine (`dockerd &` as root, or `systemctl start docker`) and check `docker info`"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """``docker image inspect`` essentials: id, ``linux/amd64``-style platform, size in bytes."""
+
+    id: str
+    platform: str
+    size: int
+    repo_digests: tuple[str, ...]
+    labels: dict
+
+
+class Engine:
+    """A connection to the Docker engine from the environment (``DOCKER_HOST`` or the socket).
+
+    Raises ``DockerUnavailableError`` at construction when the engine does not answer.
+    """
+
+    def __init__(self) -> None:
+        try:
+            self.client = docker.from_env(timeout=600)
+            self.client.ping()
+        except (docker.errors.DockerException, requests.RequestException) as e:
+            raise DockerUnavailableError(f"Docker engine not reachable: {str(e).splitlines()[0][:160]}", DOCKER_FIX) from None
+        self.api = self.client.api
+
+    # -- images ----------------------------------------------------------------------
+    def inspect(self, ref: str) -> ImageInfo | None:
+        """Inspect a local image by tag, id or ``repo@sha256:…``; None if absent."""
+        try:
+            a = self.api.inspect_image(ref)
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as e:
+            raise BuildError(f"cannot inspect image {ref}: {e.explanation}", DOCKER_FIX) from None
+        return ImageInfo(
+            id=a["Id"],
+            platform=f"{a.get('Os')}/{a.get('Architecture')}",
+            size=int(a.get("Size", 0)),
+            repo_digests=tuple(a.get("RepoDigests") or ()),
+            labels=dict((a.get("Config") or {}).get("Labels") or {}),
+        )
+
+    def build(
+        self,
+        context: IO[bytes],
+        tag: str,
+        platform: str,
+        buildargs: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> str:
+        """Build the tar ``context`` (with a ``Dockerfile`` at its root) with the classic builder.
+
+        ``platform`` is ``linux/amd64`` or ``linux/arm64`` (arm64 ``RUN`` steps go through
+        QEMU binfmt). Returns the image id. Raises ``BuildError`` with the last log lines.
+        """
+        tail: deque[str] = deque(maxlen=15)
+        image_id = None
+        try:
+            stream = self.api.build(
+                fileobj=context,
+                custom_context=True,
+                tag=tag,
+                platform=platform,
+                buildargs=buildargs or {},
+                labels=labels or {},
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+            )
+            for chunk in stream:
+                if "stream" in chunk:
+                    for line in chunk["stream"].splitlines():
+                        if line.strip():
+                            tail.append(line)
+                            if on_line:
+                                on_line(line)
+                if "aux" in chunk and "ID" in chunk["aux"]:
+                    image_id = chunk["aux"]["ID"]
+                if "error" in chunk:
+                    tail.append(chunk["error"].strip())
+                    raise BuildError(
+                        f"docker build of {tag} ({platform}) failed: {chunk['error'].strip()[:300]}",
+                        "see the build log above: " + " | ".join(list(tail)[-5:])[:400],
+                    )
+        except docker.errors.APIError as e:
+            raise BuildError(f"docker build of {tag} failed: {e.explanation}", DOCKER_FIX) from None
+        if image_id is None:
+            raise BuildError(f"docker build of {tag} produced no image", "see: " + " | ".join(tail))
+        return image_id
+
+    def push(self, repository: str, tag: str) -> str:
+        """Push ``repository:tag`` and return the manifest digest the registry reported."""
+        digest = None
+        try:
+            for chunk in self.api.push(repository, tag=tag, stream=True, decode=True):
+                if "error" in chunk:
+                    raise RegistryError(
+                        f"push of {repository}:{tag} failed: {chunk['error'][:300]}",
+                        "check that the registry is up and accepts pushes (credentials, disk)",
+                    )
+                aux = chunk.get("aux") or {}
+                if "Digest" in aux:
+                    digest = aux["Digest"]
+        except docker.errors.APIError as e:
+            raise RegistryError(f"push of {repository}:{tag} failed: {e.explanation}", "check the registry") from None
+        if not digest:
+            raise RegistryError(f"push of {repository}:{tag} returned no digest", "check the registry")
+        return digest
+
+    def pull(self, ref: str, platform: str | None = None) -> None:
+        """Pull ``ref`` (``repo@sha256:…`` or ``repo:tag``). Raises ``RegistryError``."""
+        repo, sep, digest = ref.partition("@")
+        try:
+            if sep:
+                self.api.pull(repo, tag=digest, platform=platform)
+            else:
+                self.api.pull(ref, platform=platform)
+        except docker.errors.APIError as e:
+            raise RegistryError(f"cannot pull {ref}: {e.explanation}", "check the registry and the reference") from None
+
+    def ensure_local(self, ref: str, platform: str | None = None) -> ImageInfo:
+        """Inspect ``ref``, pulling it first if it is not in the engine's store."""
+        info = self.inspect(ref)
+        if info is None:
+            self.pull(ref, platform)
+            info = self.inspect(ref)
+        if info is None:
+            raise RegistryError(f"image {ref} is not available after pull", "check the registry")
+        return info
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        """``docker tag image repository:tag``."""
+        self.api.tag(image, repository, tag=tag)
+
+    # -- containers ------------------------------------------------------------------
+    def run(
+        self,
+        image: str,
+        command: list[str],
+        *,
+        volumes: dict[str, dict] | None = None,
+        environment: dict[str, str] | None = None,
+        user: str | None = None,
+        platform: str | None = None,
+        network: bool = True,
+    ) -> tuple[int, str]:
+        """Run ``command`` in a fresh container of ``image`` to completion.
+
+        Returns (exit status, combined output). The container is removed afterwards.
+        ``volumes`` uses the SDK's ``{host_path: {"bind": path, "mode": "ro"}}`` form.
+        """
+        try:
+            container = self.client.containers.create(
+                image,
+                command,
+                volumes=volumes or {},
+                environment=environment or {},
+                user=user,
+                platform=platform,
+                network_mode=None if network else "none",
+            )
+        except docker.errors.APIError as e:
+            raise BuildError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
+        try:
+            container.start()
+            status = container.wait()["StatusCode"]
+            logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
+            return int(status), logs
+        finally:
+            container.remove(force=True)
+
+    def test_container(self, image: str, volumes: Iterable[tuple[str, str]] = ()):
+        """A testcontainers ``DockerContainer`` for ``image`` idling on ``sleep infinity``.
+
+        Use it as a context manager; ``exec([...])`` runs checks inside. ``volumes`` are
+        (host path, container path) pairs mounted read-only.
+        """
+        from testcontainers.core.container import DockerContainer
+
+        c = DockerContainer(image).with_command(["sleep", "infinity"])
+        for host, path in volumes:
+            c = c.with_volume_mapping(host, path, "ro")
+        return c

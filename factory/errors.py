@@ -1,0 +1,73 @@
+"""Named errors. Each carries a one-line problem and a one-line fix.
+
+The CLI prints ``factory: <problem> (fix: <fix>)`` and exits with ``exit_code``;
+no traceback is shown for these.
+"""
+
+from __future__ import annotations
+
+
+class FactoryError(Exception):
+    """Base class: ``problem`` says what is wrong, ``fix`` what to do about it."""
+
+    exit_code = 1
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.problem} (fix: {self.fix})" if self.fix else self.problem
+
+
+class ConfigError(FactoryError):
+    """``[tool.factory]`` or a ``FACTORY_*`` variable is invalid."""
+
+    exit_code = 2
+
+
+class LockError(FactoryError):
+    """A requirements lock line is unpinned, unhashed, duplicated or unparsable."""
+
+    exit_code = 2
+
+
+class UnknownTargetError(ConfigError):
+    """A target name is not one of the supported wheel platform tags."""
+
+
+class IndexUnreachableError(FactoryError):
+    """The package index did not answer (connection, TLS or HTTP error)."""
+
+
+class HashMismatchError(FactoryError):
+    """A file's sha256 differs from the one the lock (or the index) promises."""
+
+
+class MissingWheelsError(FactoryError):
+    """Some pin × target has no wheel on the index."""
+
+
+class DockerUnavailableError(FactoryError):
+    """The Docker engine cannot be reached."""
+
+
+class BinfmtMissingError(FactoryError):
+    """No QEMU binfmt_misc handler for aarch64 is registered."""
+
+
+class RegistryError(FactoryError):
+    """The OCI registry is down, refuses a request or cannot be started."""
+
+
+class BootstrapError(FactoryError):
+    """A base image could not be bootstrapped."""
+
+
+class BuildError(FactoryError):
+    """A docker build or a container run failed."""
+
+
+class SmokeError(FactoryError):
+    """A smoke check failed on an image."""

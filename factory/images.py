@@ -1,0 +1,195 @@
+"""The images stage: slim runtime images per arch, from the base by digest and the wheelhouse.
+
+Each arch's image is built with the Docker SDK (classic builder) from
+``images/runtime.Dockerfile``: a multi-stage build that installs the manylinux target's
+wheels with ``pip install --no-index --require-hashes`` into ``/opt/venv`` and copies only
+that venv onto the base. Images are pushed, then one multi-arch index is pushed over
+them, and only then is ``images.lock`` written (atomically):
+
+    {"images": [{"arch", "ref", "base", "tag", "size", "compressed_size", "base_size",
+                 "base_compressed_size"}],
+     "index": "<repo>@sha256:…", "tags": [...], "python": "3.14.8", "lock_sha256": "…"}
+
+Sizes are bytes: ``size`` as the engine reports the unpacked image, ``compressed_size``
+the sum of the registry manifest's config and layer blobs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import atomic, binfmt
+from .bootstrap import BaseImage
+from .config import Config
+from .engine import Engine
+from .errors import BuildError, FactoryError
+from .lockfile import Lock
+from .progress import Progress
+from .registry import Registry
+
+DOCKERFILE = "images/runtime.Dockerfile"
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """One pushed arch image (sizes in bytes)."""
+
+    arch: str
+    ref: str
+    tag: str
+    base: str
+    size: int
+    compressed_size: int
+    base_size: int
+    base_compressed_size: int
+
+
+class WheelhouseMismatchError(FactoryError):
+    """The wheelhouse was built from another lock than the one given."""
+
+    exit_code = 2
+
+
+def source_revision(root: Path) -> str:
+    """``git rev-parse HEAD`` of ``root`` (``unknown`` outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_context(dest: Path, dockerfile: Path, lock: Lock, wheels: Path, pip_wheel: Path) -> None:
+    """Write the build context tar: Dockerfile, requirements.lock, pip.whl, wheels/."""
+    with tarfile.open(dest, "w") as tar:
+        _add_bytes(tar, "Dockerfile", dockerfile.read_bytes())
+        _add_bytes(tar, "requirements.lock", lock.path.read_bytes())
+        tar.add(pip_wheel, arcname="pip.whl")
+        tar.add(wheels, arcname="wheels")
+
+
+def _base_sizes(engine: Engine, registry: Registry, base: BaseImage, platform: str) -> tuple[int, int]:
+    info = engine.ensure_local(base.ref, platform)
+    compressed = 0
+    if base.ref.startswith(f"{registry.address}/"):
+        repo, _, digest = base.ref.split("/", 1)[1].partition("@")
+        manifest = registry.manifest(repo, digest)
+        compressed = manifest.compressed_size() if manifest else 0
+    return info.size, compressed
+
+
+def build_image(
+    cfg: Config,
+    engine: Engine,
+    registry: Registry,
+    lock: Lock,
+    wheelhouse: Path,
+    base: BaseImage,
+    pip_wheel: Path,
+    revision: str,
+) -> BuiltImage:
+    """Build and push the image for ``base.arch``; return what the registry holds."""
+    arch = base.arch
+    platform = f"linux/{arch}"
+    if arch == "arm64":
+        binfmt.require_arm64()
+    target = cfg.image_target(arch)
+    wheels = wheelhouse / target.name
+    if not wheels.is_dir():
+        raise BuildError(f"{wheels} does not exist", f"build the wheelhouse for {target.name} first")
+    base_size, base_compressed = _base_sizes(engine, registry, base, platform)
+    repo = f"{cfg.registry}/{cfg.repository}"
+    tag = f"{cfg.python}-{lock.sha256[:12]}-{arch}"
+    labels = {
+        "org.opencontainers.image.version": cfg.python,
+        "org.opencontainers.image.revision": revision,
+        "org.opencontainers.image.base.name": base.tag,
+        "org.opencontainers.image.base.digest": base.ref.partition("@")[2],
+        "io.factory.python.version": cfg.python,
+        "io.factory.lock.sha256": lock.sha256,
+        "io.factory.target": target.name,
+    }
+    with tempfile.TemporaryDirectory(prefix="factory-image-") as tmp:
+        ctx = Path(tmp) / "context.tar"
+        write_context(ctx, cfg.root / DOCKERFILE, lock, wheels, pip_wheel)
+        with open(ctx, "rb") as f:
+            image_id = engine.build(
+                f,
+                tag=f"{repo}:{tag}",
+                platform=platform,
+                buildargs={"BASE": base.ref, "UID": str(cfg.uid)},
+                labels=labels,
+            )
+    info = engine.inspect(image_id)
+    if info is None or info.platform != platform:
+        raise BuildError(f"image {repo}:{tag} inspects as {info.platform if info else 'missing'}", "check the engine")
+    digest = engine.push(repo, tag)
+    manifest = registry.manifest(cfg.repository, digest)
+    return BuiltImage(
+        arch=arch,
+        ref=f"{repo}@{digest}",
+        tag=f"{repo}:{tag}",
+        base=base.ref,
+        size=info.size,
+        compressed_size=manifest.compressed_size() if manifest else 0,
+        base_size=base_size,
+        base_compressed_size=base_compressed,
+    )
+
+
+def build_images(
+    cfg: Config,
+    engine: Engine,
+    registry: Registry,
+    lock: Lock,
+    wheelhouse: Path,
+    bases: dict[str, BaseImage],
+    pip_wheel: Path,
+    out: Path,
+) -> dict:
+    """Build, push and index the images of every arch; write ``out`` (images.lock) last.
+
+    Raises ``WheelhouseMismatchError`` if ``wheelhouse/manifest.json`` was made from
+    another lock, ``BuildError``/``RegistryError``/``BinfmtMissingError`` from the steps.
+    """
+    manifest = json.loads((wheelhouse / "manifest.json").read_text())
+    if manifest.get("lock_sha256") != lock.sha256:
+        raise WheelhouseMismatchError(
+            f"{wheelhouse} was built from lock {manifest.get('lock_sha256', '?')[:12]}, not {lock.path} ({lock.sha256[:12]})",
+            "rebuild the wheelhouse from this lock",
+        )
+    revision = source_revision(cfg.root)
+    built: list[BuiltImage] = []
+    with Progress() as progress:
+        for arch in cfg.arches:
+            task = progress.step(f"image {arch}")
+            built.append(build_image(cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, revision))
+            progress.done(task, f"image {arch}: {built[-1].ref}")
+    entries = [(registry.manifest(cfg.repository, b.ref.partition("@")[2]), b.arch) for b in built]
+    tags = [f"{cfg.python}-{lock.sha256[:12]}", cfg.python]
+    digest = ""
+    for t in tags:
+        digest = registry.put_manifest_list(cfg.repository, t, [(m, a) for m, a in entries if m is not None])
+    repo = f"{cfg.registry}/{cfg.repository}"
+    data = {
+        "images": [b.__dict__ for b in built],
+        "index": f"{repo}@{digest}",
+        "tags": [f"{repo}:{t}" for t in tags],
+        "python": cfg.python,
+        "lock_sha256": lock.sha256,
+    }
+    atomic.write_json(out, data)
+    return data

@@ -1,0 +1,94 @@
+"""Reading a package index through ``pypi-simple``: PEP 503 HTML, or PEP 691 JSON where served.
+
+Each project page is read once per ``Index`` object (one run). Files are downloaded into the
+content-addressed cache and verified against the sha256 the caller expects (from the lock).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable
+
+import requests
+from pypi_simple import ACCEPT_ANY, DistributionPackage, NoSuchProjectError, PyPISimple
+from pypi_simple.errors import UnsupportedContentTypeError, UnsupportedRepoVersionError
+
+from .cache import FileCache, sha256_file
+from .errors import HashMismatchError, IndexUnreachableError
+
+TIMEOUT = (15, 120)  # seconds: connect, read
+ProgressFactory = Callable[[int | None], object]
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text[:200]
+
+
+class Index:
+    """A simple-repository index at ``url`` (ending in ``/simple/``), read with ``ca_bundle``."""
+
+    def __init__(self, url: str, cache: FileCache, ca_bundle: Path | None = None) -> None:
+        self.url = url
+        self.cache = cache
+        session = requests.Session()
+        if ca_bundle is not None:
+            session.verify = str(ca_bundle)
+        self._client = PyPISimple(endpoint=url, session=session, accept=ACCEPT_ANY)
+        self._pages: dict[str, list[DistributionPackage]] = {}
+        self._lock = threading.Lock()
+        self.pages_read = 0
+
+    def _unreachable(self, err: BaseException) -> IndexUnreachableError:
+        return IndexUnreachableError(
+            f"index {self.url} cannot be reached: {_short(err)}",
+            "check the network, FACTORY_INDEX_URL and ca-bundle",
+        )
+
+    def files(self, project: str) -> list[DistributionPackage]:
+        """Every file the index lists for ``project`` ([] when the project is unknown).
+
+        Raises ``IndexUnreachableError`` on a connection/TLS/HTTP error or a page that is
+        neither PEP 503 HTML nor PEP 691 JSON.
+        """
+        with self._lock:
+            if project in self._pages:
+                return self._pages[project]
+        try:
+            page = self._client.get_project_page(project, timeout=TIMEOUT)
+            files = list(page.packages)
+        except NoSuchProjectError:
+            files = []
+        except (requests.RequestException, UnsupportedContentTypeError, UnsupportedRepoVersionError, ValueError) as e:
+            raise self._unreachable(e) from None
+        with self._lock:
+            self._pages[project] = files
+            self.pages_read += 1
+        return files
+
+    def fetch(self, pkg: DistributionPackage, sha256: str, progress: ProgressFactory | None = None) -> Path:
+        """The file ``pkg`` as a path in the cache, downloaded only if not cached already.
+
+        ``sha256`` is the hex digest the lock allows; the bytes are checked against it
+        (and against the index's own digest by pypi-simple). Raises ``HashMismatchError``
+        with expected and actual hashes, or ``IndexUnreachableError``.
+        """
+        cached = self.cache.get(sha256, pkg.filename)
+        if cached is not None:
+            return cached
+        staged = self.cache.staging(sha256)
+        try:
+            try:
+                self._client.download_package(pkg, staged, verify=False, progress=progress, timeout=TIMEOUT)
+            except requests.RequestException as e:
+                raise self._unreachable(e) from None
+            actual = sha256_file(staged)
+            if actual != sha256:
+                raise HashMismatchError(
+                    f"{pkg.filename}: expected sha256 {sha256}, got {actual}",
+                    "the index served different bytes than the lock pins; check the index or regenerate the lock",
+                )
+            return self.cache.commit(staged, sha256, pkg.filename)
+        finally:
+            staged.unlink(missing_ok=True)

@@ -1,0 +1,104 @@
+"""Wiring: builds the shared resources (index, engine, registry) and runs stages in order.
+
+``make images`` is ``run_all``: validate the lock, bootstrap (cached), wheelhouse for all
+targets, images for both arches, smoke, summary.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import bootstrap as bootstrap_stage
+from . import images as images_stage
+from . import smoke as smoke_stage
+from . import wheelhouse as wheelhouse_stage
+from .cache import FileCache
+from .config import Config
+from .engine import Engine
+from .errors import BootstrapError
+from .index import Index
+from .lockfile import Lock, read_lock
+from .progress import console
+from .registry import LocalRegistry, Registry
+from .report import print_summary
+from .toolchain import tool_wheel
+
+
+def make_index(cfg: Config) -> Index:
+    """The configured index, downloading into the configured cache."""
+    return Index(cfg.index_url, FileCache(cfg.cache_dir), cfg.ca_bundle)
+
+
+def local_registry(cfg: Config) -> LocalRegistry:
+    """The loopback registry process for ``cfg`` (data under ``<cache>/registry``)."""
+    return LocalRegistry(cfg.registry, cfg.cache_dir / "registry")
+
+
+def connect_registry(cfg: Config) -> Registry:
+    """A checked registry client; starts the local registry first if configured so.
+
+    Credentials come from ``FACTORY_REGISTRY_USER`` / ``FACTORY_REGISTRY_PASSWORD``.
+    """
+    if cfg.registry_local:
+        local_registry(cfg).start()
+    user, password = os.environ.get("FACTORY_REGISTRY_USER"), os.environ.get("FACTORY_REGISTRY_PASSWORD")
+    registry = Registry(cfg.registry, (user, password) if user and password else None)
+    registry.check()
+    return registry
+
+
+def bases_for(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
+    """The recorded base images; ``BootstrapError`` if an arch was never bootstrapped."""
+    bases = bootstrap_stage.read_bases_lock(cfg.bases_lock)
+    for arch in cfg.arches:
+        spec = cfg.base(arch)
+        if spec.image is not None:
+            bases[arch] = bootstrap_stage.upstream_base(spec)
+        elif arch not in bases:
+            raise BootstrapError(f"no {arch} base image in {cfg.bases_lock}", "run `factory bootstrap`")
+    return bases
+
+
+def run_bootstrap(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
+    engine = Engine()
+    return bootstrap_stage.bootstrap(cfg, engine, connect_registry(cfg))
+
+
+def run_wheelhouse(cfg: Config, lock: Lock, out: Path, allow_missing: bool) -> wheelhouse_stage.WheelhouseResult:
+    return wheelhouse_stage.build_wheelhouse(lock, cfg.targets, cfg.python, make_index(cfg), out, allow_missing, cfg.jobs)
+
+
+def run_images(cfg: Config, lock: Lock, wheelhouse: Path, out: Path) -> dict:
+    engine = Engine()
+    registry = connect_registry(cfg)
+    pip = tool_wheel(cfg, make_index(cfg), "pip")
+    return images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases_for(cfg), pip, out)
+
+
+def run_smoke(cfg: Config, images_lock: Path) -> list[smoke_stage.SmokeResult]:
+    engine = Engine()
+    connect_registry(cfg)
+    pip = tool_wheel(cfg, make_index(cfg), "pip")
+    return smoke_stage.smoke(engine, images_lock, cfg.python, pip)
+
+
+def run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path) -> None:
+    """The whole line, in order; each stage's errors stop it."""
+    console.rule("validate lock")
+    lock = read_lock(lock_path)
+    console.print(f"{lock.path}: {len(lock.pins)} pins, sha256 {lock.sha256[:12]}")
+    console.rule("bootstrap")
+    engine = Engine()
+    registry = connect_registry(cfg)
+    bases = bootstrap_stage.bootstrap(cfg, engine, registry)
+    console.rule("wheelhouse")
+    index = make_index(cfg)
+    wheelhouse_stage.build_wheelhouse(lock, cfg.targets, cfg.python, index, wheelhouse, False, cfg.jobs)
+    console.rule("images")
+    pip = tool_wheel(cfg, index, "pip")
+    images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases, pip, images_lock)
+    console.rule("smoke")
+    smoke_stage.smoke(engine, images_lock, cfg.python, pip)
+    console.rule("summary")
+    print_summary(wheelhouse, images_lock)

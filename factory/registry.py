@@ -1,0 +1,199 @@
+"""The OCI registry: starting Debian's ``docker-registry`` on loopback, and the HTTP API.
+
+Requests follow the OCI distribution spec (``/v2/<name>/manifests/<reference>``);
+digests are the registry's ``Docker-Content-Digest``. The multi-arch index is a Docker
+manifest list (``application/vnd.docker.distribution.manifest.list.v2+json``), the form
+``docker manifest push`` writes and every client reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from .errors import RegistryError
+
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+MANIFEST_LIST_V2 = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+ACCEPT = ", ".join([MANIFEST_V2, MANIFEST_LIST_V2, OCI_MANIFEST, OCI_INDEX])
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    """A manifest as the registry stores it: digest, media type, size in bytes, parsed body."""
+
+    digest: str
+    media_type: str
+    size: int
+    body: dict
+
+    def compressed_size(self) -> int:
+        """Sum of config and layer blob sizes in bytes (an image manifest only)."""
+        blobs = [self.body.get("config", {})] + list(self.body.get("layers", []))
+        return sum(int(b.get("size", 0)) for b in blobs)
+
+
+class Registry:
+    """HTTP client for the registry at ``address`` (``host:port``), plain HTTP on loopback."""
+
+    def __init__(self, address: str, auth: tuple[str, str] | None = None) -> None:
+        self.address = address
+        scheme = "http" if address.split(":")[0] in ("127.0.0.1", "localhost", "[::1]") else "https"
+        self.base = f"{scheme}://{address}/v2/"
+        self.session = requests.Session()
+        if auth:
+            self.session.auth = auth
+
+    def _fail(self, what: str, err: object) -> RegistryError:
+        return RegistryError(
+            f"registry {self.address} {what}: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}",
+            "start it (`factory registry start` for the local one) or fix [tool.factory] registry",
+        )
+
+    def ping(self) -> bool:
+        """True when ``/v2/`` answers 200 (or 401: up, but wants credentials)."""
+        try:
+            r = self.session.get(self.base, timeout=3)
+        except requests.RequestException:
+            return False
+        return r.status_code in (200, 401)
+
+    def check(self) -> None:
+        """Raise ``RegistryError`` unless the registry answers and accepts our credentials."""
+        try:
+            r = self.session.get(self.base, timeout=5)
+        except requests.RequestException as e:
+            raise self._fail("is down", e) from None
+        if r.status_code == 401:
+            raise RegistryError(
+                f"registry {self.address} rejected the credentials",
+                "set FACTORY_REGISTRY_USER / FACTORY_REGISTRY_PASSWORD or `docker login`",
+            )
+        if r.status_code != 200:
+            raise self._fail("answered", f"HTTP {r.status_code} on /v2/")
+
+    def manifest(self, repository: str, reference: str) -> ManifestInfo | None:
+        """The manifest ``repository:reference`` (tag or digest), or None if unknown."""
+        url = f"{self.base}{repository}/manifests/{reference}"
+        try:
+            r = self.session.get(url, headers={"Accept": ACCEPT}, timeout=30)
+        except requests.RequestException as e:
+            raise self._fail("is down", e) from None
+        if r.status_code == 404:
+            return None
+        if r.status_code != 200:
+            raise self._fail(f"refused GET {repository}/manifests/{reference}", f"HTTP {r.status_code}")
+        return ManifestInfo(
+            digest=r.headers.get("Docker-Content-Digest", ""),
+            media_type=r.headers.get("Content-Type", "").split(";")[0],
+            size=len(r.content),
+            body=r.json(),
+        )
+
+    def put_manifest_list(self, repository: str, tag: str, entries: list[tuple[ManifestInfo, str]]) -> str:
+        """Push a manifest list tagged ``tag`` over ``entries`` of (image manifest, arch).
+
+        Returns the list's digest (``sha256:…``). Raises ``RegistryError`` if refused.
+        """
+        body = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_LIST_V2,
+            "manifests": [
+                {
+                    "mediaType": m.media_type,
+                    "digest": m.digest,
+                    "size": m.size,
+                    "platform": {"architecture": arch, "os": "linux"},
+                }
+                for m, arch in entries
+            ],
+        }
+        data = json.dumps(body, indent=3).encode()
+        url = f"{self.base}{repository}/manifests/{tag}"
+        try:
+            r = self.session.put(url, data=data, headers={"Content-Type": MANIFEST_LIST_V2}, timeout=30)
+        except requests.RequestException as e:
+            raise self._fail("is down", e) from None
+        if r.status_code not in (200, 201):
+            raise self._fail(f"refused the index {repository}:{tag}", f"HTTP {r.status_code} {r.text[:200]}")
+        return r.headers["Docker-Content-Digest"]
+
+
+class LocalRegistry:
+    """Debian's ``docker-registry`` (distribution 2.8) serving ``data_dir`` on ``address``.
+
+    Started detached, so it outlives the factory process like any daemon; ``stop`` ends it.
+    """
+
+    def __init__(self, address: str, state_dir: Path) -> None:
+        self.address = address
+        self.state_dir = state_dir
+        self.pidfile = state_dir / "registry.pid"
+
+    def config_text(self) -> str:
+        """The distribution configuration (YAML, written as JSON which YAML accepts)."""
+        config = {
+            "version": 0.1,
+            "log": {"level": "warn"},
+            "storage": {"filesystem": {"rootdirectory": str(self.state_dir / "data")}, "delete": {"enabled": True}},
+            "http": {"addr": self.address},
+        }
+        return json.dumps(config, indent=2)
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start the registry unless ``/v2/`` already answers. Raises ``RegistryError``."""
+        if Registry(self.address).ping():
+            return
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            raise RegistryError(
+                "docker-registry is not installed",
+                "apt-get install docker-registry (or `make deps`), or set registry-local = false",
+            )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        config = self.state_dir / "config.yml"
+        config.write_text(self.config_text())
+        log = open(self.state_dir / "registry.log", "ab")
+        proc = subprocess.Popen(
+            [binary, "serve", str(config)],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.pidfile.write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if Registry(self.address).ping():
+                return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise RegistryError(
+            f"docker-registry did not come up on {self.address} (see {self.state_dir / 'registry.log'})",
+            "free the port or change [tool.factory] registry",
+        )
+
+    def stop(self) -> None:
+        """Stop a registry this class started (pid file); no-op otherwise."""
+        try:
+            pid = int(self.pidfile.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        try:
+            os.kill(pid, 15)
+            for _ in range(50):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+        except ProcessLookupError:
+            pass
+        self.pidfile.unlink(missing_ok=True)

@@ -1,0 +1,127 @@
+"""The smoke stage: start every image in ``images.lock`` with testcontainers and check it.
+
+Checks, per image (arm64 runs through QEMU binfmt):
+
+- the interpreter reports exactly the configured patch version;
+- every top-level module of every installed distribution imports
+  (``top_level.txt``, else the distribution's RECORD);
+- the installed set is consistent: ``pip check``, run from the toolchain's pip wheel
+  mounted read-only (pip itself is not in the image);
+- the process runs as a non-root user.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import binfmt
+from .engine import Engine
+from .errors import SmokeError
+from .progress import Progress, console
+
+PIP_IN_CONTAINER = "/opt/factory/pip.whl"
+
+# Runs inside the image; prints one JSON object.
+PROBE = r"""
+import importlib, importlib.metadata as md, json, os, platform
+
+def top_level(dist):
+    text = dist.read_text("top_level.txt")
+    if text:
+        return sorted({m.strip() for m in text.split() if m.strip()})
+    mods = set()
+    for f in dist.files or ():
+        parts = f.parts
+        if not parts or parts[0] in ("..", "__pycache__") or parts[0].endswith((".dist-info", ".data")):
+            continue
+        if len(parts) == 1:
+            if parts[0].endswith(".py"):
+                mods.add(parts[0][:-3])
+            elif parts[0].endswith(".so"):
+                mods.add(parts[0].split(".")[0])
+        elif parts[-1].endswith((".py", ".so")):
+            mods.add(parts[0])
+    return sorted(m for m in mods if m.isidentifier())
+
+out = {"version": platform.python_version(), "machine": platform.machine(), "uid": os.getuid(), "dists": {}}
+for dist in md.distributions():
+    results = {}
+    for mod in top_level(dist):
+        try:
+            importlib.import_module(mod)
+            results[mod] = None
+        except BaseException as e:
+            results[mod] = f"{type(e).__name__}: {e}"[:300]
+    out["dists"][dist.metadata["Name"]] = results
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class SmokeResult:
+    """Outcome for one image: what was checked, and failures as one-line messages."""
+
+    arch: str
+    ref: str
+    python: str = ""
+    machine: str = ""
+    uid: int = -1
+    modules: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def smoke_image(engine: Engine, ref: str, arch: str, python: str, pip_wheel: Path) -> SmokeResult:
+    """Run the checks on one image; failures are collected, not raised."""
+    result = SmokeResult(arch=arch, ref=ref)
+    where = f"image {ref} ({arch})"
+    with engine.test_container(ref, volumes=[(str(pip_wheel), PIP_IN_CONTAINER)]) as c:
+        code, output = c.exec(["python3", "-c", PROBE])
+        text = output.decode(errors="replace").strip()
+        if code != 0:
+            result.failures.append(f"{where}: the probe failed (exit {code}): {text.splitlines()[-1:] or ''}")
+            return result
+        probe = json.loads(text.splitlines()[-1])
+        result.python, result.machine, result.uid = probe["version"], probe["machine"], probe["uid"]
+        if probe["version"] != python:
+            result.failures.append(f"{where}: python is {probe['version']}, expected {python}")
+        expected_machine = {"amd64": "x86_64", "arm64": "aarch64"}[arch]
+        if probe["machine"] != expected_machine:
+            result.failures.append(f"{where}: machine is {probe['machine']}, expected {expected_machine}")
+        if probe["uid"] == 0:
+            result.failures.append(f"{where}: runs as root (uid 0)")
+        for dist, mods in sorted(probe["dists"].items()):
+            for mod, err in sorted(mods.items()):
+                result.modules += 1
+                if err is not None:
+                    result.failures.append(f"{where}: module {mod} (from {dist}) does not import: {err}")
+        code, output = c.exec(["python3", f"{PIP_IN_CONTAINER}/pip", "check", "--disable-pip-version-check", "--no-cache-dir"])
+        if code != 0:
+            lines = output.decode(errors="replace").strip().splitlines()
+            result.failures.append(f"{where}: pip check failed: {'; '.join(lines[:5])}")
+    return result
+
+
+def smoke(engine: Engine, images_lock: Path, python: str, pip_wheel: Path) -> list[SmokeResult]:
+    """Smoke-test every image in ``images_lock``; raise ``SmokeError`` naming the first failure.
+
+    All images are checked before raising; every failure is printed.
+    """
+    data = json.loads(images_lock.read_text())
+    results = []
+    with Progress() as progress:
+        for image in data["images"]:
+            if image["arch"] == "arm64":
+                binfmt.require_arm64()
+            task = progress.step(f"smoke {image['arch']}")
+            results.append(smoke_image(engine, image["ref"], image["arch"], python, pip_wheel))
+            r = results[-1]
+            status = "ok" if not r.failures else f"{len(r.failures)} failure(s)"
+            progress.done(task, f"smoke {r.arch}: python {r.python} {r.machine} uid {r.uid}, {r.modules} modules: {status}")
+    failures = [f for r in results for f in r.failures]
+    for f in failures:
+        console.print(f"[red]FAIL[/red] {f}")
+    if failures:
+        raise SmokeError(f"{len(failures)} smoke check(s) failed; first: {failures[0]}", "fix the image or the lock")
+    return results

@@ -1,0 +1,127 @@
+"""Targets: wheel platform tags the factory builds a wheelhouse for.
+
+A target is named by its wheel platform tag, e.g. ``manylinux_2_28_aarch64`` (PEP 600)
+or ``musllinux_1_2_x86_64`` (PEP 656). For each target this module gives the full
+ordered list of wheel tags a CPython of the configured version accepts there, most
+preferred first, built with ``packaging.tags``. ``pip download --platform X`` matches X
+exactly (pip issue 10760), which is why the list is spelled out here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from packaging.tags import Tag, compatible_tags, cpython_tags
+
+from .errors import UnknownTargetError
+
+ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}
+# PEP 600 legacy aliases: manylinux1 = glibc 2.5, manylinux2010 = 2.12, manylinux2014 = 2.17.
+_LEGACY_ALIASES = {5: "manylinux1", 12: "manylinux2010", 17: "manylinux2014"}
+# Oldest glibc minor with manylinux wheels per arch (aarch64 started at manylinux2014).
+_GLIBC_FLOOR_MIN = {"x86_64": 5, "aarch64": 17}
+_TARGET_RE = re.compile(r"^(?P<libc>manylinux|musllinux)_(?P<major>\d+)_(?P<minor>\d+)_(?P<arch>[a-z0-9_]+)$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One wheel platform, e.g. ``manylinux_2_28_x86_64``.
+
+    ``libc`` is ``"manylinux"`` (glibc) or ``"musllinux"``; ``floor`` the (major, minor)
+    libc version of the tag; ``arch`` the machine (``x86_64``/``aarch64``).
+    """
+
+    name: str
+    libc: str
+    floor: tuple[int, int]
+    arch: str
+
+    @property
+    def docker_arch(self) -> str:
+        """The OCI platform architecture (``amd64``/``arm64``) for this target's machine."""
+        return ARCHES[self.arch]
+
+    def platforms(self) -> list[str]:
+        """Platform tags this target accepts, most preferred first.
+
+        manylinux: ``manylinux_2_<floor>`` down to the arch's oldest, with each legacy
+        alias right after its PEP 600 twin. musllinux: ``musllinux_1_<floor>`` down to 1_0.
+        """
+        major, minor = self.floor
+        out: list[str] = []
+        if self.libc == "manylinux":
+            for m in range(minor, _GLIBC_FLOOR_MIN[self.arch] - 1, -1):
+                out.append(f"manylinux_{major}_{m}_{self.arch}")
+                if m in _LEGACY_ALIASES and not (self.arch == "aarch64" and m != 17):
+                    out.append(f"{_LEGACY_ALIASES[m]}_{self.arch}")
+        else:
+            out = [f"musllinux_{major}_{m}_{self.arch}" for m in range(minor, -1, -1)]
+        return out
+
+    def tags(self, python: str) -> list[Tag]:
+        """Every wheel tag CPython ``python`` (``"3.14.8"``) accepts on this target, best first.
+
+        cp314-cp314, cp3x-abi3, cp314-none per platform, then pure-Python tags down to
+        ``py3-none-any`` (``packaging.tags.cpython_tags`` + ``compatible_tags``).
+        """
+        return list(self._tags(python_version(python)))
+
+    def _tags(self, version: tuple[int, int]) -> list[Tag]:
+        interp = f"cp{version[0]}{version[1]}"
+        plats = self.platforms()
+        return [
+            *cpython_tags(version, abis=[interp], platforms=plats),
+            *compatible_tags(version, interpreter=interp, platforms=plats),
+        ]
+
+    def rank(self, python: str) -> dict[Tag, int]:
+        """Map each accepted tag to its preference (0 = best) for CPython ``python``."""
+        return _rank(self, python_version(python))
+
+    def marker_environment(self, python: str) -> dict[str, str]:
+        """PEP 508 marker environment of CPython ``python`` on this target."""
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": python,
+            "os_name": "posix",
+            "platform_machine": self.arch,
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_system": "Linux",
+            "platform_version": "",
+            "python_full_version": python,
+            "python_version": ".".join(python.split(".")[:2]),
+            "sys_platform": "linux",
+        }
+
+
+@lru_cache(maxsize=None)
+def _rank(target: Target, version: tuple[int, int]) -> dict[Tag, int]:
+    return {t: i for i, t in enumerate(target._tags(version))}
+
+
+def python_version(python: str) -> tuple[int, int]:
+    """``"3.14.8"`` -> ``(3, 14)``."""
+    major, minor = python.split(".")[:2]
+    return int(major), int(minor)
+
+
+def parse_target(name: str) -> Target:
+    """Parse a target name. Raises ``UnknownTargetError`` for anything but a
+    manylinux_2_N / musllinux_1_N tag on x86_64 or aarch64."""
+    m = _TARGET_RE.match(name)
+    arch = m["arch"] if m else ""
+    ok = bool(m) and arch in ARCHES
+    if ok and m["libc"] == "manylinux":
+        ok = m["major"] == "2" and int(m["minor"]) >= _GLIBC_FLOOR_MIN[arch]
+    elif ok:
+        ok = m["major"] == "1"
+    if not ok or m is None:
+        raise UnknownTargetError(
+            f"unknown target {name!r}",
+            "use a wheel platform tag such as manylinux_2_28_x86_64, manylinux_2_28_aarch64, "
+            "musllinux_1_2_x86_64 or musllinux_1_2_aarch64",
+        )
+    return Target(name=name, libc=m["libc"], floor=(int(m["major"]), int(m["minor"])), arch=arch)

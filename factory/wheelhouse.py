@@ -1,0 +1,222 @@
+"""The wheelhouse stage: the best index wheel for every pin × target, verified, laid out.
+
+Output layout (``out``)::
+
+    <target>/<wheel files>      one directory per target
+    manifest.json               {"python", "lock_sha256", "targets": {target: [entry, ...]}}
+    simple/                     a PEP 503 index over all wheels (pip --index-url file://…)
+
+The whole tree is built next to ``out`` in a temporary directory and renamed into place.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+from pypi_simple import DistributionPackage
+
+from . import atomic
+from .errors import HashMismatchError, LockError, MissingWheelsError
+from .index import Index
+from .lockfile import Lock, Pin
+from .progress import Progress
+from .targets import Target
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The wheel chosen for one pin on one target."""
+
+    pin: Pin
+    target: Target
+    package: DistributionPackage
+    sha256: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Result of matching a lock against index pages: choices, and (pin, target) without a wheel."""
+
+    choices: tuple[Choice, ...]
+    missing: tuple[tuple[Pin, Target], ...]
+
+
+@dataclass(frozen=True)
+class WheelhouseResult:
+    """What ``build_wheelhouse`` wrote: the directory, the manifest dict, the missing cells."""
+
+    out: Path
+    manifest: dict
+    missing: tuple[tuple[Pin, Target], ...] = field(default=())
+
+
+def best_wheel(pin: Pin, target: Target, python: str, files: list[DistributionPackage]) -> Choice | None:
+    """The most preferred wheel of ``pin`` for ``target`` among the index ``files``.
+
+    Only wheels of the pinned version whose sha256 (from the index's ``#sha256=`` link
+    fragment, PEP 503, or the PEP 691 ``hashes``) is in the lock are eligible. Returns
+    None when no wheel's tags fit the target. Raises ``HashMismatchError`` when fitting
+    wheels exist but none carries a hash the lock allows.
+    """
+    rank = target.rank(python)
+    best: tuple[int, Choice] | None = None
+    rejected: list[tuple[str, str]] = []
+    for pkg in files:
+        if not pkg.filename.endswith(".whl"):
+            continue
+        try:
+            name, version, _build, tags = parse_wheel_filename(pkg.filename)
+            if name != pin.name or version != Version(pin.version):
+                continue
+        except (InvalidWheelFilename, InvalidVersion):
+            continue
+        fits = [(rank[t], t) for t in tags if t in rank]
+        if not fits:
+            continue
+        score, tag = min(fits)
+        sha = pkg.digests.get("sha256", "")
+        if sha not in pin.hashes:
+            rejected.append((pkg.filename, sha or "none"))
+            continue
+        if best is None or score < best[0]:
+            best = (score, Choice(pin=pin, target=target, package=pkg, sha256=sha, tag=str(tag)))
+    if best is None and rejected:
+        filename, sha = rejected[0]
+        raise HashMismatchError(
+            f"{filename}: the index lists sha256 {sha}, the lock allows {', '.join(sorted(pin.hashes))} "
+            f"({pin.name}=={pin.version}, line {pin.line})",
+            "regenerate the lock with `factory lock`, or check that the index is the one the lock was made from",
+        )
+    return best[1] if best else None
+
+
+def select(lock: Lock, targets: tuple[Target, ...], python: str, index: Index, jobs: int = 4) -> Selection:
+    """Read each pin's index page once (``jobs`` at a time) and choose a wheel per target.
+
+    Pins whose markers hold for no target are rejected with ``LockError``.
+    """
+    for pin in lock.pins:
+        if not any(pin.applies_to(t, python) for t in targets):
+            raise LockError(
+                f"{lock.path}:{pin.line}: {pin.name}'s marker ({pin.marker}) excludes every target",
+                "drop the pin or fix its marker",
+            )
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pages = dict(zip((p.name for p in lock.pins), pool.map(index.files, [p.name for p in lock.pins])))
+    choices: list[Choice] = []
+    missing: list[tuple[Pin, Target]] = []
+    for target in targets:
+        for pin in lock.pins:
+            if not pin.applies_to(target, python):
+                continue
+            choice = best_wheel(pin, target, python, pages[pin.name])
+            if choice is None:
+                missing.append((pin, target))
+            else:
+                choices.append(choice)
+    return Selection(tuple(choices), tuple(missing))
+
+
+def manifest_of(python: str, lock: Lock, targets: tuple[Target, ...], choices: tuple[Choice, ...]) -> dict:
+    """The ``manifest.json`` dict: ``{"python", "lock_sha256", "targets": {name: [entry]}}``.
+
+    Each entry is ``{"name", "version", "filename", "sha256", "tag", "source": "index"}``,
+    sorted by name.
+    """
+    per_target: dict[str, list[dict]] = {t.name: [] for t in targets}
+    for c in choices:
+        per_target[c.target.name].append(
+            {
+                "name": c.pin.name,
+                "version": c.pin.version,
+                "filename": c.package.filename,
+                "sha256": c.sha256,
+                "tag": c.tag,
+                "source": "index",
+            }
+        )
+    for entries in per_target.values():
+        entries.sort(key=lambda e: e["name"])
+    return {"python": python, "lock_sha256": lock.sha256, "targets": per_target}
+
+
+def write_simple_index(root: Path, manifest: dict) -> None:
+    """Write a PEP 503 ``simple/`` tree under ``root`` linking to the target directories."""
+    projects: dict[str, dict[str, tuple[str, str]]] = {}
+    for target, entries in manifest["targets"].items():
+        for e in entries:
+            projects.setdefault(e["name"], {}).setdefault(e["filename"], (target, e["sha256"]))
+    simple = root / "simple"
+    simple.mkdir()
+    links = "\n".join(f'<a href="{html.escape(n)}/">{html.escape(n)}</a><br/>' for n in sorted(projects))
+    (simple / "index.html").write_text(f"<!DOCTYPE html>\n<html><body>\n{links}\n</body></html>\n")
+    for name, files in projects.items():
+        d = simple / canonicalize_name(name)
+        d.mkdir()
+        rows = "\n".join(
+            f'<a href="../../{html.escape(t)}/{html.escape(f)}#sha256={s}">{html.escape(f)}</a><br/>'
+            for f, (t, s) in sorted(files.items())
+        )
+        (d / "index.html").write_text(f"<!DOCTYPE html>\n<html><body>\n{rows}\n</body></html>\n")
+
+
+def build_wheelhouse(
+    lock: Lock,
+    targets: tuple[Target, ...],
+    python: str,
+    index: Index,
+    out: Path,
+    allow_missing: bool = False,
+    jobs: int = 4,
+) -> WheelhouseResult:
+    """Select, download (once per file, ``jobs`` at a time), verify and lay out the wheelhouse.
+
+    Raises ``MissingWheelsError`` listing every pin × target without a wheel unless
+    ``allow_missing``; then nothing is written. ``out`` is replaced atomically.
+    """
+    sel = select(lock, targets, python, index, jobs)
+    if sel.missing and not allow_missing:
+        cells = "; ".join(f"{p.name}=={p.version} × {t.name}" for p, t in sel.missing)
+        raise MissingWheelsError(
+            f"{len(sel.missing)} pin × target without a cp{python.replace('.', '')[:3]} wheel on the index: {cells}",
+            "pick versions with wheels, drop those targets, or pass --allow-missing to only report them",
+        )
+    unique = {c.sha256: c for c in sel.choices}
+    with Progress() as progress:
+        task = progress.files_task("wheels", len(unique))
+
+        def fetch(c: Choice) -> tuple[str, Path]:
+            path = index.fetch(c.package, c.sha256, progress=progress.bytes_tracker())
+            progress.advance(task)
+            return c.sha256, path
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            local = dict(pool.map(fetch, unique.values()))
+
+    manifest = manifest_of(python, lock, targets, sel.choices)
+    if sel.missing:
+        manifest["missing"] = [{"name": p.name, "version": p.version, "target": t.name} for p, t in sel.missing]
+
+    def fill(tmp: Path) -> None:
+        for t in targets:
+            (tmp / t.name).mkdir()
+        for c in sel.choices:
+            atomic.link_or_copy(local[c.sha256], tmp / c.target.name / c.package.filename)
+        write_simple_index(tmp, manifest)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+    atomic.replace_dir(out, fill)
+    return WheelhouseResult(out=out, manifest=manifest, missing=sel.missing)
+
+
+def load_manifest(wheelhouse: Path) -> dict:
+    """Read ``<wheelhouse>/manifest.json``; ``FileNotFoundError`` passes through."""
+    return json.loads((wheelhouse / "manifest.json").read_text())
+
