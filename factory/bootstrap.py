@@ -73,6 +73,7 @@ def mmdebstrap_command(recipe: Recipe, arch: str, out: Path) -> list[str]:
         "mmdebstrap",
         f"--variant={recipe.variant}",
         f"--arch={arch}",
+        "--format=tar",
         f"--include={','.join(recipe.packages)}",
         "--aptopt=Acquire::Check-Valid-Until \"false\"",
         "--aptopt=Acquire::Retries \"3\"",

@@ -58,7 +58,7 @@ def compile_lock(cfg: Config, engine: Engine, index: Index, base: BaseImage, sou
             env.update(SSL_CERT_FILE="/opt/factory/ca.crt", PIP_CERT="/opt/factory/ca.crt")
         script = (
             "set -e; python3 -m venv --without-pip /tmp/tc; "
-            "/tmp/tc/bin/python /opt/factory/pip.whl/pip install -q --no-cache-dir --require-hashes -r /work/toolchain.txt; "
+            "/tmp/tc/bin/python /opt/factory/pip.whl/pip install -q --no-cache-dir --ignore-installed --require-hashes -r /work/toolchain.txt; "
             f"cd /work && /tmp/tc/bin/pip-compile -q {' '.join(PIP_COMPILE_ARGS)} "
             f"--index-url \"$PIP_INDEX_URL\" -o out.txt {source.name}"
         )
