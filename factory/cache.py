@@ -57,5 +57,6 @@ class FileCache:
         """Move a verified staged file into place (atomic rename) and return its path."""
         final = self._dir(sha256) / filename
         final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(staged, 0o644)  # mkstemp makes 0600; wheels are read by non-root users too
         os.replace(staged, final)
         return final

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import threading
 from types import TracebackType
+from typing import Callable
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
+from rich.filesize import decimal
+from rich.progress import BarColumn, ProgressColumn, SpinnerColumn, Task, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as _RichProgress
+from rich.text import Text
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
+
+
+class _CountColumn(ProgressColumn):
+    """``12/75`` for item bars, ``40.1/160.2 MB`` for the bytes bar, nothing for steps."""
+
+    def render(self, task: Task) -> Text:
+        kind = task.fields.get("kind")
+        if kind == "bytes":
+            return Text(f"{decimal(int(task.completed))}/{decimal(int(task.total or 0))}")
+        if kind == "items":
+            return Text(f"{int(task.completed)}/{int(task.total or 0)}")
+        return Text("")
 
 
 class _BytesTracker:
-    """pypi-simple ``ProgressTracker``: forwards chunk sizes to the shared bytes bar."""
+    """A pypi-simple ``ProgressTracker`` feeding the shared bytes bar."""
 
     def __init__(self, progress: "Progress", size: int | None) -> None:
         self._p = progress
@@ -40,21 +46,22 @@ class _BytesTracker:
 
 
 class Progress:
-    """A rich progress display with a files bar and a shared bytes bar (thread-safe)."""
+    """A rich progress display: item bars, one shared bytes bar, spinners for steps.
+
+    Thread-safe; use as a context manager.
+    """
 
     def __init__(self) -> None:
         self._rich = _RichProgress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            _CountColumn(),
             TimeElapsedColumn(),
             console=console,
-            transient=False,
         )
         self._bytes: TaskID | None = None
+        self._bytes_total = 0
         self._lock = threading.Lock()
 
     def __enter__(self) -> "Progress":
@@ -66,31 +73,35 @@ class Progress:
 
     def files_task(self, what: str, total: int) -> TaskID:
         """A bar counting ``total`` items of ``what``."""
-        return self._rich.add_task(what, total=total)
+        return self._rich.add_task(what, total=total, kind="items")
 
     def step(self, description: str) -> TaskID:
         """A spinner for one step of unknown length; finish it with ``done``."""
-        return self._rich.add_task(description, total=None)
+        return self._rich.add_task(description, total=None, kind="step")
 
-    def done(self, task: TaskID, description: str | None = None) -> None:
-        """Mark a ``step`` finished, optionally renaming it."""
-        self._rich.update(task, total=1, completed=1, description=description or self._rich.tasks[task].description)
+    def done(self, task: TaskID, message: str | None = None) -> None:
+        """Mark a ``step`` finished; print ``message`` (full width) below the bars."""
+        self._rich.update(task, total=1, completed=1)
+        if message:
+            self._rich.console.print(message, soft_wrap=True)
 
     def advance(self, task: TaskID, n: int = 1) -> None:
+        """Advance an item bar by ``n``."""
         self._rich.advance(task, n)
 
-    def bytes_tracker(self):  # -> Callable[[int | None], _BytesTracker]
-        """A pypi-simple progress factory feeding the shared ``bytes`` bar."""
+    def bytes_tracker(self) -> Callable[[int | None], _BytesTracker]:
+        """A pypi-simple progress factory feeding the shared bytes bar."""
         with self._lock:
             if self._bytes is None:
-                self._bytes = self._rich.add_task("bytes", total=0)
+                self._bytes = self._rich.add_task("bytes", total=0, kind="bytes")
         return lambda size: _BytesTracker(self, size)
 
     def add_bytes_total(self, n: int) -> None:
         with self._lock:
             assert self._bytes is not None
-            total = self._rich.tasks[self._bytes].total or 0
-            self._rich.update(self._bytes, total=total + n)
+            self._bytes_total += n
+            self._rich.update(self._bytes, total=self._bytes_total)
 
     def add_bytes_done(self, n: int) -> None:
-        self._rich.advance(self._bytes, n)  # type: ignore[arg-type]
+        assert self._bytes is not None
+        self._rich.advance(self._bytes, n)
