@@ -41,6 +41,10 @@ class IndexUnreachableError(FactoryError):
     """The package index did not answer (connection, TLS or HTTP error)."""
 
 
+class IndexResponseError(FactoryError):
+    """The index answered with a page that is neither PEP 503 HTML nor PEP 691 JSON, or lists nothing."""
+
+
 class HashMismatchError(FactoryError):
     """A file's sha256 differs from the one the lock (or the index) promises."""
 

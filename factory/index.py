@@ -15,7 +15,7 @@ from pypi_simple import ACCEPT_ANY, DistributionPackage, NoSuchProjectError, PyP
 from pypi_simple.errors import UnsupportedContentTypeError, UnsupportedRepoVersionError
 
 from .cache import FileCache, sha256_file
-from .errors import HashMismatchError, IndexUnreachableError
+from .errors import HashMismatchError, IndexResponseError, IndexUnreachableError
 
 TIMEOUT = (15, 120)  # seconds: connect, read
 ProgressFactory = Callable[[int | None], object]
@@ -49,18 +49,26 @@ class Index:
     def files(self, project: str) -> list[DistributionPackage]:
         """Every file the index lists for ``project`` ([] when the project is unknown).
 
-        Raises ``IndexUnreachableError`` on a connection/TLS/HTTP error or a page that is
-        neither PEP 503 HTML nor PEP 691 JSON.
+        Raises ``IndexUnreachableError`` on a connection/TLS/HTTP error and
+        ``IndexResponseError`` for a page that is neither PEP 503 HTML nor PEP 691 JSON
+        or lists no file at all.
         """
         with self._lock:
             if project in self._pages:
                 return self._pages[project]
+        url = self._client.get_project_url(project)
         try:
-            page = self._client.get_project_page(project, timeout=TIMEOUT)
-            files = list(page.packages)
+            files = list(self._client.get_project_page(project, timeout=TIMEOUT).packages)
+            if not files:
+                raise IndexResponseError(f"index page {url} lists no files", "check that the index URL points at a simple index")
         except NoSuchProjectError:
             files = []
-        except (requests.RequestException, UnsupportedContentTypeError, UnsupportedRepoVersionError, ValueError) as e:
+        except (UnsupportedContentTypeError, UnsupportedRepoVersionError, ValueError) as e:
+            raise IndexResponseError(
+                f"index page {url} is neither PEP 503 HTML nor PEP 691 JSON: {_short(e)}",
+                "point FACTORY_INDEX_URL at a simple index (…/simple/)",
+            ) from None
+        except requests.RequestException as e:
             raise self._unreachable(e) from None
         with self._lock:
             self._pages[project] = files

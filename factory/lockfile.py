@@ -82,7 +82,7 @@ def read_lock(path: Path | str) -> Lock:
         name = canonicalize_name(req.name)
         specs = list(req.specifier or [])
         if len(specs) != 1 or specs[0].operator not in ("==", "===") or "*" in specs[0].version:
-            found = str(req.specifier) or "no version"
+            found = str(req.specifier) if req.specifier else "no version"
             raise LockError(f"{where}: {req.name} is not pinned with == ({found})", f"pin one exact version; {_REGEN}")
         if not req.hash_options:
             raise LockError(f"{where}: {req.name}=={specs[0].version} has no --hash", f"add sha256 hashes; {_REGEN}")

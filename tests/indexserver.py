@@ -1,0 +1,113 @@
+"""A real simple-repository index on loopback for tests: PEP 503 HTML, optionally PEP 691 JSON.
+
+Serves ``/simple/<project>/`` pages and ``/files/<filename>``; counts requests per path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import json
+import threading
+import zipfile
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+
+def make_wheel(filename: str) -> bytes:
+    """A minimal wheel archive for ``filename`` (METADATA, WHEEL, RECORD)."""
+    name, version, _, tags = parse_wheel_filename(filename)
+    dist = f"{name.replace('-', '_')}-{version}.dist-info"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\n" + "".join(f"Tag: {t}\n" for t in sorted(map(str, tags))))
+        z.writestr(f"{dist}/RECORD", "")
+    return buf.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class FixtureIndex:
+    """Files by project: ``{"orjson": {"orjson-3.13.0-...whl": b"..."}}``.
+
+    ``listed_hash`` overrides the ``#sha256=`` a page shows for a file; ``served`` overrides
+    the bytes a download returns (tampering, truncation); ``garbage`` makes pages junk.
+    """
+
+    def __init__(self, projects: dict[str, dict[str, bytes]], json_api: bool = False) -> None:
+        self.projects = {canonicalize_name(k): v for k, v in projects.items()}
+        self.json_api = json_api
+        self.listed_hash: dict[str, str] = {}
+        self.served: dict[str, bytes] = {}
+        self.garbage = False
+        self.raw_pages: dict[str, bytes] = {}
+        self.requests: Counter[str] = Counter()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self._server.server_port}/simple/"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FixtureIndex":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _files(self, project: str) -> dict[str, bytes]:
+        return self.projects.get(canonicalize_name(project), {})
+
+    def _handler(self):
+        index = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, status: int, ctype: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                index.requests[self.path] += 1
+                parts = [p for p in self.path.split("/") if p]
+                if len(parts) == 2 and parts[0] == "simple":
+                    project = parts[1]
+                    if project in index.raw_pages:
+                        return self._send(200, "text/html", index.raw_pages[project])
+                    if canonicalize_name(project) not in index.projects:
+                        return self._send(404, "text/plain", b"not found")
+                    if index.garbage:
+                        return self._send(200, "application/octet-stream", b"\x00\x01 garbage")
+                    files = index._files(project)
+                    if index.json_api and "application/vnd.pypi.simple.v1+json" in self.headers.get("Accept", ""):
+                        data = {
+                            "meta": {"api-version": "1.0"},
+                            "name": project,
+                            "files": [
+                                {"filename": f, "url": f"/files/{f}", "hashes": {"sha256": index.listed_hash.get(f, sha256(b))}}
+                                for f, b in files.items()
+                            ],
+                        }
+                        return self._send(200, "application/vnd.pypi.simple.v1+json", json.dumps(data).encode())
+                    links = "".join(
+                        f'<a href="/files/{html.escape(f)}#sha256={index.listed_hash.get(f, sha256(b))}">{html.escape(f)}</a><br/>\n'
+                        for f, b in files.items()
+                    )
+                    return self._send(200, "text/html", f"<!DOCTYPE html><html><body>\n{links}</body></html>".encode())
+                if len(parts) == 2 and parts[0] == "files":
+                    for files in index.projects.values():
+                        if parts[1] in files:
+                            return self._send(200, "application/octet-stream", index.served.get(parts[1], files[parts[1]]))
+                return self._send(404, "text/plain", b"not found")
+
+        return Handler

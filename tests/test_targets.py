@@ -1,0 +1,68 @@
+"""Tag expansion per target (PEP 600 / PEP 656 via packaging.tags)."""
+
+import pytest
+from packaging.tags import Tag
+
+from factory.errors import UnknownTargetError
+from factory.targets import parse_target
+
+PY = "3.14.8"
+
+
+def test_manylinux_x86_64_goes_down_to_2_5_with_legacy_aliases():
+    plats = parse_target("manylinux_2_28_x86_64").platforms()
+    assert plats[0] == "manylinux_2_28_x86_64"
+    assert plats[-2:] == ["manylinux_2_5_x86_64", "manylinux1_x86_64"]
+    # each alias right after its PEP 600 twin
+    assert plats.index("manylinux2014_x86_64") == plats.index("manylinux_2_17_x86_64") + 1
+    assert plats.index("manylinux2010_x86_64") == plats.index("manylinux_2_12_x86_64") + 1
+
+
+def test_manylinux_aarch64_stops_at_2_17_plus_manylinux2014():
+    plats = parse_target("manylinux_2_28_aarch64").platforms()
+    assert plats[-2:] == ["manylinux_2_17_aarch64", "manylinux2014_aarch64"]
+    assert not any("manylinux1" in p or "manylinux2010" in p for p in plats)
+
+
+def test_musllinux_order():
+    assert parse_target("musllinux_1_2_aarch64").platforms() == [
+        "musllinux_1_2_aarch64",
+        "musllinux_1_1_aarch64",
+        "musllinux_1_0_aarch64",
+    ]
+
+
+def test_tag_order_prefers_exact_abi_then_abi3_then_pure():
+    rank = parse_target("manylinux_2_28_x86_64").rank(PY)
+    cp314 = rank[Tag("cp314", "cp314", "manylinux_2_17_x86_64")]
+    abi3 = rank[Tag("cp311", "abi3", "manylinux_2_28_x86_64")]
+    pure = rank[Tag("py3", "none", "any")]
+    assert rank[Tag("cp314", "cp314", "manylinux_2_28_x86_64")] < cp314 < abi3 < pure
+
+
+def test_orjson_2_17_wheel_fits_the_2_28_targets_and_not_musl():
+    for name in ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64"):
+        arch = name.split("_", 3)[3]
+        assert Tag("cp314", "cp314", f"manylinux_2_17_{arch}") in parse_target(name).rank(PY)
+    assert Tag("cp314", "cp314", "manylinux_2_17_x86_64") not in parse_target("musllinux_1_2_x86_64").rank(PY)
+
+
+def test_a_newer_floor_than_the_target_is_not_accepted():
+    assert Tag("cp314", "cp314", "manylinux_2_34_x86_64") not in parse_target("manylinux_2_28_x86_64").rank(PY)
+    assert Tag("cp313", "cp313", "manylinux_2_17_x86_64") not in parse_target("manylinux_2_28_x86_64").rank(PY)
+
+
+@pytest.mark.parametrize(
+    "name", ["manylinux_2_28_riscv64", "linux_x86_64", "manylinux2014_x86_64", "musllinux_2_1_x86_64", "manylinux_2_10_aarch64", ""]
+)
+def test_unknown_targets_are_rejected(name):
+    with pytest.raises(UnknownTargetError, match="unknown target"):
+        parse_target(name)
+
+
+def test_marker_environment():
+    env = parse_target("musllinux_1_2_aarch64").marker_environment(PY)
+    assert env["platform_machine"] == "aarch64"
+    assert env["python_full_version"] == "3.14.8"
+    assert env["python_version"] == "3.14"
+    assert env["sys_platform"] == "linux"

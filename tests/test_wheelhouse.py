@@ -1,0 +1,165 @@
+"""The wheelhouse stage against a real loopback index serving small wheels."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from factory.cache import FileCache
+from factory.errors import HashMismatchError, LockError, MissingWheelsError
+from factory.index import Index
+from factory.lockfile import read_lock
+from factory.targets import parse_target
+from factory.wheelhouse import build_wheelhouse
+from indexserver import FixtureIndex, make_wheel, sha256
+
+PY = "3.14.8"
+TARGETS = tuple(
+    parse_target(t)
+    for t in ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "musllinux_1_2_x86_64", "musllinux_1_2_aarch64")
+)
+FILES = {
+    "orjson": [
+        "orjson-3.13.0-cp314-cp314-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "orjson-3.13.0-cp314-cp314-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
+        "orjson-3.13.0-cp314-cp314-musllinux_1_2_x86_64.whl",
+        "orjson-3.13.0-cp314-cp314-musllinux_1_2_aarch64.whl",
+        "orjson-3.13.0-cp313-cp313-manylinux_2_28_x86_64.whl",
+        "orjson-3.13.0-cp314-cp314-manylinux_2_34_x86_64.whl",
+    ],
+    "markupsafe": [
+        "markupsafe-3.0.4-cp314-cp314-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "markupsafe-3.0.4-cp314-cp314-manylinux_2_28_x86_64.whl",
+        "markupsafe-3.0.4-cp314-cp314-manylinux_2_28_aarch64.whl",
+        "markupsafe-3.0.4-cp314-cp314-musllinux_1_1_x86_64.whl",
+        "markupsafe-3.0.4-cp314-cp314-musllinux_1_2_x86_64.whl",
+        "markupsafe-3.0.4-cp314-cp314-musllinux_1_2_aarch64.whl",
+    ],
+    "typing-extensions": ["typing_extensions-4.16.0-py3-none-any.whl", "typing_extensions-4.15.0-py3-none-any.whl"],
+    "nomusl": ["nomusl-1.0-cp311-abi3-manylinux_2_17_x86_64.whl", "nomusl-1.0-cp311-abi3-manylinux_2_17_aarch64.whl"],
+}
+VERSIONS = {"orjson": "3.13.0", "markupsafe": "3.0.4", "typing-extensions": "4.16.0", "nomusl": "1.0"}
+
+
+def projects(names):
+    return {n: {f: make_wheel(f) for f in FILES[n]} for n in names}
+
+
+def write_lock(path, projs, extra=""):
+    lines = []
+    for name, files in projs.items():
+        hashes = " ".join(f"--hash=sha256:{sha256(b)}" for b in files.values())
+        lines.append(f"{name}=={VERSIONS[name]} {hashes}")
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return read_lock(path)
+
+
+@pytest.fixture
+def served(tmp_path):
+    projs = projects(["orjson", "markupsafe", "typing-extensions"])
+    with FixtureIndex(projs) as idx:
+        yield idx, Index(idx.url, FileCache(tmp_path / "cache")), write_lock(tmp_path / "req.lock", projs)
+
+
+def test_four_targets_best_wheels_manifest_and_simple_index(tmp_path, served):
+    idx, index, lock = served
+    out = tmp_path / "wh"
+    result = build_wheelhouse(lock, TARGETS, PY, index, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest == result.manifest
+    assert set(manifest) == {"python", "lock_sha256", "targets"}
+    assert manifest["python"] == PY and manifest["lock_sha256"] == lock.sha256
+    by = {t: {e["name"]: e for e in entries} for t, entries in manifest["targets"].items()}
+    assert set(by) == {t.name for t in TARGETS}
+    for entries in manifest["targets"].values():
+        for e in entries:
+            assert set(e) == {"name", "version", "filename", "sha256", "tag", "source"}
+            assert e["source"] == "index"
+    assert by["manylinux_2_28_x86_64"]["orjson"]["filename"].startswith("orjson-3.13.0-cp314-cp314-manylinux_2_17_x86_64")
+    assert by["manylinux_2_28_aarch64"]["orjson"]["tag"] == "cp314-cp314-manylinux_2_17_aarch64"
+    assert by["manylinux_2_28_x86_64"]["markupsafe"]["filename"] == "markupsafe-3.0.4-cp314-cp314-manylinux_2_28_x86_64.whl"
+    assert by["musllinux_1_2_x86_64"]["markupsafe"]["tag"] == "cp314-cp314-musllinux_1_2_x86_64"
+    assert by["musllinux_1_2_aarch64"]["typing-extensions"]["version"] == "4.16.0"
+    for t, entries in by.items():
+        for e in entries.values():
+            f = out / t / e["filename"]
+            assert f.is_file() and sha256(f.read_bytes()) == e["sha256"]
+    # the py3-none-any wheel serves four targets and is fetched once
+    assert idx.requests["/files/typing_extensions-4.16.0-py3-none-any.whl"] == 1
+    assert idx.requests["/files/orjson-3.13.0-cp314-cp314-manylinux_2_34_x86_64.whl"] == 0
+    # PEP 503 index over the wheelhouse
+    page = (out / "simple" / "orjson" / "index.html").read_text()
+    assert "../../manylinux_2_28_x86_64/orjson-3.13.0-cp314-cp314-manylinux_2_17_x86_64" in page
+    assert "#sha256=" in page
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def test_pip_installs_from_the_simple_index(tmp_path, served):
+    _, index, lock = served
+    out = tmp_path / "wh"
+    build_wheelhouse(lock, TARGETS, PY, index, out)
+    dest = tmp_path / "dl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--isolated", "--only-binary", ":all:",
+         "--python-version", "3.14", "--platform", "manylinux_2_17_x86_64", "--index-url", (out / "simple").as_uri(),
+         "--dest", str(dest), "orjson==3.13.0"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in dest.iterdir()] == ["orjson-3.13.0-cp314-cp314-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"]
+
+
+def test_missing_wheels_are_all_listed_and_nothing_is_written(tmp_path):
+    projs = projects(["orjson", "nomusl"])
+    with FixtureIndex(projs) as idx:
+        lock = write_lock(tmp_path / "req.lock", projs)
+        out = tmp_path / "wh"
+        with pytest.raises(MissingWheelsError) as e:
+            build_wheelhouse(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "c")), out)
+    assert "nomusl==1.0 × musllinux_1_2_x86_64" in e.value.problem
+    assert "nomusl==1.0 × musllinux_1_2_aarch64" in e.value.problem
+    assert "2 pin × target" in e.value.problem
+    assert "--allow-missing" in e.value.fix
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".wh")]
+
+
+def test_allow_missing_reports_them(tmp_path):
+    projs = projects(["orjson", "nomusl"])
+    with FixtureIndex(projs) as idx:
+        lock = write_lock(tmp_path / "req.lock", projs)
+        result = build_wheelhouse(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "c")), tmp_path / "wh", allow_missing=True)
+    assert {(p.name, t.name) for p, t in result.missing} == {("nomusl", "musllinux_1_2_x86_64"), ("nomusl", "musllinux_1_2_aarch64")}
+    assert json.loads((tmp_path / "wh" / "manifest.json").read_text())["missing"][0]["name"] == "nomusl"
+
+
+def test_a_failed_run_keeps_the_previous_wheelhouse(tmp_path, served):
+    idx, index, lock = served
+    out = tmp_path / "wh"
+    build_wheelhouse(lock, TARGETS, PY, index, out)
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    idx.served["markupsafe-3.0.4-cp314-cp314-musllinux_1_2_aarch64.whl"] = b"tampered"
+    with pytest.raises(HashMismatchError):
+        build_wheelhouse(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "cache2")), out)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def test_index_hash_not_in_lock(tmp_path):
+    projs = projects(["typing-extensions"])
+    with FixtureIndex(projs) as idx:
+        lock = write_lock(tmp_path / "req.lock", projs)
+        for f in projs["typing-extensions"]:
+            idx.listed_hash[f] = "0" * 64
+        with pytest.raises(HashMismatchError, match="typing_extensions-4.16.0-py3-none-any.whl: the index lists sha256 0{64}, the lock allows"):
+            build_wheelhouse(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "c")), tmp_path / "wh")
+    assert not (tmp_path / "wh").exists()
+
+
+def test_marker_excluding_every_target(tmp_path):
+    projs = projects(["typing-extensions"])
+    with FixtureIndex(projs) as idx:
+        lock = write_lock(tmp_path / "req.lock", {}, extra=f'typing-extensions==4.16.0 ; sys_platform == "win32" --hash=sha256:{"a" * 64}\n')
+        with pytest.raises(LockError, match="marker .* excludes every target"):
+            build_wheelhouse(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "c")), tmp_path / "wh")
