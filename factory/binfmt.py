@@ -22,6 +22,11 @@ from .cache import sha256_file
 from .errors import BinfmtMissingError
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
+
+
+def _root() -> Path:
+    # FACTORY_BINFMT_DIR lets tests point the check at a directory without the entry.
+    return Path(os.environ.get("FACTORY_BINFMT_DIR", BINFMT))
 ENTRY = "qemu-aarch64"
 FIX = "run `make binfmt` (or `.venv/bin/factory binfmt` as root) to register QEMU for aarch64"
 
@@ -35,8 +40,9 @@ class BinfmtStatus:
     flags: str
 
 
-def status(root: Path = BINFMT) -> BinfmtStatus | None:
+def status(root: Path | None = None) -> BinfmtStatus | None:
     """Read ``<root>/qemu-aarch64``; None when no such entry is registered."""
+    root = root or _root()
     try:
         text = (root / ENTRY).read_text()
     except OSError:
@@ -49,7 +55,7 @@ def status(root: Path = BINFMT) -> BinfmtStatus | None:
     )
 
 
-def require_arm64(root: Path = BINFMT) -> BinfmtStatus | None:
+def require_arm64(root: Path | None = None) -> BinfmtStatus | None:
     """Raise ``BinfmtMissingError`` unless arm64 binaries can run here.
 
     Native aarch64 hosts need nothing (returns None). On x86_64 the handler must be

@@ -84,7 +84,7 @@ def mmdebstrap_command(recipe: Recipe, arch: str, out: Path) -> list[str]:
         # Slimming: no apt lists or caches, no logs; python3 -> python3.14 if the suite's
         # default python3 is another version (it is not installed then).
         "--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/apt/* \"$1\"/var/cache/ldconfig/aux-cache",
-        "--customize-hook=find \"$1\"/var/log -type f -delete",
+        "--customize-hook=find \"$1\"/var/log -type f -delete; rm -f \"$1\"/usr/share/info/dir",
         f"--customize-hook=[ -e \"$1\"/usr/bin/python3 ] || ln -s {recipe.python_package} \"$1\"/usr/bin/python3",
         recipe.suite,
         str(out),

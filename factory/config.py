@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .targets import ARCHES, Target, parse_target
 
 # Bump when the bootstrap procedure itself changes, so every recipe hash changes.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 DEFAULTS: dict[str, Any] = {
     "python": "3.14.8",
@@ -31,18 +31,21 @@ DEFAULTS: dict[str, Any] = {
         "musllinux_1_2_aarch64",
     ],
     "index-url": "https://pypi.org/simple/",
-    "ca-bundle": "",
+    "ca-bundle": "system",
     "lock": "constraints/requirements.lock",
     "toolchain": "constraints/toolchain.txt",
     "bases-lock": "images/bases.lock",
     "cache-dir": ".cache/factory",
     "registry": "127.0.0.1:5555",
     "registry-local": True,
+    "registry-dir": "",
+    "dockerfile": "images/runtime.Dockerfile",
     "repository": "factory/app",
     "base-repository": "factory/python",
     "uid": 10001,
     "jobs": 4,
 }
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 _PINNED_IMAGE_RE = re.compile(r"^[^@\s]+:[^@:/\s]+@sha256:[0-9a-f]{64}$")
 
 
@@ -104,6 +107,8 @@ class Config:
     cache_dir: Path
     registry: str
     registry_local: bool
+    registry_dir: Path
+    dockerfile: Path
     repository: str
     base_repository: str
     uid: int
@@ -159,6 +164,21 @@ def _as_int(key: str, value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{key}={value!r} is not a whole number", f"set {key} to an integer") from None
+
+
+def _ca_bundle(root: Path, value: str) -> Path | None:
+    """``system``: the host's bundle (SSL_CERT_FILE, else Debian's) if present; ``""``: none."""
+    if value == "system":
+        for candidate in (os.environ.get("SSL_CERT_FILE", ""), SYSTEM_CA_BUNDLE):
+            if candidate and Path(candidate).is_file():
+                return Path(candidate)
+        return None
+    if not value:
+        return None
+    path = (root / value).resolve()
+    if not path.is_file():
+        raise ConfigError(f"ca-bundle {path} does not exist", "set ca-bundle to a PEM file, \"system\" or \"\"")
+    return path
 
 
 def load_recipe(path: Path) -> Recipe:
@@ -245,19 +265,21 @@ def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str]
     targets = tuple(parse_target(t) for t in values["targets"])
     if not targets:
         raise ConfigError("no targets configured", "list at least one target in [tool.factory] targets")
-    ca = str(values["ca-bundle"])
+    ca_bundle = _ca_bundle(root, str(values["ca-bundle"]))
     return Config(
         root=root,
         python=python,
         targets=targets,
         index_url=str(values["index-url"]).rstrip("/") + "/",
-        ca_bundle=(root / ca).resolve() if ca else None,
+        ca_bundle=ca_bundle,
         lock=path_of("lock"),
         toolchain=path_of("toolchain"),
         bases_lock=path_of("bases-lock"),
         cache_dir=path_of("cache-dir"),
         registry=str(values["registry"]).rstrip("/"),
         registry_local=_as_bool("registry-local", values["registry-local"]),
+        registry_dir=path_of("registry-dir") if values["registry-dir"] else path_of("cache-dir") / "registry",
+        dockerfile=path_of("dockerfile"),
         repository=str(values["repository"]),
         base_repository=str(values["base-repository"]),
         uid=_as_int("uid", values["uid"]),

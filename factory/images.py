@@ -33,9 +33,6 @@ from .lockfile import Lock
 from .progress import Progress
 from .registry import Registry
 
-DOCKERFILE = "images/runtime.Dockerfile"
-
-
 @dataclass(frozen=True)
 class BuiltImage:
     """One pushed arch image (sizes in bytes)."""
@@ -124,7 +121,7 @@ def build_image(
     }
     with tempfile.TemporaryDirectory(prefix="factory-image-") as tmp:
         ctx = Path(tmp) / "context.tar"
-        write_context(ctx, cfg.root / DOCKERFILE, lock, wheels, pip_wheel)
+        write_context(ctx, cfg.dockerfile, lock, wheels, pip_wheel)
         with open(ctx, "rb") as f:
             image_id = engine.build(
                 f,

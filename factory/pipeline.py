@@ -31,8 +31,8 @@ def make_index(cfg: Config) -> Index:
 
 
 def local_registry(cfg: Config) -> LocalRegistry:
-    """The loopback registry process for ``cfg`` (data under ``<cache>/registry``)."""
-    return LocalRegistry(cfg.registry, cfg.cache_dir / "registry")
+    """The loopback registry process for ``cfg`` (data under ``registry-dir``)."""
+    return LocalRegistry(cfg.registry, cfg.registry_dir)
 
 
 def connect_registry(cfg: Config) -> Registry:

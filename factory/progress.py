@@ -69,6 +69,8 @@ class Progress:
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        if e is not None:  # on failure the bars vanish, leaving the one-line error alone
+            self._rich.live.transient = True
         self._rich.__exit__(t, e, tb)
 
     def files_task(self, what: str, total: int) -> TaskID:

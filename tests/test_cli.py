@@ -1,0 +1,144 @@
+"""Bad input through the real CLI: a one-line error naming problem and fix, a non-zero exit,
+no traceback, and nothing written to the output."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from indexserver import FixtureIndex, make_wheel, sha256
+
+ROOT = Path(__file__).parent.parent
+WHEEL = "six-1.17.0-py2.py3-none-any.whl"
+
+
+def dead_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def project(tmp_path, extra=""):
+    (tmp_path / "pyproject.toml").write_text(
+        f"""[tool.factory]
+cache-dir = "cache"
+registry-local = false
+registry = "127.0.0.1:{dead_port()}"
+bases-lock = "bases.lock"
+[tool.factory.base.amd64]
+recipe = "{ROOT / 'images/recipes/forky-slim.toml'}"
+[tool.factory.base.arm64]
+recipe = "{ROOT / 'images/recipes/forky-slim.toml'}"
+{extra}"""
+    )
+    return tmp_path
+
+
+def factory(cwd, *args, env=None):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "factory", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120)
+
+
+def assert_clean_failure(proc, *needles):
+    assert proc.returncode not in (0, None), proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("factory: error: ") and "(fix: " in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def good_lock(path, data):
+    path.write_text(f"six==1.17.0 --hash=sha256:{sha256(data)}\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "lock_text, needle",
+    [
+        ("six>=1.0 --hash=sha256:" + "a" * 64 + "\n", "six is not pinned with =="),
+        ("six==1.17.0\n", "six==1.17.0 has no --hash"),
+        ("six==1.17.0 --hash=sha256:" + "a" * 64 + "\nsix==1.17.0 --hash=sha256:" + "a" * 64 + "\n", "pinned twice"),
+    ],
+    ids=["unpinned", "missing-hash", "duplicate"],
+)
+def test_bad_lock_lines(tmp_path, lock_text, needle):
+    project(tmp_path)
+    (tmp_path / "bad.lock").write_text(lock_text)
+    for args in (["validate", "--lock", "bad.lock"], ["wheelhouse", "--lock", "bad.lock", "--out", "wh"]):
+        proc = factory(tmp_path, *args)
+        assert_clean_failure(proc, needle, "bad.lock:")
+        assert proc.returncode == 2
+    assert not (tmp_path / "wh").exists()
+
+
+def test_hash_mismatch(tmp_path):
+    project(tmp_path)
+    data = make_wheel(WHEEL)
+    with FixtureIndex({"six": {WHEEL: data}}) as idx:
+        good_lock(tmp_path / "req.lock", data)
+        idx.served[WHEEL] = data + b"extra"
+        proc = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", env={"FACTORY_INDEX_URL": idx.url})
+    assert_clean_failure(proc, WHEEL, f"expected sha256 {sha256(data)}", f"got {sha256(data + b'extra')}")
+    assert not (tmp_path / "wh").exists()
+
+
+def test_unknown_target(tmp_path):
+    project(tmp_path)
+    (tmp_path / "req.lock").write_text("six==1.17.0 --hash=sha256:" + "a" * 64 + "\n")
+    proc = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", "--target", "manylinux_2_28_riscv64")
+    assert_clean_failure(proc, "unknown target 'manylinux_2_28_riscv64'", "manylinux_2_28_x86_64")
+    assert proc.returncode == 2
+    assert not (tmp_path / "wh").exists()
+
+
+def test_unreachable_index(tmp_path):
+    project(tmp_path)
+    (tmp_path / "req.lock").write_text("six==1.17.0 --hash=sha256:" + "a" * 64 + "\n")
+    url = f"http://127.0.0.1:{dead_port()}/simple/"
+    proc = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", env={"FACTORY_INDEX_URL": url})
+    assert_clean_failure(proc, f"index {url} cannot be reached", "FACTORY_INDEX_URL")
+    assert not (tmp_path / "wh").exists()
+
+
+def test_missing_wheels_exit_non_zero(tmp_path):
+    project(tmp_path)
+    data = make_wheel("six-1.17.0-cp314-cp314-manylinux_2_17_x86_64.whl")
+    with FixtureIndex({"six": {"six-1.17.0-cp314-cp314-manylinux_2_17_x86_64.whl": data}}) as idx:
+        good_lock(tmp_path / "req.lock", data)
+        proc = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", env={"FACTORY_INDEX_URL": idx.url})
+    assert_clean_failure(proc, "six==1.17.0 × manylinux_2_28_aarch64", "six==1.17.0 × musllinux_1_2_x86_64")
+    assert not (tmp_path / "wh").exists()
+
+
+def test_docker_not_running(tmp_path):
+    project(tmp_path)
+    proc = factory(tmp_path, "bootstrap", env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+    assert_clean_failure(proc, "Docker engine not reachable", "dockerd")
+    assert not (tmp_path / "bases.lock").exists()
+
+
+def test_binfmt_for_arm64_missing(tmp_path):
+    project(tmp_path)
+    (tmp_path / "binfmt").mkdir()
+    proc = factory(tmp_path, "binfmt", "--check", env={"FACTORY_BINFMT_DIR": str(tmp_path / "binfmt")})
+    assert_clean_failure(proc, "no QEMU binfmt_misc handler for arm64", "make binfmt")
+
+
+def test_registry_down(tmp_path):
+    project(tmp_path)
+    proc = factory(tmp_path, "bootstrap")
+    assert_clean_failure(proc, "registry 127.0.0.1:", "is down")
+    assert not (tmp_path / "bases.lock").exists()
+
+
+def test_bad_config_value(tmp_path):
+    project(tmp_path, extra="")
+    proc = factory(tmp_path, "validate", env={"FACTORY_PYTHON": "3.14"})
+    assert_clean_failure(proc, "python='3.14' is not a patch version")

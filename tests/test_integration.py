@@ -1,0 +1,238 @@
+"""End to end on a small real lock: bootstrap both bases, pip-compile under 3.14, a 4-target
+wheelhouse from the real index, images for amd64 and arm64 pushed to a real loopback
+registry, and testcontainers smoke tests on both arches (arm64 through QEMU).
+
+The expensive steps are session fixtures shared by the tests below. Bootstrap rootfs
+tarballs are cached in ``.cache/test`` (FACTORY_TEST_CACHE overrides), so a fresh
+machine (CI) bootstraps from nothing while a developer's rerun reuses them. The registry,
+its data and every image tag are per session and removed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from factory.config import load_config
+from factory.engine import Engine
+from factory.errors import SmokeError
+from factory.lockfile import read_lock
+from factory.registry import LocalRegistry, Registry
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+
+ROOT = Path(__file__).parent.parent
+SMALL_REQUIREMENTS = "orjson==3.13.0\nmarkupsafe\nmsgpack\ntyping-extensions\n"
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "factory", *args], cwd=cwd, capture_output=True, text=True, timeout=1800)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"factory {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory):
+    """A project directory whose config points at a fresh loopback registry."""
+    tmp = tmp_path_factory.mktemp("project")
+    cache = Path(os.environ.get("FACTORY_TEST_CACHE", ROOT / ".cache" / "test"))
+    port = free_port()
+    recipe = ROOT / "images/recipes/forky-slim.toml"
+    (tmp / "pyproject.toml").write_text(
+        f"""[tool.factory]
+cache-dir = "{cache}"
+registry = "127.0.0.1:{port}"
+registry-dir = "{tmp / 'registry'}"
+repository = "factory-test/app"
+base-repository = "factory-test/python"
+bases-lock = "bases.lock"
+lock = "requirements.lock"
+toolchain = "{ROOT / 'constraints/toolchain.txt'}"
+dockerfile = "{ROOT / 'images/runtime.Dockerfile'}"
+[tool.factory.base.amd64]
+recipe = "{recipe}"
+[tool.factory.base.arm64]
+recipe = "{recipe}"
+"""
+    )
+    (tmp / "requirements.in").write_text(SMALL_REQUIREMENTS)
+    yield tmp
+    cfg = load_config(tmp / "pyproject.toml")
+    engine = Engine()
+    for image in engine.client.images.list():
+        for tag in image.tags:
+            if tag.startswith(f"{cfg.registry}/"):
+                engine.client.images.remove(tag, force=True)
+    LocalRegistry(cfg.registry, cfg.registry_dir).stop()
+
+
+@pytest.fixture(scope="session")
+def cfg(project):
+    return load_config(project / "pyproject.toml")
+
+
+@pytest.fixture(scope="session")
+def bases(project):
+    run(project, "bootstrap")
+    return json.loads((project / "bases.lock").read_text())
+
+
+@pytest.fixture(scope="session")
+def lock(project, bases):
+    run(project, "lock")
+    return read_lock(project / "requirements.lock")
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(project, lock):
+    run(project, "wheelhouse", "--out", "wheelhouse")
+    return json.loads((project / "wheelhouse" / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def images(project, wheelhouse):
+    run(project, "images", "--wheelhouse", "wheelhouse", "--images-lock", "images.lock")
+    return json.loads((project / "images.lock").read_text())
+
+
+def test_bootstrap_pushes_single_arch_bases_and_is_cached(project, cfg, bases):
+    registry = Registry(cfg.registry)
+    engine = Engine()
+    assert set(bases["bases"]) == {"amd64", "arm64"} and bases["python"] == "3.14.8"
+    for arch, entry in bases["bases"].items():
+        repo, digest = entry["ref"].split("@")
+        assert repo == f"{cfg.registry}/factory-test/python" and digest.startswith("sha256:")
+        assert registry.manifest("factory-test/python", digest).digest == digest
+        assert engine.inspect(entry["ref"]).platform == f"linux/{arch}"
+        assert entry["debian_python"].startswith("3.14.8")
+        assert entry["tag"].endswith(f":3.14.8-slim-forky-{arch}")
+    before = (project / "bases.lock").read_text()
+    again = run(project, "bootstrap")
+    assert (project / "bases.lock").read_text() == before, again.stderr
+
+
+def test_base_is_slim(cfg, bases):
+    engine = Engine()
+    status, out = engine.run(
+        bases["bases"]["amd64"]["ref"],
+        [
+            "sh",
+            "-c",
+            "find /usr/share/man /usr/share/locale /usr/share/info /var/lib/apt/lists /var/cache/apt /var/log"
+            " -type f ! -name lock | wc -l; python3 --version",
+        ],
+        platform="linux/amd64",
+    )
+    count, version = out.split()[0], out.split()[-1]
+    assert status == 0 and count == "0", out
+    assert version == "3.14.8"
+
+
+def test_lock_compiled_under_cpython_314(lock, project):
+    text = (project / "requirements.lock").read_text()
+    assert "autogenerated by pip-compile with Python 3.14" in text
+    assert "factory lock" in text
+    assert "--index-url" not in text and "--find-links" not in text
+    names = {p.name for p in lock.pins}
+    assert {"orjson", "markupsafe", "msgpack", "typing-extensions"} <= names
+    assert all(p.hashes for p in lock.pins)
+
+
+def test_wheelhouse_covers_four_targets_from_the_real_index(project, wheelhouse, lock):
+    assert set(wheelhouse["targets"]) == {"manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "musllinux_1_2_x86_64", "musllinux_1_2_aarch64"}
+    for target, entries in wheelhouse["targets"].items():
+        assert {e["name"] for e in entries} == {p.name for p in lock.pins}, target
+        for e in entries:
+            assert (project / "wheelhouse" / target / e["filename"]).is_file()
+            assert e["sha256"] in lock.pin(e["name"]).hashes
+    orjson = {t: next(e for e in es if e["name"] == "orjson") for t, es in wheelhouse["targets"].items()}
+    assert orjson["manylinux_2_28_x86_64"]["tag"] == "cp314-cp314-manylinux_2_17_x86_64"
+    assert orjson["manylinux_2_28_aarch64"]["tag"] == "cp314-cp314-manylinux_2_17_aarch64"
+    assert orjson["musllinux_1_2_aarch64"]["tag"] == "cp314-cp314-musllinux_1_2_aarch64"
+
+
+def test_images_lock_names_registry_digests_and_an_index(cfg, images, bases, lock):
+    assert set(images) == {"images", "index", "tags", "python", "lock_sha256"}
+    assert images["python"] == "3.14.8" and images["lock_sha256"] == lock.sha256
+    registry = Registry(cfg.registry)
+    engine = Engine()
+    by_arch = {i["arch"]: i for i in images["images"]}
+    assert set(by_arch) == {"amd64", "arm64"}
+    for arch, image in by_arch.items():
+        assert image["base"] == bases["bases"][arch]["ref"]
+        digest = image["ref"].split("@")[1]
+        assert registry.manifest("factory-test/app", digest).digest == digest
+        info = engine.inspect(image["ref"])
+        assert info.platform == f"linux/{arch}"
+        assert info.labels["io.factory.lock.sha256"] == lock.sha256
+        assert info.labels["org.opencontainers.image.base.digest"] == image["base"].split("@")[1]
+        assert info.labels["io.factory.python.version"] == "3.14.8"
+        assert engine.client.api.inspect_image(image["ref"])["Config"]["User"] == "10001:10001"
+        assert image["size"] > image["base_size"] > 0 and image["compressed_size"] > 0
+    index = registry.manifest("factory-test/app", images["index"].split("@")[1])
+    assert {(m["platform"]["architecture"], m["digest"]) for m in index.body["manifests"]} == {
+        (a, i["ref"].split("@")[1]) for a, i in by_arch.items()
+    }
+    assert registry.manifest("factory-test/app", f"3.14.8-{lock.sha256[:12]}").digest == images["index"].split("@")[1]
+
+
+def test_final_image_has_no_pip_and_no_wheels(images):
+    engine = Engine()
+    amd64 = next(i for i in images["images"] if i["arch"] == "amd64")
+    status, out = engine.run(
+        amd64["ref"],
+        ["sh", "-c", "ls /opt/venv/bin; ls /tmp/factory 2>&1; python3 -c 'import pip' 2>&1; echo uid=$(id -u)"],
+        platform="linux/amd64",
+    )
+    assert "pip" not in out.split("No such file")[0].split(), out
+    assert "No module named 'pip'" in out
+    assert "uid=10001" in out
+
+
+def test_smoke_passes_on_both_arches(project, images):
+    proc = run(project, "smoke", "--images-lock", "images.lock")
+    out = proc.stdout + proc.stderr
+    assert "smoke amd64: python 3.14.8 x86_64 uid 10001" in out
+    assert "smoke arm64: python 3.14.8 aarch64 uid 10001" in out
+
+
+def test_smoke_names_image_arch_and_module_that_fails(project, cfg, images, tmp_path):
+    """A copy of the amd64 image with orjson's extension removed must fail smoke."""
+    import io
+    import tarfile
+
+    from factory.smoke import smoke
+    from factory.toolchain import tool_wheel
+    from factory.pipeline import make_index
+
+    amd64 = next(i for i in images["images"] if i["arch"] == "amd64")
+    dockerfile = f"FROM {amd64['ref']}\nUSER 0\nRUN rm -f /opt/venv/lib/python3.14/site-packages/orjson/orjson*.so\nUSER 10001:10001\n".encode()
+    ctx = io.BytesIO()
+    with tarfile.open(fileobj=ctx, mode="w") as t:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        t.addfile(info, io.BytesIO(dockerfile))
+    ctx.seek(0)
+    engine = Engine()
+    tag = f"{cfg.registry}/factory-test/broken:1"
+    engine.build(ctx, tag=tag, platform="linux/amd64")
+    broken_lock = tmp_path / "images.lock"
+    broken_lock.write_text(json.dumps({**images, "images": [{**amd64, "ref": tag}]}))
+    with pytest.raises(SmokeError) as e:
+        smoke(engine, broken_lock, "3.14.8", tool_wheel(cfg, make_index(cfg), "pip"))
+    assert tag in e.value.problem and "(amd64)" in e.value.problem and "module orjson" in e.value.problem
