@@ -46,6 +46,12 @@ class FileCache:
             return None
         return path
 
+    def find(self, sha256: str) -> Path | None:
+        """The cached file with this content hash under whatever name it was stored, or None."""
+        entry = self._dir(sha256)
+        names = [p.name for p in entry.iterdir()] if entry.is_dir() else []
+        return self.get(sha256, names[0]) if len(names) == 1 else None
+
     def staging(self, sha256: str) -> Path:
         """A fresh temporary file path on the cache's filesystem, for a download in progress."""
         self.root.mkdir(parents=True, exist_ok=True)

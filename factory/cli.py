@@ -86,6 +86,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.target:
             cfg = cfg.with_targets(args.target)
         result = pipeline.run_wheelhouse(cfg, read_lock(lock_path), Path(args.out).resolve(), args.allow_missing)
+        if result.reused:
+            console.print(f"{result.out}: current for this lock, reused without reading the index")
         for pin, target in result.missing:
             console.print(f"[yellow]missing[/yellow] {pin.name}=={pin.version} × {target.name}")
         print_summary(result.out, None)

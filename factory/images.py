@@ -16,6 +16,7 @@ the sum of the registry manifest's config and layer blobs.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -45,6 +46,7 @@ class BuiltImage:
     compressed_size: int
     base_size: int
     base_compressed_size: int
+    inputs_sha256: str
 
 
 class WheelhouseMismatchError(FactoryError):
@@ -78,6 +80,32 @@ def write_context(dest: Path, dockerfile: Path, lock: Lock, wheels: Path, pip_wh
         tar.add(wheels, arcname="wheels")
 
 
+def image_inputs(cfg: Config, lock: Lock, wheels: list[dict], base: BaseImage, pip_wheel: Path, revision: str) -> str:
+    """sha256 hex over everything that determines an arch image: the Dockerfile, the base
+    digest, the lock, the target's wheel hashes, pip's wheel, the uid, the labels' revision."""
+    data = {
+        "dockerfile": hashlib.sha256(cfg.dockerfile.read_bytes()).hexdigest(),
+        "base": base.ref,
+        "lock": lock.sha256,
+        "wheels": sorted((w["filename"], w["sha256"]) for w in wheels),
+        "pip": pip_wheel.name,
+        "uid": cfg.uid,
+        "python": cfg.python,
+        "repository": f"{cfg.registry}/{cfg.repository}",
+        "revision": revision,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _reusable(registry: Registry, cfg: Config, previous: dict | None, arch: str, inputs: str) -> BuiltImage | None:
+    """The previous images.lock entry for ``arch`` if built from the same inputs and still in the registry."""
+    for entry in (previous or {}).get("images", []):
+        if entry.get("arch") == arch and entry.get("inputs_sha256") == inputs:
+            if registry.manifest(cfg.repository, entry["ref"].partition("@")[2]) is not None:
+                return BuiltImage(**entry)
+    return None
+
+
 def _base_sizes(engine: Engine, registry: Registry, base: BaseImage, platform: str) -> tuple[int, int]:
     info = engine.ensure_local(base.ref, platform)
     compressed = 0
@@ -97,6 +125,7 @@ def build_image(
     base: BaseImage,
     pip_wheel: Path,
     revision: str,
+    inputs: str,
 ) -> BuiltImage:
     """Build and push the image for ``base.arch``; return what the registry holds."""
     arch = base.arch
@@ -105,8 +134,6 @@ def build_image(
         binfmt.require_arm64()
     target = cfg.image_target(arch)
     wheels = wheelhouse / target.name
-    if not wheels.is_dir():
-        raise BuildError(f"{wheels} does not exist", f"build the wheelhouse for {target.name} first")
     base_size, base_compressed = _base_sizes(engine, registry, base, platform)
     repo = f"{cfg.registry}/{cfg.repository}"
     tag = f"{cfg.python}-{lock.sha256[:12]}-{arch}"
@@ -144,6 +171,7 @@ def build_image(
         compressed_size=manifest.compressed_size() if manifest else 0,
         base_size=base_size,
         base_compressed_size=base_compressed,
+        inputs_sha256=inputs,
     )
 
 
@@ -169,11 +197,24 @@ def build_images(
             "rebuild the wheelhouse from this lock",
         )
     revision = source_revision(cfg.root)
+    try:
+        previous = json.loads(out.read_text())
+    except (OSError, ValueError):
+        previous = None
     built: list[BuiltImage] = []
     with Progress() as progress:
         for arch in cfg.arches:
+            target = cfg.image_target(arch)
+            if target.name not in manifest["targets"] or not (wheelhouse / target.name).is_dir():
+                raise BuildError(f"{wheelhouse} has no {target.name} wheels", f"build the wheelhouse for {target.name} first")
+            inputs = image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, revision)
             task = progress.step(f"image {arch}")
-            built.append(build_image(cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, revision))
+            reused = _reusable(registry, cfg, previous, arch, inputs)
+            if reused is not None:
+                built.append(reused)
+                progress.done(task, f"image {arch}: {reused.ref} (unchanged inputs, reused)")
+                continue
+            built.append(build_image(cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, revision, inputs))
             progress.done(task, f"image {arch}: {built[-1].ref}")
     entries = [(registry.manifest(cfg.repository, b.ref.partition("@")[2]), b.arch) for b in built]
     tags = [f"{cfg.python}-{lock.sha256[:12]}", cfg.python]

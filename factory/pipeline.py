@@ -7,6 +7,7 @@ targets, images for both arches, smoke, summary.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from . import bootstrap as bootstrap_stage
@@ -85,6 +86,7 @@ def run_smoke(cfg: Config, images_lock: Path) -> list[smoke_stage.SmokeResult]:
 
 def run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path) -> None:
     """The whole line, in order; each stage's errors stop it."""
+    started = time.monotonic()
     console.rule("validate lock")
     lock = read_lock(lock_path)
     console.print(f"{lock.path}: {len(lock.pins)} pins, sha256 {lock.sha256[:12]}")
@@ -94,10 +96,13 @@ def run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path) -
     bases = bootstrap_stage.bootstrap(cfg, engine, registry)
     console.rule("wheelhouse")
     index = make_index(cfg)
-    wheelhouse_stage.build_wheelhouse(lock, cfg.targets, cfg.python, index, wheelhouse, False, cfg.jobs)
+    result = wheelhouse_stage.build_wheelhouse(lock, cfg.targets, cfg.python, index, wheelhouse, False, cfg.jobs)
+    if result.reused:
+        console.print(f"{wheelhouse}: current for lock {lock.sha256[:12]}, reused without reading the index")
     console.rule("images")
     pip = tool_wheel(cfg, index, "pip")
     images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases, pip, images_lock)
+    console.print(f"ready for smoke after {time.monotonic() - started:.1f} s")
     console.rule("smoke")
     smoke_stage.smoke(engine, images_lock, cfg.python, pip)
     console.rule("summary")

@@ -22,6 +22,7 @@ from packaging.version import InvalidVersion, Version
 from pypi_simple import DistributionPackage
 
 from . import atomic
+from .cache import sha256_file
 from .errors import HashMismatchError, LockError, MissingWheelsError
 from .index import Index
 from .lockfile import Lock, Pin
@@ -55,6 +56,7 @@ class WheelhouseResult:
     out: Path
     manifest: dict
     missing: tuple[tuple[Pin, Target], ...] = field(default=())
+    reused: bool = False
 
 
 def best_wheel(pin: Pin, target: Target, python: str, files: list[DistributionPackage]) -> Choice | None:
@@ -167,6 +169,36 @@ def write_simple_index(root: Path, manifest: dict) -> None:
         (d / "index.html").write_text(f"<!DOCTYPE html>\n<html><body>\n{rows}\n</body></html>\n")
 
 
+def current_manifest(out: Path, lock: Lock, targets: tuple[Target, ...], python: str) -> dict | None:
+    """``out``'s manifest if it was built from ``lock`` for exactly these ``targets`` and
+    ``python``, has no missing cell, and every file still has its recorded sha256; else None.
+    """
+    try:
+        manifest = load_manifest(out)
+    except (OSError, ValueError):
+        return None
+    if (
+        manifest.get("lock_sha256") != lock.sha256
+        or manifest.get("python") != python
+        or "missing" in manifest
+        or set(manifest.get("targets", {})) != {t.name for t in targets}
+    ):
+        return None
+    checked: dict[int, str] = {}  # hard links share an inode: hash each file once
+    for target, entries in manifest["targets"].items():
+        for e in entries:
+            path = out / target / e["filename"]
+            try:
+                inode = path.stat().st_ino
+            except OSError:
+                return None
+            if inode not in checked:
+                checked[inode] = sha256_file(path)
+            if checked[inode] != e["sha256"]:
+                return None
+    return manifest
+
+
 def build_wheelhouse(
     lock: Lock,
     targets: tuple[Target, ...],
@@ -179,8 +211,13 @@ def build_wheelhouse(
     """Select, download (once per file, ``jobs`` at a time), verify and lay out the wheelhouse.
 
     Raises ``MissingWheelsError`` listing every pin × target without a wheel unless
-    ``allow_missing``; then nothing is written. ``out`` is replaced atomically.
+    ``allow_missing``; then nothing is written. ``out`` is replaced atomically. A
+    wheelhouse that is already current (``current_manifest``) is kept as it is, without
+    reading the index.
     """
+    current = current_manifest(out, lock, targets, python)
+    if current is not None:
+        return WheelhouseResult(out=out, manifest=current, reused=True)
     sel = select(lock, targets, python, index, jobs)
     if sel.missing and not allow_missing:
         cells = "; ".join(f"{p.name}=={p.version} × {t.name}" for p, t in sel.missing)

@@ -236,3 +236,15 @@ def test_smoke_names_image_arch_and_module_that_fails(project, cfg, images, tmp_
     with pytest.raises(SmokeError) as e:
         smoke(engine, broken_lock, "3.14.8", tool_wheel(cfg, make_index(cfg), "pip"))
     assert tag in e.value.problem and "(amd64)" in e.value.problem and "module orjson" in e.value.problem
+
+
+def test_warm_rerun_reads_no_index_and_rebuilds_nothing(project, images):
+    """Nothing changed: wheelhouse and images are reused, with the index on a dead port."""
+    dead = f"http://127.0.0.1:{free_port()}/simple/"
+    env = {**os.environ, "FACTORY_INDEX_URL": dead}
+    for args in (["wheelhouse", "--out", "wheelhouse"], ["images", "--wheelhouse", "wheelhouse", "--images-lock", "images.lock"]):
+        proc = subprocess.run([sys.executable, "-m", "factory", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+    again = json.loads((project / "images.lock").read_text())
+    assert again == images
+    assert "(unchanged inputs, reused)" in proc.stderr

@@ -140,8 +140,8 @@ def test_a_failed_run_keeps_the_previous_wheelhouse(tmp_path, served):
     build_wheelhouse(lock, TARGETS, PY, index, out)
     before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
     idx.served["markupsafe-3.0.4-cp314-cp314-musllinux_1_2_aarch64.whl"] = b"tampered"
-    with pytest.raises(HashMismatchError):
-        build_wheelhouse(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "cache2")), out)
+    with pytest.raises(HashMismatchError):  # three targets: not the current wheelhouse, so the index is read
+        build_wheelhouse(lock, TARGETS[1:], PY, Index(idx.url, FileCache(tmp_path / "cache2")), out)
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
@@ -163,3 +163,20 @@ def test_marker_excluding_every_target(tmp_path):
         lock = write_lock(tmp_path / "req.lock", {}, extra=f'typing-extensions==4.16.0 ; sys_platform == "win32" --hash=sha256:{"a" * 64}\n')
         with pytest.raises(LockError, match="marker .* excludes every target"):
             build_wheelhouse(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "c")), tmp_path / "wh")
+
+
+def test_a_current_wheelhouse_is_reused_without_the_index(tmp_path, served):
+    idx, index, lock = served
+    out = tmp_path / "wh"
+    first = build_wheelhouse(lock, TARGETS, PY, index, out)
+    dead = Index("http://127.0.0.1:9/simple/", FileCache(tmp_path / "cache"))
+    again = build_wheelhouse(lock, TARGETS, PY, dead, out)
+    assert again.reused and again.manifest == first.manifest
+    # a damaged file makes it stale: the index is needed again
+    victim = out / "musllinux_1_2_x86_64" / "markupsafe-3.0.4-cp314-cp314-musllinux_1_2_x86_64.whl"
+    victim.unlink()
+    victim.write_bytes(b"damaged")
+    rebuilt = build_wheelhouse(lock, TARGETS, PY, index, out)
+    assert not rebuilt.reused
+    assert sha256(victim.read_bytes()) == next(
+        e["sha256"] for e in rebuilt.manifest["targets"]["musllinux_1_2_x86_64"] if e["name"] == "markupsafe")
