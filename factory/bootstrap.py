@@ -86,6 +86,8 @@ def mmdebstrap_command(recipe: Recipe, arch: str, out: Path) -> list[str]:
         "--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/apt/* \"$1\"/var/cache/ldconfig/aux-cache",
         "--customize-hook=find \"$1\"/var/log -type f -delete; rm -f \"$1\"/usr/share/info/dir",
         f"--customize-hook=[ -e \"$1\"/usr/bin/python3 ] || ln -s {recipe.python_package} \"$1\"/usr/bin/python3",
+        # Least privilege: no setuid/setgid binaries (su, passwd, mount…) in a service image.
+        "--customize-hook=find \"$1\" -xdev -type f -perm /6000 -exec chmod ug-s {} +",
         recipe.suite,
         str(out),
         recipe.mirror,

@@ -198,14 +198,16 @@ class Engine:
             container.remove(force=True)
 
     def test_container(self, image: str, volumes: Iterable[tuple[str, str]] = ()):
-        """A testcontainers ``DockerContainer`` for ``image`` idling on ``sleep infinity``.
+        """A testcontainers ``DockerContainer`` for ``image`` idling on ``sleep infinity``,
+        started with a read-only root filesystem and a tmpfs ``/tmp``.
 
         Use it as a context manager; ``exec([...])`` runs checks inside. ``volumes`` are
         (host path, container path) pairs mounted read-only.
         """
         from testcontainers.core.container import DockerContainer
 
-        c = DockerContainer(image).with_command(["sleep", "infinity"])
+        # --read-only with a tmpfs /tmp: the image must work without writing to its layers.
+        c = DockerContainer(image, read_only=True, tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"}).with_command(["sleep", "infinity"])
         for host, path in volumes:
             c = c.with_volume_mapping(host, path, "ro")
         return c

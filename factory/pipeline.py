@@ -6,9 +6,13 @@ targets, images for both arches, smoke, summary.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
+from typing import Iterator
+
+from filelock import FileLock, Timeout
 
 from . import bootstrap as bootstrap_stage
 from . import images as images_stage
@@ -24,6 +28,27 @@ from .progress import console
 from .registry import LocalRegistry, Registry
 from .report import print_summary
 from .toolchain import tool_wheel
+
+
+@contextlib.contextmanager
+def exclusive(*paths: Path) -> Iterator[None]:
+    """Hold ``<path>.lock`` for each of ``paths`` (cache dir, outputs), in order.
+
+    A second factory run on the same cache or output waits here, saying so, instead of
+    interleaving its writes with ours. Locks are released even when the run fails; a
+    killed run's lock file is left but not held (flock), so it blocks no one.
+    """
+    with contextlib.ExitStack() as stack:
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(path.parent / f".{path.name}.lock"))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                console.print(f"waiting for another factory run to release {lock.lock_file}")
+                lock.acquire()
+            stack.callback(lock.release)
+        yield
 
 
 def make_index(cfg: Config) -> Index:
@@ -63,18 +88,21 @@ def bases_for(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
 
 def run_bootstrap(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
     engine = Engine()
-    return bootstrap_stage.bootstrap(cfg, engine, connect_registry(cfg))
+    with exclusive(cfg.cache_dir, cfg.bases_lock):
+        return bootstrap_stage.bootstrap(cfg, engine, connect_registry(cfg))
 
 
 def run_wheelhouse(cfg: Config, lock: Lock, out: Path, allow_missing: bool) -> wheelhouse_stage.WheelhouseResult:
-    return wheelhouse_stage.build_wheelhouse(lock, cfg.targets, cfg.python, make_index(cfg), out, allow_missing, cfg.jobs)
+    with exclusive(cfg.cache_dir, out):
+        return wheelhouse_stage.build_wheelhouse(lock, cfg.targets, cfg.python, make_index(cfg), out, allow_missing, cfg.jobs)
 
 
 def run_images(cfg: Config, lock: Lock, wheelhouse: Path, out: Path) -> dict:
     engine = Engine()
-    registry = connect_registry(cfg)
-    pip = tool_wheel(cfg, make_index(cfg), "pip")
-    return images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases_for(cfg), pip, out)
+    with exclusive(cfg.cache_dir, out):
+        registry = connect_registry(cfg)
+        pip = tool_wheel(cfg, make_index(cfg), "pip")
+        return images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases_for(cfg), pip, out)
 
 
 def run_smoke(cfg: Config, images_lock: Path) -> list[smoke_stage.SmokeResult]:
@@ -86,6 +114,11 @@ def run_smoke(cfg: Config, images_lock: Path) -> list[smoke_stage.SmokeResult]:
 
 def run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path) -> None:
     """The whole line, in order; each stage's errors stop it."""
+    with exclusive(cfg.cache_dir, cfg.bases_lock, wheelhouse, images_lock):
+        _run_all(cfg, lock_path, wheelhouse, images_lock)
+
+
+def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path) -> None:
     started = time.monotonic()
     console.rule("validate lock")
     lock = read_lock(lock_path)

@@ -8,6 +8,11 @@ Checks, per image (arm64 runs through QEMU binfmt):
 - the installed set is consistent: ``pip check``, run from the toolchain's pip wheel
   mounted read-only (pip itself is not in the image);
 - the process runs as a non-root user.
+
+Hardening, checked in the same container, which runs with a read-only root filesystem
+and a tmpfs ``/tmp``: no compiler or build tool on PATH; no pip, setuptools or wheel
+importable; no package-manager caches; no setuid/setgid file beyond ``SUID_ALLOWED``;
+CA certificates present (and loaded by ``ssl``); time zone data present (``zoneinfo``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from .errors import SmokeError
 from .progress import Progress, console
 
 PIP_IN_CONTAINER = "/opt/factory/pip.whl"
+# Bootstrap strips every setuid/setgid bit; an upstream base may need entries here.
+SUID_ALLOWED: frozenset[str] = frozenset()
 
 # Runs inside the image; prints one JSON object.
 PROBE = r"""
@@ -45,7 +52,43 @@ def top_level(dist):
             mods.add(parts[0])
     return sorted(m for m in mods if m.isidentifier())
 
-out = {"version": platform.python_version(), "machine": platform.machine(), "uid": os.getuid(), "dists": {}}
+def hardening():
+    import glob, importlib.util, shutil, ssl, stat, zoneinfo
+    found = {}
+    found["tools"] = sorted(t for t in ("cc", "gcc", "g++", "c++", "clang", "ld", "make", "apt-get", "dpkg-deb") if shutil.which(t) and t not in ("apt-get", "dpkg-deb"))
+    found["packaging_tools"] = sorted(m for m in ("pip", "setuptools", "wheel") if importlib.util.find_spec(m))
+    caches = []
+    for pattern in ("/var/lib/apt/lists/*_*", "/var/cache/apt/*.bin", "/var/cache/apt/archives/*.deb", "/root/.cache/*", "/tmp/factory", "/opt/venv/**/*.whl"):
+        caches += glob.glob(pattern, recursive=True)
+    found["caches"] = sorted(caches)
+    special = []
+    for root, dirs, files in os.walk("/"):
+        if root.startswith(("/proc", "/sys", "/dev")):
+            dirs[:] = []
+            continue
+        for f in files:
+            path = os.path.join(root, f)
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue
+            if stat.S_ISREG(mode) and mode & (stat.S_ISUID | stat.S_ISGID):
+                special.append(path)
+    found["suid"] = sorted(special)
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    found["ca_certs"] = os.path.isfile(bundle) and os.path.getsize(bundle) > 0 and ssl.create_default_context().cert_store_stats()["x509_ca"] > 0
+    try:
+        found["tzdata"] = zoneinfo.ZoneInfo("America/New_York").key == "America/New_York"
+    except Exception:
+        found["tzdata"] = False
+    try:
+        open("/opt/venv/.write-test", "w").close()
+        found["read_only"] = False
+    except OSError:
+        found["read_only"] = True
+    return found
+
+out = {"version": platform.python_version(), "machine": platform.machine(), "uid": os.getuid(), "dists": {}, "hardening": hardening()}
 for dist in md.distributions():
     results = {}
     for mod in top_level(dist):
@@ -91,6 +134,21 @@ def smoke_image(engine: Engine, ref: str, arch: str, python: str, pip_wheel: Pat
             result.failures.append(f"{where}: machine is {probe['machine']}, expected {expected_machine}")
         if probe["uid"] == 0:
             result.failures.append(f"{where}: runs as root (uid 0)")
+        h = probe["hardening"]
+        for kind, what in (("tools", "compiler/build tool"), ("packaging_tools", "packaging tool")):
+            if h[kind]:
+                result.failures.append(f"{where}: {what} present: {', '.join(h[kind])}")
+        if h["caches"]:
+            result.failures.append(f"{where}: package caches present: {', '.join(h['caches'][:5])}")
+        extra_suid = sorted(set(h["suid"]) - SUID_ALLOWED)
+        if extra_suid:
+            result.failures.append(f"{where}: setuid/setgid files: {', '.join(extra_suid)}")
+        if not h["ca_certs"]:
+            result.failures.append(f"{where}: no CA certificates (/etc/ssl/certs/ca-certificates.crt)")
+        if not h["tzdata"]:
+            result.failures.append(f"{where}: no time zone data (zoneinfo)")
+        if not h["read_only"]:
+            result.failures.append(f"{where}: root filesystem is writable although started --read-only")
         for dist, mods in sorted(probe["dists"].items()):
             for mod, err in sorted(mods.items()):
                 result.modules += 1

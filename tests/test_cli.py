@@ -142,3 +142,33 @@ def test_bad_config_value(tmp_path):
     project(tmp_path, extra="")
     proc = factory(tmp_path, "validate", env={"FACTORY_PYTHON": "3.14"})
     assert_clean_failure(proc, "python='3.14' is not a patch version")
+
+
+def test_concurrent_runs_on_one_cache_and_output(tmp_path):
+    """A run that finds the cache locked waits (and says so); two at once both finish cleanly."""
+    import json
+    import time
+
+    from filelock import FileLock
+
+    project(tmp_path)
+    data = make_wheel(WHEEL)
+    with FixtureIndex({"six": {WHEEL: data}}) as idx:
+        good_lock(tmp_path / "req.lock", data)
+        env = {**os.environ, "FACTORY_INDEX_URL": idx.url}
+        cmd = [sys.executable, "-m", "factory", "wheelhouse", "--lock", "req.lock", "--out", "wh"]
+        with FileLock(str(tmp_path / ".cache.lock")):
+            waiting = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(3)
+            assert waiting.poll() is None, "the second run did not wait for the lock"
+            assert not (tmp_path / "wh").exists()
+        _, err = waiting.communicate(timeout=120)
+        assert waiting.returncode == 0, err
+        assert "waiting for another factory run" in err
+        (tmp_path / "wh" / "manifest.json").unlink()  # not current: both runs below do the work
+        procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    manifest = json.loads((tmp_path / "wh" / "manifest.json").read_text())
+    assert all(e["sha256"] == sha256(data) for es in manifest["targets"].values() for e in es)
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
