@@ -59,6 +59,9 @@ host-lock: venv
 	cd constraints && $(PIP_ENV) CUSTOM_COMPILE_COMMAND="make host-lock" ../$(VENV)/bin/python -m piptools compile -q --no-config \
 	  --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links --strip-extras -o host.txt host.in
 
+bench: venv deps docker-check binfmt
+	$(VENV)/bin/python bench/run.py
+
 registry-stop: venv
 	$(FACTORY) registry stop
 

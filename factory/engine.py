@@ -6,10 +6,11 @@ through ``Engine``, so errors from the engine become named ``FactoryError``s her
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from dataclasses import dataclass
-from typing import IO, Callable, Iterable
+from typing import IO, Any, Callable, Iterable, Iterator
 
 import docker
 import docker.errors
@@ -197,17 +198,27 @@ class Engine:
         finally:
             container.remove(force=True)
 
-    def test_container(self, image: str, volumes: Iterable[tuple[str, str]] = ()):
-        """A testcontainers ``DockerContainer`` for ``image`` idling on ``sleep infinity``,
-        started with a read-only root filesystem and a tmpfs ``/tmp``.
+    @contextlib.contextmanager
+    def test_container(self, image: str, volumes: Iterable[tuple[str, str]] = ()) -> Iterator[Any]:
+        """A started testcontainers ``DockerContainer`` of ``image`` idling on ``sleep infinity``,
+        with a read-only root filesystem and a tmpfs ``/tmp``; stopped on exit.
 
-        Use it as a context manager; ``exec([...])`` runs checks inside. ``volumes`` are
-        (host path, container path) pairs mounted read-only.
+        ``exec([...])`` on it runs checks inside. ``volumes`` are (host path, container path)
+        pairs mounted read-only. Raises ``BuildError`` if the engine cannot start it.
         """
         from testcontainers.core.container import DockerContainer
 
         # --read-only with a tmpfs /tmp: the image must work without writing to its layers.
-        c = DockerContainer(image, read_only=True, tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"}).with_command(["sleep", "infinity"])
+        c = DockerContainer(image, read_only=True).with_tmpfs_mount("/tmp", "size=64m").with_command(["sleep", "infinity"])
         for host, path in volumes:
             c = c.with_volume_mapping(host, path, "ro")
-        return c
+        try:
+            c.start()
+        except docker.errors.APIError as e:
+            with contextlib.suppress(Exception):
+                c.stop()
+            raise BuildError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
+        try:
+            yield c
+        finally:
+            c.stop()

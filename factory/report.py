@@ -19,7 +19,7 @@ def human(n: int) -> str:
 
 
 def readiness_table(manifest: dict) -> Table:
-    """pins × targets: the chosen wheel's tag (``cp314-cp314-manylinux_2_17_x86_64``…)."""
+    """pins × targets: the chosen index wheel's tag (``cp314-cp314-manylinux_2_17_x86_64``…)."""
     targets = list(manifest["targets"])
     table = Table(title=f"wheelhouse: python {manifest['python']}, lock {manifest['lock_sha256'][:12]}")
     table.add_column("pin")
@@ -28,7 +28,8 @@ def readiness_table(manifest: dict) -> Table:
     cells: dict[str, dict[str, str]] = {}
     for t, entries in manifest["targets"].items():
         for e in entries:
-            cells.setdefault(f"{e['name']}=={e['version']}", {})[t] = f"{e['source']}: {e.get('tag', e['filename'])}"
+            tag = e.get("tag", e["filename"])
+            cells.setdefault(f"{e['name']}=={e['version']}", {})[t] = tag if e["source"] == "index" else f"{e['source']}: {tag}"
     for m in manifest.get("missing", []):
         cells.setdefault(f"{m['name']}=={m['version']}", {})[m["target"]] = "[red]MISSING[/red]"
     for pin in sorted(cells):
@@ -37,25 +38,24 @@ def readiness_table(manifest: dict) -> Table:
 
 
 def images_table(images_lock: dict) -> Table:
-    """arch, digest, base, sizes (unpacked / compressed)."""
+    """arch, image and base digests, sizes (unpacked and compressed)."""
     table = Table(title=f"images: index {images_lock['index']}")
-    for col in ("arch", "image", "base", "base size", "final size", "final compressed"):
-        table.add_column(col)
+    for col in ("arch", "image digest", "base digest", "base size", "final size"):
+        table.add_column(col, overflow="fold")
     for i in images_lock["images"]:
         table.add_row(
             i["arch"],
-            i["ref"],
-            i["base"],
+            i["ref"].partition("@")[2],
+            i["base"].partition("@")[2],
             f"{human(i['base_size'])} ({human(i['base_compressed_size'])} compressed)",
-            human(i["size"]),
-            human(i["compressed_size"]),
+            f"{human(i['size'])} ({human(i['compressed_size'])} compressed)",
         )
     return table
 
 
 def print_summary(wheelhouse: Path | None, images_lock: Path | None, console: Console | None = None) -> None:
     """Print whichever of the two tables has its input file present."""
-    console = console or Console(width=250)
+    console = console or Console(width=200)
     if wheelhouse is not None and (wheelhouse / "manifest.json").exists():
         console.print(readiness_table(json.loads((wheelhouse / "manifest.json").read_text())))
     if images_lock is not None and images_lock.exists():

@@ -212,16 +212,23 @@ def test_smoke_passes_on_both_arches(project, images):
 
 
 def test_smoke_names_image_arch_and_module_that_fails(project, cfg, images, tmp_path):
-    """A copy of the amd64 image with orjson's extension removed must fail smoke."""
+    """A copy of the amd64 image with orjson's extension removed, a setuid file and a pip
+    cache must fail smoke, each failure naming the image, the arch and what is wrong."""
     import io
     import tarfile
 
-    from factory.smoke import smoke
-    from factory.toolchain import tool_wheel
     from factory.pipeline import make_index
+    from factory.smoke import smoke, smoke_image
+    from factory.toolchain import tool_wheel
 
     amd64 = next(i for i in images["images"] if i["arch"] == "amd64")
-    dockerfile = f"FROM {amd64['ref']}\nUSER 0\nRUN rm -f /opt/venv/lib/python3.14/site-packages/orjson/orjson*.so\nUSER 10001:10001\n".encode()
+    dockerfile = (
+        f"FROM {amd64['ref']}\nUSER 0\n"
+        "RUN rm -f /opt/venv/lib/python3.14/site-packages/orjson/orjson*.so"
+        " && cp /bin/true /usr/local/bin/suid-helper && chmod u+s /usr/local/bin/suid-helper"
+        " && mkdir -p /root/.cache/pip && touch /root/.cache/pip/selfcheck.json\n"
+        "USER 10001:10001\n"
+    ).encode()
     ctx = io.BytesIO()
     with tarfile.open(fileobj=ctx, mode="w") as t:
         info = tarfile.TarInfo("Dockerfile")
@@ -231,11 +238,29 @@ def test_smoke_names_image_arch_and_module_that_fails(project, cfg, images, tmp_
     engine = Engine()
     tag = f"{cfg.registry}/factory-test/broken:1"
     engine.build(ctx, tag=tag, platform="linux/amd64")
+    pip = tool_wheel(cfg, make_index(cfg), "pip")
+    failures = smoke_image(engine, tag, "amd64", "3.14.8", pip).failures
+    where = f"image {tag} (amd64): "
+    assert any(f.startswith(where + "module orjson (from orjson) does not import") for f in failures), failures
+    assert where + "setuid/setgid files: /usr/local/bin/suid-helper" in failures, failures
+    assert any(f.startswith(where + "package caches present: /root/.cache/pip") for f in failures), failures
     broken_lock = tmp_path / "images.lock"
     broken_lock.write_text(json.dumps({**images, "images": [{**amd64, "ref": tag}]}))
     with pytest.raises(SmokeError) as e:
-        smoke(engine, broken_lock, "3.14.8", tool_wheel(cfg, make_index(cfg), "pip"))
-    assert tag in e.value.problem and "(amd64)" in e.value.problem and "module orjson" in e.value.problem
+        smoke(engine, broken_lock, "3.14.8", pip)
+    assert tag in e.value.problem and "(amd64)" in e.value.problem and "3 smoke check(s) failed" in e.value.problem
+
+
+def test_smoke_checks_hardening_on_both_arches(project, images):
+    from factory.pipeline import make_index
+    from factory.smoke import smoke_image
+    from factory.toolchain import tool_wheel
+
+    cfg = load_config(project / "pyproject.toml")
+    pip = tool_wheel(cfg, make_index(cfg), "pip")
+    for image in images["images"]:
+        result = smoke_image(Engine(), image["ref"], image["arch"], "3.14.8", pip)
+        assert result.failures == [] and result.modules >= 4
 
 
 def test_warm_rerun_reads_no_index_and_rebuilds_nothing(project, images):

@@ -1,0 +1,164 @@
+"""`make bench`: side-by-side measurements on one lock, in one run (not a test).
+
+Prints a Markdown report (and writes it to bench/last-run.md):
+
+- wheelhouse: factory cold (empty cache) vs sequential `pip download` per target with the
+  full correct tag list (what a user would script), factory warm (current wheelhouse) vs cold;
+- images: base and final sizes, unpacked and compressed, against python:3.14-slim
+  (docker-library, amd64: 119.66 MB / 43.4 MB compressed);
+- per arch: cold start (`python3 -c pass` in a fresh container) and the import time of the
+  lock's top-level modules, median of N runs, and the aarch64/x86_64 ratio.
+
+Needs `make images` to have run (it reads images.lock and the wheelhouse manifest).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FACTORY = [sys.executable, "-m", "factory"]
+SLIM_REFERENCE = (119.66e6, 43.4e6)  # python:3.14-slim amd64, docker-library: unpacked, compressed
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+
+
+def timed(cmd: list[str], **kw) -> float:
+    start = time.monotonic()
+    subprocess.run(cmd, check=True, capture_output=True, **kw)
+    return time.monotonic() - start
+
+
+def wheelhouse_section(lock: Path, targets: list) -> list[str]:
+    from factory.config import load_config
+
+    cfg = load_config(ROOT / "pyproject.toml")
+    tmp = Path(tempfile.mkdtemp(prefix="factory-bench-"))
+    try:
+        env = {**os.environ, "FACTORY_CACHE_DIR": str(tmp / "cache")}
+        out = tmp / "wh"
+        cold = timed([*FACTORY, "wheelhouse", "--lock", str(lock), "--out", str(out)], env=env, cwd=ROOT)
+        warm = timed([*FACTORY, "wheelhouse", "--lock", str(lock), "--out", str(out)], env=env, cwd=ROOT)
+        cached = timed([*FACTORY, "wheelhouse", "--lock", str(lock), "--out", str(tmp / "wh2")], env=env, cwd=ROOT)
+        # What a user scripts by hand: one pip download per target, every platform tag spelled out.
+        pip_total = 0.0
+        pip_env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL")}
+        for target in cfg.targets:
+            plats = [a for p in target.platforms() for a in ("--platform", p)]
+            pip_total += timed(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "--only-binary", ":all:",
+                 "--python-version", "3.14", "--implementation", "cp", "--abi", "cp314", "--abi", "abi3", "--abi", "none",
+                 *plats, "--index-url", cfg.index_url, "--require-hashes", "-r", str(lock), "-d", str(tmp / "pip" / target.name)],
+                env=pip_env,
+            )
+        files = sum(1 for _ in (tmp / "pip").rglob("*.whl"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [
+        "## Wheelhouse (example lock, 4 targets)",
+        "",
+        "| run | seconds | ratio |",
+        "| --- | --- | --- |",
+        f"| sequential `pip download` per target, full tag lists, no cache ({files} files) | {pip_total:.1f} | 1.00 |",
+        f"| factory cold (empty cache) | {cold:.1f} | {cold / pip_total:.2f} |",
+        f"| factory, new output, warm download cache | {cached:.1f} | {cached / pip_total:.2f} |",
+        f"| factory warm (wheelhouse current, no index read) | {warm:.1f} | {warm / pip_total:.3f} |",
+        "",
+        f"Warm vs cold: {warm / cold:.3f}.",
+        "",
+    ]
+
+
+def median_run(ref: str, arch: str, code: str) -> float:
+    samples = []
+    for _ in range(RUNS):
+        samples.append(timed(["docker", "run", "--rm", "--platform", f"linux/{arch}", ref, "python3", "-c", code]))
+    return statistics.median(samples)
+
+
+def import_seconds(ref: str, arch: str, modules: list[str]) -> float:
+    code = "import time,importlib;t=time.perf_counter();[importlib.import_module(m) for m in %r];print(time.perf_counter()-t)" % modules
+    samples = []
+    for _ in range(RUNS):
+        out = subprocess.run(["docker", "run", "--rm", "--platform", f"linux/{arch}", ref, "python3", "-c", code],
+                             check=True, capture_output=True, text=True).stdout
+        samples.append(float(out.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+def top_level_modules(ref: str, arch: str) -> list[str]:
+    code = (
+        "import importlib.metadata as md\n"
+        "mods=set()\n"
+        "for d in md.distributions():\n"
+        "    t=d.read_text('top_level.txt')\n"
+        "    mods.update(x for x in (t or '').split() if x.isidentifier() and not x.startswith('_'))\n"
+        "print(' '.join(sorted(mods)))"
+    )
+    out = subprocess.run(["docker", "run", "--rm", "--platform", f"linux/{arch}", ref, "python3", "-c", code],
+                         check=True, capture_output=True, text=True).stdout
+    return out.split()
+
+
+def images_section(images_lock: Path) -> list[str]:
+    data = json.loads(images_lock.read_text())
+    mb = lambda n: f"{n / 1e6:.1f} MB"  # noqa: E731
+    lines = [
+        "## Images",
+        "",
+        "| image | unpacked | compressed |",
+        "| --- | --- | --- |",
+        f"| python:3.14-slim (docker-library, amd64, reference) | {mb(SLIM_REFERENCE[0])} | {mb(SLIM_REFERENCE[1])} |",
+    ]
+    for i in data["images"]:
+        lines.append(f"| factory base {i['arch']} | {mb(i['base_size'])} | {mb(i['base_compressed_size'])} |")
+    for i in data["images"]:
+        lines.append(f"| factory final {i['arch']} (example lock) | {mb(i['size'])} | {mb(i['compressed_size'])} |")
+    lines += ["", f"## Start-up (median of {RUNS} fresh containers)", "", "| arch | cold start `python3 -c pass` (s) | import of top-level modules (s) |", "| --- | --- | --- |"]
+    results = {}
+    for i in data["images"]:
+        mods = top_level_modules(i["ref"], i["arch"])
+        results[i["arch"]] = (median_run(i["ref"], i["arch"], "pass"), import_seconds(i["ref"], i["arch"], mods))
+        lines.append(f"| {i['arch']} | {results[i['arch']][0]:.2f} | {results[i['arch']][1]:.3f} |")
+    if {"amd64", "arm64"} <= set(results):
+        lines += [
+            "",
+            f"aarch64 / x86_64 (QEMU 11.1 user-mode emulation): cold start {results['arm64'][0] / results['amd64'][0]:.1f}×, "
+            f"imports {results['arm64'][1] / results['amd64'][1]:.1f}×.",
+        ]
+    return lines + [""]
+
+
+def main() -> int:
+    from factory.config import load_config
+
+    cfg = load_config(ROOT / "pyproject.toml")
+    images_lock = ROOT / "images.lock"
+    if not images_lock.exists():
+        print("bench: images.lock not found (fix: run `make images` first)", file=sys.stderr)
+        return 2
+    header = [
+        "# factory benchmark run",
+        "",
+        f"Date {date.today().isoformat()}; machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; lock {cfg.lock.name}.",
+        "",
+    ]
+    report = header + wheelhouse_section(cfg.lock, list(cfg.targets)) + images_section(images_lock)
+    text = "\n".join(report) + "\n"
+    (ROOT / "bench" / "last-run.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
