@@ -157,6 +157,25 @@ class Engine:
             raise RegistryError(f"image {ref} is not available after pull", "check the registry")
         return info
 
+    def read_file(self, image: str, path: str) -> bytes:
+        """The bytes of the regular file ``path`` inside ``image``, read without starting it."""
+        import io
+        import tarfile
+
+        try:
+            container = self.client.containers.create(image, ["true"])
+        except docker.errors.APIError as e:
+            raise BuildError(f"cannot read {path} from {image}: {e.explanation}", DOCKER_FIX) from None
+        try:
+            stream, _ = container.get_archive(path)
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                member = tar.extractfile(tar.getmembers()[0])
+                return member.read() if member else b""
+        except docker.errors.APIError as e:
+            raise BuildError(f"cannot read {path} from {image}: {e.explanation}", "check the image") from None
+        finally:
+            container.remove(force=True)
+
     def tag(self, image: str, repository: str, tag: str) -> None:
         """``docker tag image repository:tag``."""
         self.api.tag(image, repository, tag=tag)

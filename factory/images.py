@@ -7,8 +7,11 @@ that venv onto the base. Images are pushed, then one multi-arch index is pushed 
 them, and only then is ``images.lock`` written (atomically):
 
     {"images": [{"arch", "ref", "base", "tag", "size", "compressed_size", "base_size",
-                 "base_compressed_size"}],
-     "index": "<repo>@sha256:…", "tags": [...], "python": "3.14.8", "lock_sha256": "…"}
+                 "base_compressed_size", "inputs_sha256", "sbom"}],
+     "index": "<repo>@sha256:…", "tags": [...], "python": "3.14.8", "lock_sha256": "…",
+     "wheelhouse_sbom": "<path>"}
+
+SBOM paths are relative to images.lock's directory (``<images.lock>.sbom/image-<arch>.cdx.json``).
 
 Sizes are bytes: ``size`` as the engine reports the unpacked image, ``compressed_size``
 the sum of the registry manifest's config and layer blobs.
@@ -19,13 +22,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import atomic, binfmt
+from .cache import sha256_file
 from .bootstrap import BaseImage
 from .config import Config
 from .engine import Engine
@@ -33,6 +38,8 @@ from .errors import BuildError, FactoryError
 from .lockfile import Lock
 from .progress import Progress
 from .registry import Registry
+from .sbom import image_sbom, sbom_path
+from .wheelhouse import SBOM_NAME
 
 @dataclass(frozen=True)
 class BuiltImage:
@@ -47,6 +54,7 @@ class BuiltImage:
     base_size: int
     base_compressed_size: int
     inputs_sha256: str
+    sbom: str = ""
 
 
 class WheelhouseMismatchError(FactoryError):
@@ -89,6 +97,7 @@ def image_inputs(cfg: Config, lock: Lock, wheels: list[dict], base: BaseImage, p
         "lock": lock.sha256,
         "wheels": sorted((w["filename"], w["sha256"]) for w in wheels),
         "pip": pip_wheel.name,
+        "toolchain": sha256_file(cfg.toolchain),
         "uid": cfg.uid,
         "python": cfg.python,
         "repository": f"{cfg.registry}/{cfg.repository}",
@@ -144,6 +153,7 @@ def build_image(
         "org.opencontainers.image.base.digest": base.ref.partition("@")[2],
         "io.factory.python.version": cfg.python,
         "io.factory.lock.sha256": lock.sha256,
+        "io.factory.toolchain.sha256": sha256_file(cfg.toolchain),
         "io.factory.target": target.name,
     }
     with tempfile.TemporaryDirectory(prefix="factory-image-") as tmp:
@@ -209,13 +219,16 @@ def build_images(
                 raise BuildError(f"{wheelhouse} has no {target.name} wheels", f"build the wheelhouse for {target.name} first")
             inputs = image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, revision)
             task = progress.step(f"image {arch}")
+            sbom = sbom_path(out, arch)
             reused = _reusable(registry, cfg, previous, arch, inputs)
-            if reused is not None:
+            if reused is not None and sbom.exists():
                 built.append(reused)
                 progress.done(task, f"image {arch}: {reused.ref} (unchanged inputs, reused)")
                 continue
-            built.append(build_image(cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, revision, inputs))
-            progress.done(task, f"image {arch}: {built[-1].ref}")
+            image = reused or build_image(cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, revision, inputs)
+            atomic.write_text(sbom, image_sbom(engine, image.ref, arch, manifest["targets"][target.name]))
+            built.append(replace(image, sbom=str(sbom.relative_to(out.parent))))
+            progress.done(task, f"image {arch}: {image.ref} (SBOM {sbom.name})")
     entries = [(registry.manifest(cfg.repository, b.ref.partition("@")[2]), b.arch) for b in built]
     tags = [f"{cfg.python}-{lock.sha256[:12]}", cfg.python]
     digest = ""
@@ -228,6 +241,7 @@ def build_images(
         "tags": [f"{repo}:{t}" for t in tags],
         "python": cfg.python,
         "lock_sha256": lock.sha256,
+        "wheelhouse_sbom": os.path.relpath(wheelhouse / SBOM_NAME, out.parent),
     }
     atomic.write_json(out, data)
     return data

@@ -4,6 +4,7 @@ Output layout (``out``)::
 
     <target>/<wheel files>      one directory per target
     manifest.json               {"python", "lock_sha256", "targets": {target: [entry, ...]}}
+    sbom.cdx.json               CycloneDX SBOM of the wheel files
     simple/                     a PEP 503 index over all wheels (pip --index-url file://…)
 
 The whole tree is built next to ``out`` in a temporary directory and renamed into place.
@@ -27,7 +28,11 @@ from .errors import HashMismatchError, LockError, MissingWheelsError
 from .index import Index
 from .lockfile import Lock, Pin
 from .progress import Progress
+from .sbom import wheelhouse_sbom
 from .targets import Target
+
+
+SBOM_NAME = "sbom.cdx.json"
 
 
 @dataclass(frozen=True)
@@ -171,14 +176,16 @@ def write_simple_index(root: Path, manifest: dict) -> None:
 
 def current_manifest(out: Path, lock: Lock, targets: tuple[Target, ...], python: str) -> dict | None:
     """``out``'s manifest if it was built from ``lock`` for exactly these ``targets`` and
-    ``python``, has no missing cell, and every file still has its recorded sha256; else None.
+    ``python``, has no missing cell, has its SBOM, and every file still has its recorded
+    sha256; else None.
     """
     try:
         manifest = load_manifest(out)
     except (OSError, ValueError):
         return None
     if (
-        manifest.get("lock_sha256") != lock.sha256
+        not (out / SBOM_NAME).is_file()
+        or manifest.get("lock_sha256") != lock.sha256
         or manifest.get("python") != python
         or "missing" in manifest
         or set(manifest.get("targets", {})) != {t.name for t in targets}
@@ -247,6 +254,7 @@ def build_wheelhouse(
         for c in sel.choices:
             atomic.link_or_copy(local[c.sha256], tmp / c.target.name / c.package.filename)
         write_simple_index(tmp, manifest)
+        (tmp / SBOM_NAME).write_text(wheelhouse_sbom(manifest))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
     atomic.replace_dir(out, fill)

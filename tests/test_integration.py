@@ -167,7 +167,7 @@ def test_wheelhouse_covers_four_targets_from_the_real_index(project, wheelhouse,
 
 
 def test_images_lock_names_registry_digests_and_an_index(cfg, images, bases, lock):
-    assert set(images) == {"images", "index", "tags", "python", "lock_sha256"}
+    assert set(images) == {"images", "index", "tags", "python", "lock_sha256", "wheelhouse_sbom"}
     assert images["python"] == "3.14.8" and images["lock_sha256"] == lock.sha256
     registry = Registry(cfg.registry)
     engine = Engine()
@@ -182,6 +182,7 @@ def test_images_lock_names_registry_digests_and_an_index(cfg, images, bases, loc
         assert info.labels["io.factory.lock.sha256"] == lock.sha256
         assert info.labels["org.opencontainers.image.base.digest"] == image["base"].split("@")[1]
         assert info.labels["io.factory.python.version"] == "3.14.8"
+        assert len(info.labels["io.factory.toolchain.sha256"]) == 64
         assert engine.client.api.inspect_image(image["ref"])["Config"]["User"] == "10001:10001"
         assert image["size"] > image["base_size"] > 0 and image["compressed_size"] > 0
     index = registry.manifest("factory-test/app", images["index"].split("@")[1])
@@ -189,6 +190,20 @@ def test_images_lock_names_registry_digests_and_an_index(cfg, images, bases, loc
         (a, i["ref"].split("@")[1]) for a, i in by_arch.items()
     }
     assert registry.manifest("factory-test/app", f"3.14.8-{lock.sha256[:12]}").digest == images["index"].split("@")[1]
+
+
+def test_sboms_list_debian_packages_and_python_distributions(project, images, lock):
+    wheelhouse_sbom = json.loads((project / images["wheelhouse_sbom"]).read_text())
+    assert wheelhouse_sbom["bomFormat"] == "CycloneDX" and wheelhouse_sbom["specVersion"] == "1.6"
+    assert {c["name"] for c in wheelhouse_sbom["components"]} == {p.name for p in lock.pins}
+    for image in images["images"]:
+        doc = json.loads((project / image["sbom"]).read_text())
+        purls = {c["purl"].split("@")[0] for c in doc["components"]}
+        assert "pkg:deb/debian/python3.14" in purls and "pkg:deb/debian/libc6" in purls
+        assert {f"pkg:pypi/{p.name}" for p in lock.pins} <= purls
+        assert doc["metadata"]["component"]["version"] == image["ref"].split("@")[1]
+        orjson = next(c for c in doc["components"] if c["name"] == "orjson")
+        assert orjson["hashes"][0]["content"] in lock.pin("orjson").hashes
 
 
 def test_final_image_has_no_pip_and_no_wheels(images):

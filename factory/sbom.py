@@ -1,0 +1,112 @@
+"""CycloneDX SBOMs (JSON, spec 1.6) with ``cyclonedx-python-lib``.
+
+- per image: the Debian packages from the image's dpkg status database
+  (``pkg:deb/debian/<name>@<version>?arch=<arch>``) and the Python distributions
+  installed in ``/opt/venv`` (``pkg:pypi/<name>@<version>``, with the wheel's sha256 from
+  the wheelhouse manifest);
+- for the wheelhouse: every wheel file, with its sha256 and the targets it serves.
+
+The serial number is derived from the subject (image digest, lock hash), so the same
+input gives the same document apart from its timestamp.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+from cyclonedx.model import HashAlgorithm, HashType, Property
+from cyclonedx.model.bom import Bom
+from cyclonedx.model.component import Component, ComponentType
+from cyclonedx.output.json import JsonV1Dot6
+from debian.deb822 import Deb822
+from packageurl import PackageURL
+from packaging.utils import canonicalize_name
+
+from .engine import Engine
+
+# Runs inside the image: name, version of every distribution in the venv.
+_DISTS = (
+    "import importlib.metadata as md, json;"
+    "print(json.dumps(sorted({(d.metadata['Name'], d.version) for d in md.distributions()})))"
+)
+_NAMESPACE = uuid.UUID("5d0f3c4e-8f1e-4c55-9d8b-6a3f2f1c0b7a")
+
+
+def _dump(bom: Bom) -> str:
+    # The subject depends on everything listed: a flat but complete dependency graph.
+    bom.register_dependency(bom.metadata.component, list(bom.components))
+    return JsonV1Dot6(bom).output_as_string(indent=2)
+
+
+def debian_packages(status: bytes) -> list[tuple[str, str, str]]:
+    """(package, version, architecture) of every installed package in a dpkg status file."""
+    out = []
+    for para in Deb822.iter_paragraphs(status.decode("utf-8", "replace").splitlines()):
+        if "installed" in para.get("Status", "").split():
+            out.append((para["Package"], para["Version"], para.get("Architecture", "all")))
+    return sorted(out)
+
+
+def image_sbom(engine: Engine, ref: str, arch: str, wheels: list[dict]) -> str:
+    """The CycloneDX JSON document for the image ``ref`` (``repo@sha256:…``) of ``arch``.
+
+    ``wheels`` are the wheelhouse manifest entries of the image's target, used for hashes.
+    Raises ``BuildError`` if the image cannot be read or run.
+    """
+    status = engine.read_file(ref, "/var/lib/dpkg/status")
+    code, output = engine.run(ref, ["python3", "-c", _DISTS], platform=f"linux/{arch}", network=False)
+    dists = json.loads(output.strip().splitlines()[-1]) if code == 0 else []
+    repo, _, digest = ref.partition("@")
+    bom = Bom(serial_number=uuid.uuid5(_NAMESPACE, ref))
+    bom.metadata.component = Component(
+        type=ComponentType.CONTAINER,
+        name=repo,
+        version=digest,
+        bom_ref=ref,
+        purl=PackageURL("oci", None, repo.rsplit("/", 1)[-1], digest, {"repository_url": repo, "arch": arch}),
+    )
+    for name, version, pkg_arch in debian_packages(status):
+        purl = PackageURL("deb", "debian", name, version, {"arch": pkg_arch})
+        bom.components.add(Component(type=ComponentType.LIBRARY, name=name, version=version, purl=purl, bom_ref=str(purl)))
+    by_name = {w["name"]: w for w in wheels}
+    for name, version in dists:
+        purl = PackageURL("pypi", None, canonicalize_name(name), version)  # purl spec: lowercase, '_' -> '-'
+        wheel = by_name.get(canonicalize_name(name))
+        hashes = [HashType(alg=HashAlgorithm.SHA_256, content=wheel["sha256"])] if wheel else []
+        props = [Property(name="factory:wheel", value=wheel["filename"])] if wheel else []
+        bom.components.add(
+            Component(type=ComponentType.LIBRARY, name=name, version=version, purl=purl, bom_ref=str(purl), hashes=hashes, properties=props)
+        )
+    return _dump(bom)
+
+
+def wheelhouse_sbom(manifest: dict) -> str:
+    """The CycloneDX JSON document for a wheelhouse ``manifest`` (one component per file)."""
+    bom = Bom(serial_number=uuid.uuid5(_NAMESPACE, manifest["lock_sha256"] + "|" + ",".join(sorted(manifest["targets"]))))
+    bom.metadata.component = Component(type=ComponentType.APPLICATION, name="wheelhouse", version=manifest["lock_sha256"])
+    files: dict[str, tuple[dict, list[str]]] = {}
+    for target, entries in sorted(manifest["targets"].items()):
+        for e in entries:
+            files.setdefault(e["filename"], (e, []))[1].append(target)
+    for filename, (e, targets) in sorted(files.items()):
+        purl = PackageURL("pypi", None, e["name"], e["version"], {"file_name": filename})
+        bom.components.add(
+            Component(
+                type=ComponentType.LIBRARY,
+                name=e["name"],
+                version=e["version"],
+                purl=purl,
+                bom_ref=filename,
+                hashes=[HashType(alg=HashAlgorithm.SHA_256, content=e["sha256"])],
+                properties=[Property(name="factory:target", value=t) for t in targets]
+                + [Property(name="factory:source", value=e["source"])],
+            )
+        )
+    return _dump(bom)
+
+
+def sbom_path(images_lock: Path, arch: str) -> Path:
+    """Where the SBOM of the ``arch`` image sits: ``<images.lock>.sbom/image-<arch>.cdx.json``."""
+    return images_lock.parent / f"{images_lock.name}.sbom" / f"image-{arch}.cdx.json"
