@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from . import faults
+
 
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
@@ -46,6 +48,7 @@ def replace_dir(out: Path, fill: Callable[[Path], None]) -> None:
     try:
         fill(tmp)
         os.chmod(tmp, 0o755)
+        faults.point("before-rename")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -57,6 +60,20 @@ def replace_dir(out: Path, fill: Callable[[Path], None]) -> None:
     os.rename(tmp, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def sweep(out: Path) -> list[Path]:
+    """Remove the temporary siblings a killed run left for ``out`` (``.<name>.tmp-*``,
+    ``.<name>.old-*``). Call it only while holding ``out``'s run lock. Returns what went."""
+    gone = []
+    for stale in out.parent.glob(f".{out.name}.*-*"):
+        if stale.name.startswith((f".{out.name}.tmp-", f".{out.name}.old-")):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+            gone.append(stale)
+    return gone
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

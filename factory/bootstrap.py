@@ -117,6 +117,12 @@ def _upstream_version(debian_version: str) -> str:
     return version.rsplit("-", 1)[0] if "-" in version else version
 
 
+def sweep(cache_dir: Path) -> None:
+    """Remove rootfs tarballs a killed bootstrap left half-written (run lock held)."""
+    for stale in (cache_dir / "bootstrap").glob("*/.rootfs.tar.tmp-*"):
+        stale.unlink(missing_ok=True)
+
+
 def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
     """The cached slim rootfs tarball for ``recipe`` on ``arch``, built with mmdebstrap if needed.
 

@@ -52,6 +52,13 @@ class FileCache:
         names = [p.name for p in entry.iterdir()] if entry.is_dir() else []
         return self.get(sha256, names[0]) if len(names) == 1 else None
 
+    def sweep(self) -> list[Path]:
+        """Remove staged downloads a killed run left behind (call with the cache's run lock held)."""
+        gone = list(self.root.glob(".tmp-*")) if self.root.is_dir() else []
+        for stale in gone:
+            stale.unlink(missing_ok=True)
+        return gone
+
     def staging(self, sha256: str) -> Path:
         """A fresh temporary file path on the cache's filesystem, for a download in progress."""
         self.root.mkdir(parents=True, exist_ok=True)

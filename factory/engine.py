@@ -217,6 +217,11 @@ class Engine:
         finally:
             container.remove(force=True)
 
+    def exec_in(self, container: Any, command: list[str], user: str = "") -> tuple[int, bytes]:
+        """Run ``command`` in a started test container as ``user`` (uid or name; default: the image's)."""
+        result = container.get_wrapped_container().exec_run(command, user=user)
+        return int(result.exit_code), result.output
+
     @contextlib.contextmanager
     def test_container(self, image: str, volumes: Iterable[tuple[str, str]] = ()) -> Iterator[Any]:
         """A started testcontainers ``DockerContainer`` of ``image`` idling on ``sleep infinity``,

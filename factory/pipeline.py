@@ -14,6 +14,7 @@ from typing import Iterator
 
 from filelock import FileLock, Timeout
 
+from . import atomic
 from . import bootstrap as bootstrap_stage
 from . import images as images_stage
 from . import smoke as smoke_stage
@@ -31,15 +32,16 @@ from .toolchain import tool_wheel
 
 
 @contextlib.contextmanager
-def exclusive(*paths: Path) -> Iterator[None]:
-    """Hold ``<path>.lock`` for each of ``paths`` (cache dir, outputs), in order.
+def exclusive(cache_dir: Path, *outputs: Path) -> Iterator[None]:
+    """Hold the run lock (``.<name>.lock`` beside it) of the cache and of each output.
 
     A second factory run on the same cache or output waits here, saying so, instead of
     interleaving its writes with ours. Locks are released even when the run fails; a
-    killed run's lock file is left but not held (flock), so it blocks no one.
+    killed run's lock file stays but is not held (flock), so it blocks no one. Holding the
+    locks, any temporary file of ours is a killed run's leftover and is removed.
     """
     with contextlib.ExitStack() as stack:
-        for path in paths:
+        for path in (cache_dir, *outputs):
             path.parent.mkdir(parents=True, exist_ok=True)
             lock = FileLock(str(path.parent / f".{path.name}.lock"))
             try:
@@ -48,6 +50,10 @@ def exclusive(*paths: Path) -> Iterator[None]:
                 console.print(f"waiting for another factory run to release {lock.lock_file}")
                 lock.acquire()
             stack.callback(lock.release)
+        FileCache(cache_dir).sweep()
+        bootstrap_stage.sweep(cache_dir)
+        for out in outputs:
+            atomic.sweep(out)
         yield
 
 

@@ -30,7 +30,7 @@ PIP_IN_CONTAINER = "/opt/factory/pip.whl"
 # Bootstrap strips every setuid/setgid bit; an upstream base may need entries here.
 SUID_ALLOWED: frozenset[str] = frozenset()
 
-# Runs inside the image; prints one JSON object.
+# Runs inside the image as its own user; prints one JSON object.
 PROBE = r"""
 import importlib, importlib.metadata as md, json, os, platform
 
@@ -51,6 +51,23 @@ def top_level(dist):
         elif parts[-1].endswith((".py", ".so")):
             mods.add(parts[0])
     return sorted(m for m in mods if m.isidentifier())
+
+out = {"version": platform.python_version(), "machine": platform.machine(), "uid": os.getuid(), "dists": {}}
+for dist in md.distributions():
+    results = {}
+    for mod in top_level(dist):
+        try:
+            importlib.import_module(mod)
+            results[mod] = None
+        except BaseException as e:
+            results[mod] = f"{type(e).__name__}: {e}"[:300]
+    out["dists"][dist.metadata["Name"]] = results
+print(json.dumps(out))
+"""
+
+
+HARDENING = r"""
+import json, os
 
 def hardening():
     import glob, importlib.util, shutil, ssl, stat, zoneinfo
@@ -88,17 +105,7 @@ def hardening():
         found["read_only"] = True
     return found
 
-out = {"version": platform.python_version(), "machine": platform.machine(), "uid": os.getuid(), "dists": {}, "hardening": hardening()}
-for dist in md.distributions():
-    results = {}
-    for mod in top_level(dist):
-        try:
-            importlib.import_module(mod)
-            results[mod] = None
-        except BaseException as e:
-            results[mod] = f"{type(e).__name__}: {e}"[:300]
-    out["dists"][dist.metadata["Name"]] = results
-print(json.dumps(out))
+print(json.dumps(hardening()))
 """
 
 
@@ -134,7 +141,11 @@ def smoke_image(engine: Engine, ref: str, arch: str, python: str, pip_wheel: Pat
             result.failures.append(f"{where}: machine is {probe['machine']}, expected {expected_machine}")
         if probe["uid"] == 0:
             result.failures.append(f"{where}: runs as root (uid 0)")
-        h = probe["hardening"]
+        code, output = engine.exec_in(c, ["python3", "-c", HARDENING], user="0")
+        if code != 0:
+            result.failures.append(f"{where}: the hardening probe failed (exit {code}): {output.decode(errors='replace')[-300:]}")
+            return result
+        h = json.loads(output.decode().strip().splitlines()[-1])
         for kind, what in (("tools", "compiler/build tool"), ("packaging_tools", "packaging tool")):
             if h[kind]:
                 result.failures.append(f"{where}: {what} present: {', '.join(h[kind])}")

@@ -30,6 +30,7 @@ from .lockfile import Lock, Pin
 from .progress import Progress
 from .sbom import wheelhouse_sbom
 from .targets import Target
+from .verify import check_wheel
 
 
 SBOM_NAME = "sbom.cdx.json"
@@ -217,6 +218,9 @@ def build_wheelhouse(
 ) -> WheelhouseResult:
     """Select, download (once per file, ``jobs`` at a time), verify and lay out the wheelhouse.
 
+    Each wheel is checked against its own name (``verify.check_wheel``): WHEEL tags and
+    the machine of every ELF file inside; a liar raises ``WheelContentError``.
+
     Raises ``MissingWheelsError`` listing every pin × target without a wheel unless
     ``allow_missing``; then nothing is written. ``out`` is replaced atomically. A
     wheelhouse that is already current (``current_manifest``) is kept as it is, without
@@ -238,6 +242,7 @@ def build_wheelhouse(
 
         def fetch(c: Choice) -> tuple[str, Path]:
             path = index.fetch(c.package, c.sha256, progress=progress.bytes_tracker())
+            check_wheel(path, c.target)
             progress.advance(task)
             return c.sha256, path
 

@@ -10,6 +10,7 @@ import html
 import io
 import json
 import threading
+import time
 import zipfile
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,14 +18,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 
-def make_wheel(filename: str) -> bytes:
-    """A minimal wheel archive for ``filename`` (METADATA, WHEEL, RECORD)."""
-    name, version, _, tags = parse_wheel_filename(filename)
+def make_wheel(filename: str, extra: dict[str, bytes] | None = None, tags: list[str] | None = None) -> bytes:
+    """A minimal wheel archive for ``filename`` (METADATA, WHEEL, RECORD, plus ``extra`` files).
+
+    ``tags`` overrides the WHEEL ``Tag:`` lines (default: the filename's tags).
+    """
+    name, version, _, parsed_tags = parse_wheel_filename(filename)
     dist = f"{name.replace('-', '_')}-{version}.dist-info"
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-        z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\n" + "".join(f"Tag: {t}\n" for t in sorted(map(str, tags))))
+        declared = tags if isinstance(tags, list) else sorted(map(str, parsed_tags))
+        z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\n" + "".join(f"Tag: {t}\n" for t in declared))
+        for path, data in (extra or {}).items():
+            z.writestr(path, data)
         z.writestr(f"{dist}/RECORD", "")
     return buf.getvalue()
 
@@ -47,6 +54,7 @@ class FixtureIndex:
         self.served: dict[str, bytes] = {}
         self.garbage = False
         self.raw_pages: dict[str, bytes] = {}
+        self.stall: dict[str, float] = {}  # filename -> seconds to stall after sending half
         self.requests: Counter[str] = Counter()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_port}/simple/"
@@ -107,7 +115,17 @@ class FixtureIndex:
                 if len(parts) == 2 and parts[0] == "files":
                     for files in index.projects.values():
                         if parts[1] in files:
-                            return self._send(200, "application/octet-stream", index.served.get(parts[1], files[parts[1]]))
+                            body = index.served.get(parts[1], files[parts[1]])
+                            if parts[1] not in index.stall:
+                                return self._send(200, "application/octet-stream", body)
+                            self.send_response(200)
+                            self.send_header("Content-Type", "application/octet-stream")
+                            self.send_header("Content-Length", str(len(body)))
+                            self.end_headers()
+                            self.wfile.write(body[: len(body) // 2])
+                            self.wfile.flush()
+                            time.sleep(index.stall[parts[1]])
+                            return self.wfile.write(body[len(body) // 2 :])
                 return self._send(404, "text/plain", b"not found")
 
         return Handler
