@@ -5,6 +5,7 @@ A reader sees either the complete old output or the complete new one, never a mi
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -13,6 +14,19 @@ from pathlib import Path
 from typing import Callable
 
 from . import faults
+from .errors import FactoryError
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class OutputError(FactoryError):
+    """An output cannot be written (no space, no permission)."""
+
+
+def _output_error(path: Path, err: OSError) -> OutputError:
+    if err.errno in _FULL:
+        return OutputError(f"no space left writing {path}", "free space on that filesystem or write the output elsewhere")
+    return OutputError(f"cannot write {path}: {err.strerror}", "check the path and its permissions")
 
 
 def write_text(path: Path, text: str) -> None:
@@ -25,6 +39,9 @@ def write_text(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise _output_error(path, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -39,16 +56,22 @@ def replace_dir(out: Path, fill: Callable[[Path], None]) -> None:
     """Build a new directory with ``fill(tmp)`` and swap it in for ``out``.
 
     ``tmp`` is a fresh sibling of ``out``. If ``fill`` raises, ``tmp`` is removed and
-    ``out`` is untouched. The old ``out`` is renamed aside before the new one is renamed
+    ``out`` is untouched; an ``OSError`` (full disk, permissions) becomes ``OutputError``. The old ``out`` is renamed aside before the new one is renamed
     in, then deleted.
     """
     out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as e:
+        raise _output_error(out, e) from None
     try:
         fill(tmp)
         os.chmod(tmp, 0o755)
         faults.point("before-rename")
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _output_error(out, e) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

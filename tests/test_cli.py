@@ -46,12 +46,14 @@ def factory(cwd, *args, env=None):
 
 def assert_clean_failure(proc, *needles):
     assert proc.returncode not in (0, None), proc.stdout
+    # progress bars of steps that finished may precede it; the error is one line, and last
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("factory: error: ") and "(fix: " in lines[0], lines[0]
+    errors = [line for line in lines if "factory: error" in line]
+    assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr
+    assert errors[0].startswith("factory: error: ") and "(fix: " in errors[0], errors[0]
     assert "Traceback" not in proc.stderr + proc.stdout
     for n in needles:
-        assert n in lines[0], lines[0]
+        assert n in errors[0], errors[0]
 
 
 def good_lock(path, data):
@@ -172,3 +174,22 @@ def test_concurrent_runs_on_one_cache_and_output(tmp_path):
     manifest = json.loads((tmp_path / "wh" / "manifest.json").read_text())
     assert all(e["sha256"] == sha256(data) for es in manifest["targets"].values() for e in es)
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_full_disk(tmp_path):
+    """A 64 KiB tmpfs as the output's filesystem: a clean one-line error, nothing left there."""
+    project(tmp_path)
+    name = "six-1.17.0-py3-none-any.whl"
+    data = make_wheel(name, extra={"six/blob.bin": os.urandom(256 * 1024)})
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], check=True)
+    try:
+        with FixtureIndex({"six": {name: data}}) as idx:
+            good_lock(tmp_path / "req.lock", data)
+            proc = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", str(small / "wh"), env={"FACTORY_INDEX_URL": idx.url})
+        assert_clean_failure(proc, f"no space left writing {small / 'wh'}")
+        assert list(small.iterdir()) == [] or [p.name for p in small.iterdir()] == [".wh.lock"]
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
