@@ -288,3 +288,29 @@ def test_warm_rerun_reads_no_index_and_rebuilds_nothing(project, images):
     again = json.loads((project / "images.lock").read_text())
     assert again == images
     assert "(unchanged inputs, reused)" in proc.stderr
+
+
+def test_a_python_version_the_base_does_not_have(tmp_path):
+    """Bootstrap refuses a base whose interpreter is not the configured patch version."""
+    cache = Path(os.environ.get("FACTORY_TEST_CACHE", ROOT / ".cache" / "test"))
+    port = free_port()
+    (tmp_path / "pyproject.toml").write_text(
+        f"""[tool.factory]
+python = "3.14.99"
+cache-dir = "{cache}"
+registry = "127.0.0.1:{port}"
+registry-dir = "{tmp_path / 'registry'}"
+bases-lock = "bases.lock"
+[tool.factory.base.amd64]
+recipe = "{ROOT / 'images/recipes/forky-slim.toml'}"
+"""
+    )
+    try:
+        proc = run(tmp_path, "bootstrap", check=False)
+    finally:
+        LocalRegistry(f"127.0.0.1:{port}", tmp_path / "registry").stop()
+    assert proc.returncode == 1
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith("factory: error: recipe forky-slim.toml gives python3.14 3.14.8-1 on amd64, not python 3.14.99"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "bases.lock").exists()
