@@ -153,7 +153,7 @@ def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
         raise BootstrapError(
             f"recipe {recipe.path.name} gives {recipe.python_package} {version or 'nothing'} on {arch}, "
             f"not python {cfg.python}",
-            f"set [tool.factory] python to the suite's version or change the recipe's suite/mirror",
+            "set [tool.factory] python to the suite's version or change the recipe's suite/mirror",
         )
     digest_file.write_text(sha256_file(staged) + "\n")
     os.replace(staged, tar)

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -139,8 +139,6 @@ class Config:
 
     def with_targets(self, names: list[str]) -> "Config":
         """A copy restricted to the targets ``names`` (``UnknownTargetError`` if one is bad)."""
-        from dataclasses import replace
-
         return replace(self, targets=tuple(parse_target(n) for n in names))
 
 

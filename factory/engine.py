@@ -176,10 +176,6 @@ class Engine:
         finally:
             container.remove(force=True)
 
-    def tag(self, image: str, repository: str, tag: str) -> None:
-        """``docker tag image repository:tag``."""
-        self.api.tag(image, repository, tag=tag)
-
     # -- containers ------------------------------------------------------------------
     def run(
         self,

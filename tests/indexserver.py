@@ -9,6 +9,7 @@ import hashlib
 import html
 import io
 import json
+import socket
 import threading
 import time
 import zipfile
@@ -34,6 +35,15 @@ def make_wheel(filename: str, extra: dict[str, bytes] | None = None, tags: list[
             z.writestr(path, data)
         z.writestr(f"{dist}/RECORD", "")
     return buf.getvalue()
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on (it was free a moment ago)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def sha256(data: bytes) -> str:

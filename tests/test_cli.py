@@ -2,25 +2,17 @@
 no traceback, and nothing written to the output."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from indexserver import FixtureIndex, make_wheel, sha256
+from indexserver import FixtureIndex, free_port, make_wheel, sha256
 
 ROOT = Path(__file__).parent.parent
 WHEEL = "six-1.17.0-py2.py3-none-any.whl"
 
-
-def dead_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def project(tmp_path, extra=""):
@@ -28,7 +20,7 @@ def project(tmp_path, extra=""):
         f"""[tool.factory]
 cache-dir = "cache"
 registry-local = false
-registry = "127.0.0.1:{dead_port()}"
+registry = "127.0.0.1:{free_port()}"
 bases-lock = "bases.lock"
 [tool.factory.base.amd64]
 recipe = "{ROOT / 'images/recipes/forky-slim.toml'}"
@@ -103,7 +95,7 @@ def test_unknown_target(tmp_path):
 def test_unreachable_index(tmp_path):
     project(tmp_path)
     (tmp_path / "req.lock").write_text("six==1.17.0 --hash=sha256:" + "a" * 64 + "\n")
-    url = f"http://127.0.0.1:{dead_port()}/simple/"
+    url = f"http://127.0.0.1:{free_port()}/simple/"
     proc = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", env={"FACTORY_INDEX_URL": url})
     assert_clean_failure(proc, f"index {url} cannot be reached", "FACTORY_INDEX_URL")
     assert not (tmp_path / "wh").exists()

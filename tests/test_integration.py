@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,19 +23,13 @@ from factory.engine import Engine
 from factory.errors import SmokeError
 from factory.lockfile import read_lock
 from factory.registry import LocalRegistry, Registry
+from indexserver import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).parent.parent
 SMALL_REQUIREMENTS = "orjson==3.13.0\nmarkupsafe\nmsgpack\ntyping-extensions\n"
 
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
