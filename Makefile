@@ -40,8 +40,9 @@ deps:
 docker-check:
 	@docker info >/dev/null 2>&1 || { echo "make: the Docker engine is not running: start it (\`dockerd &\` as root) and check \`docker info\`" >&2; exit 1; }
 
+# Registers forky's QEMU 11.1 for aarch64 (3-16x faster than bookworm's 7.2); a no-op when it already is.
 binfmt: venv deps
-	@$(FACTORY) binfmt --check 2>/dev/null || $(FACTORY) binfmt
+	@if [ "$$(uname -m)" = x86_64 ]; then $(FACTORY) binfmt; fi
 
 images: venv deps docker-check binfmt
 	$(FACTORY) all

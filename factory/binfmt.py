@@ -78,11 +78,15 @@ def _spec() -> dict:
 def install(cache_dir: Path) -> str:
     """Download forky's qemu-user .deb (sha256-pinned), extract qemu-aarch64 and register it.
 
-    Needs root. Replaces an existing ``qemu-aarch64`` entry. Returns the interpreter path.
+    Needs root. Replaces an existing ``qemu-aarch64`` entry (e.g. bookworm's QEMU 7.2 that
+    ``qemu-user-static`` registers) unless it already is this one. Returns the interpreter path.
     Raises ``BinfmtMissingError`` on a hash mismatch or when registration is refused.
     """
     spec = _spec()
     target = Path(spec["install-path"])
+    current = status()
+    if current is not None and current.enabled and current.interpreter == str(target) and "F" in current.flags:
+        return str(target)
     if not target.exists():
         deb = cache_dir / "qemu" / Path(spec["url"]).name
         if not deb.exists() or sha256_file(deb) != spec["sha256"]:
