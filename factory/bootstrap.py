@@ -211,7 +211,7 @@ def bootstrap_base(cfg: Config, spec: BaseSpec, engine: Engine, registry: Regist
             f"base image for {spec.arch} inspects as {info.platform if info else 'missing'}",
             "the engine ignored --platform; use a Docker engine that honours it for FROM scratch builds",
         )
-    digest = engine.push(repo, tag)
+    digest = engine.push(repo, tag, registry.auth)
     return BaseImage(
         arch=spec.arch,
         ref=f"{repo}@{digest}",

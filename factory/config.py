@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "registry": "127.0.0.1:5555",
     "registry-local": True,
     "registry-dir": "",
+    "registry-htpasswd": "",
     "dockerfile": "images/runtime.Dockerfile",
     "repository": "factory/app",
     "base-repository": "factory/python",
@@ -108,6 +109,7 @@ class Config:
     registry: str
     registry_local: bool
     registry_dir: Path
+    registry_htpasswd: Path | None
     dockerfile: Path
     repository: str
     base_repository: str
@@ -278,6 +280,7 @@ def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str]
         registry_local=_as_bool("registry-local", values["registry-local"]),
         registry_dir=path_of("registry-dir") if values["registry-dir"] else path_of("cache-dir") / "registry",
         dockerfile=path_of("dockerfile"),
+        registry_htpasswd=path_of("registry-htpasswd") if values["registry-htpasswd"] else None,
         repository=str(values["repository"]),
         base_repository=str(values["base-repository"]),
         uid=_as_int("uid", values["uid"]),

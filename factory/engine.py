@@ -117,11 +117,15 @@ class Engine:
             raise BuildError(f"docker build of {tag} produced no image", "see: " + " | ".join(tail))
         return image_id
 
-    def push(self, repository: str, tag: str) -> str:
-        """Push ``repository:tag`` and return the manifest digest the registry reported."""
+    def push(self, repository: str, tag: str, auth: tuple[str, str] | None = None) -> str:
+        """Push ``repository:tag`` and return the manifest digest the registry reported.
+
+        ``auth`` is (user, password); without it the engine uses the Docker config.
+        """
         digest = None
+        auth_config = {"username": auth[0], "password": auth[1]} if auth else None
         try:
-            for chunk in self.api.push(repository, tag=tag, stream=True, decode=True):
+            for chunk in self.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth_config):
                 if "error" in chunk:
                     raise RegistryError(
                         f"push of {repository}:{tag} failed: {chunk['error'][:300]}",
@@ -136,22 +140,23 @@ class Engine:
             raise RegistryError(f"push of {repository}:{tag} returned no digest", "check the registry")
         return digest
 
-    def pull(self, ref: str, platform: str | None = None) -> None:
+    def pull(self, ref: str, platform: str | None = None, auth: tuple[str, str] | None = None) -> None:
         """Pull ``ref`` (``repo@sha256:…`` or ``repo:tag``). Raises ``RegistryError``."""
         repo, sep, digest = ref.partition("@")
+        auth_config = {"username": auth[0], "password": auth[1]} if auth else None
         try:
             if sep:
-                self.api.pull(repo, tag=digest, platform=platform)
+                self.api.pull(repo, tag=digest, platform=platform, auth_config=auth_config)
             else:
-                self.api.pull(ref, platform=platform)
+                self.api.pull(ref, platform=platform, auth_config=auth_config)
         except docker.errors.APIError as e:
             raise RegistryError(f"cannot pull {ref}: {e.explanation}", "check the registry and the reference") from None
 
-    def ensure_local(self, ref: str, platform: str | None = None) -> ImageInfo:
+    def ensure_local(self, ref: str, platform: str | None = None, auth: tuple[str, str] | None = None) -> ImageInfo:
         """Inspect ``ref``, pulling it first if it is not in the engine's store."""
         info = self.inspect(ref)
         if info is None:
-            self.pull(ref, platform)
+            self.pull(ref, platform, auth)
             info = self.inspect(ref)
         if info is None:
             raise RegistryError(f"image {ref} is not available after pull", "check the registry")

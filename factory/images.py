@@ -116,7 +116,7 @@ def _reusable(registry: Registry, cfg: Config, previous: dict | None, arch: str,
 
 
 def _base_sizes(engine: Engine, registry: Registry, base: BaseImage, platform: str) -> tuple[int, int]:
-    info = engine.ensure_local(base.ref, platform)
+    info = engine.ensure_local(base.ref, platform, registry.auth)
     compressed = 0
     if base.ref.startswith(f"{registry.address}/"):
         repo, _, digest = base.ref.split("/", 1)[1].partition("@")
@@ -170,7 +170,7 @@ def build_image(
     info = engine.inspect(image_id)
     if info is None or info.platform != platform:
         raise BuildError(f"image {repo}:{tag} inspects as {info.platform if info else 'missing'}", "check the engine")
-    digest = engine.push(repo, tag)
+    digest = engine.push(repo, tag, registry.auth)
     manifest = registry.manifest(cfg.repository, digest)
     return BuiltImage(
         arch=arch,

@@ -7,7 +7,6 @@ targets, images for both arches, smoke, summary.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from pathlib import Path
 from typing import Iterator
@@ -26,7 +25,7 @@ from .errors import BootstrapError
 from .index import Index
 from .lockfile import Lock, read_lock
 from .progress import console
-from .registry import LocalRegistry, Registry
+from .registry import LocalRegistry, Registry, credentials
 from .report import print_summary
 from .toolchain import tool_wheel
 
@@ -64,18 +63,18 @@ def make_index(cfg: Config) -> Index:
 
 def local_registry(cfg: Config) -> LocalRegistry:
     """The loopback registry process for ``cfg`` (data under ``registry-dir``)."""
-    return LocalRegistry(cfg.registry, cfg.registry_dir)
+    return LocalRegistry(cfg.registry, cfg.registry_dir, cfg.registry_htpasswd)
 
 
 def connect_registry(cfg: Config) -> Registry:
     """A checked registry client; starts the local registry first if configured so.
 
-    Credentials come from ``FACTORY_REGISTRY_USER`` / ``FACTORY_REGISTRY_PASSWORD``.
+    Credentials come from ``FACTORY_REGISTRY_USER`` / ``FACTORY_REGISTRY_PASSWORD`` or the
+    Docker config (``registry.credentials``).
     """
     if cfg.registry_local:
         local_registry(cfg).start()
-    user, password = os.environ.get("FACTORY_REGISTRY_USER"), os.environ.get("FACTORY_REGISTRY_PASSWORD")
-    registry = Registry(cfg.registry, (user, password) if user and password else None)
+    registry = Registry(cfg.registry, credentials(cfg.registry))
     registry.check()
     return registry
 

@@ -42,11 +42,34 @@ class ManifestInfo:
         return sum(int(b.get("size", 0)) for b in blobs)
 
 
+def credentials(address: str, env: dict[str, str] | None = None) -> tuple[str, str] | None:
+    """(user, password) for the registry at ``address``, or None.
+
+    From ``FACTORY_REGISTRY_USER`` / ``FACTORY_REGISTRY_PASSWORD``, else from the Docker
+    config (``~/.docker/config.json``, as ``docker login`` writes it, read with the Docker
+    SDK). The password is never logged or put into an error message.
+    """
+    env = os.environ if env is None else env
+    user, password = env.get("FACTORY_REGISTRY_USER"), env.get("FACTORY_REGISTRY_PASSWORD")
+    if user and password:
+        return user, password
+    import docker.auth
+
+    found = docker.auth.resolve_authconfig(docker.auth.load_config(), address) or {}
+    if found.get("username") and found.get("password"):
+        return found["username"], found["password"]
+    return None
+
+
 class Registry:
-    """HTTP client for the registry at ``address`` (``host:port``), plain HTTP on loopback."""
+    """HTTP client for the registry at ``address`` (``host:port``), plain HTTP on loopback.
+
+    ``auth`` is (user, password) for HTTP basic auth (distribution's htpasswd).
+    """
 
     def __init__(self, address: str, auth: tuple[str, str] | None = None) -> None:
         self.address = address
+        self.auth = auth
         scheme = "http" if address.split(":")[0] in ("127.0.0.1", "localhost", "[::1]") else "https"
         self.base = f"{scheme}://{address}/v2/"
         self.session = requests.Session()
@@ -129,14 +152,16 @@ class Registry:
 
 
 class LocalRegistry:
-    """Debian's ``docker-registry`` (distribution 2.8) serving ``data_dir`` on ``address``.
+    """Debian's ``docker-registry`` (distribution 2.8) serving ``data_dir`` on ``address``,
+    with basic auth from a bcrypt ``htpasswd`` file when one is given.
 
     Started detached, so it outlives the factory process like any daemon; ``stop`` ends it.
     """
 
-    def __init__(self, address: str, state_dir: Path) -> None:
+    def __init__(self, address: str, state_dir: Path, htpasswd: Path | None = None) -> None:
         self.address = address
         self.state_dir = state_dir
+        self.htpasswd = htpasswd
         self.pidfile = state_dir / "registry.pid"
 
     def config_text(self) -> str:
@@ -147,6 +172,8 @@ class LocalRegistry:
             "storage": {"filesystem": {"rootdirectory": str(self.state_dir / "data")}, "delete": {"enabled": True}},
             "http": {"addr": self.address},
         }
+        if self.htpasswd is not None:
+            config["auth"] = {"htpasswd": {"realm": "factory", "path": str(self.htpasswd)}}
         return json.dumps(config, indent=2)
 
     def start(self, timeout: float = 20.0) -> None:

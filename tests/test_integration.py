@@ -307,3 +307,54 @@ recipe = "{ROOT / 'images/recipes/forky-slim.toml'}"
     assert error.startswith("factory: error: recipe forky-slim.toml gives python3.14 3.14.8-1 on amd64, not python 3.14.99"), proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "bases.lock").exists()
+
+
+def test_registry_with_basic_auth(tmp_path):
+    """A loopback registry with an htpasswd file: the right credentials push, wrong or no
+    credentials get a one-line error, and the password shows up nowhere."""
+    import bcrypt
+
+    cache = Path(os.environ.get("FACTORY_TEST_CACHE", ROOT / ".cache" / "test"))
+    port = free_port()
+    password = "s3cret-" + os.urandom(6).hex()
+    (tmp_path / "htpasswd").write_text(f"factory:{bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()}\n")
+    (tmp_path / "pyproject.toml").write_text(
+        f"""[tool.factory]
+cache-dir = "{cache}"
+registry = "127.0.0.1:{port}"
+registry-dir = "{tmp_path / 'registry'}"
+registry-htpasswd = "htpasswd"
+base-repository = "factory-auth/python"
+bases-lock = "bases.lock"
+[tool.factory.base.amd64]
+recipe = "{ROOT / 'images/recipes/forky-slim.toml'}"
+"""
+    )
+
+    def bootstrap(**env):
+        return subprocess.run([sys.executable, "-m", "factory", "bootstrap"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=1200, env={**os.environ, **env})
+
+    try:
+        for env in ({}, {"FACTORY_REGISTRY_USER": "factory", "FACTORY_REGISTRY_PASSWORD": "wrong-" + password}):
+            proc = bootstrap(**env)
+            assert proc.returncode == 1
+            assert proc.stderr.strip().splitlines()[-1].startswith(f"factory: error: registry 127.0.0.1:{port} rejected the credentials")
+            assert password not in proc.stdout + proc.stderr
+            assert not (tmp_path / "bases.lock").exists()
+        proc = bootstrap(FACTORY_REGISTRY_USER="factory", FACTORY_REGISTRY_PASSWORD=password)
+        assert proc.returncode == 0, proc.stderr
+        assert password not in proc.stdout + proc.stderr
+        lock_text = (tmp_path / "bases.lock").read_text()
+        assert password not in lock_text
+        ref = json.loads(lock_text)["bases"]["amd64"]["ref"]
+        digest = ref.split("@")[1]
+        assert Registry(f"127.0.0.1:{port}", ("factory", password)).manifest("factory-auth/python", digest).digest == digest
+        assert password not in json.dumps(Engine().client.api.inspect_image(ref))
+    finally:
+        LocalRegistry(f"127.0.0.1:{port}", tmp_path / "registry").stop()
+        engine = Engine()
+        for image in engine.client.images.list():
+            for tag in image.tags:
+                if tag.startswith(f"127.0.0.1:{port}/"):
+                    engine.client.images.remove(tag, force=True)
