@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
     s.add_argument("--wheelhouse", default="wheelhouse")
     s.add_argument("--images-lock", default="images.lock")
+    s.add_argument("--strict", action="store_true", help="fail on a perf regression against the previous images.lock")
 
     s = sub.add_parser("smoke", help="smoke-test the images of an images.lock with testcontainers")
     s.add_argument("--images-lock", default="images.lock")
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
     s.add_argument("--wheelhouse", default="wheelhouse")
     s.add_argument("--images-lock", default="images.lock")
+    s.add_argument("--strict", action="store_true", help="fail on a perf regression against the previous images.lock")
 
     s = sub.add_parser("registry", help="start/stop the loopback registry")
     s.add_argument("action", choices=["start", "stop", "status"])
@@ -95,14 +97,16 @@ def _run(args: argparse.Namespace) -> int:
         for arch, base in pipeline.run_bootstrap(cfg).items():
             console.print(f"{arch}: {base.ref}")
     elif args.command == "images":
-        data = pipeline.run_images(cfg, read_lock(lock_path), Path(args.wheelhouse).resolve(), Path(args.images_lock).resolve())
+        data = pipeline.run_images(
+            cfg, read_lock(lock_path), Path(args.wheelhouse).resolve(), Path(args.images_lock).resolve(), args.strict
+        )
         console.print(f"index: {data['index']}")
     elif args.command == "smoke":
         pipeline.run_smoke(cfg, Path(args.images_lock).resolve())
     elif args.command == "report":
         print_summary(Path(args.wheelhouse).resolve(), Path(args.images_lock).resolve())
     elif args.command == "all":
-        pipeline.run_all(cfg, lock_path, Path(args.wheelhouse).resolve(), Path(args.images_lock).resolve())
+        pipeline.run_all(cfg, lock_path, Path(args.wheelhouse).resolve(), Path(args.images_lock).resolve(), args.strict)
     elif args.command == "registry":
         reg = pipeline.local_registry(cfg)
         if args.action == "start":

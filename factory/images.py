@@ -7,7 +7,8 @@ that venv onto the base. Images are pushed, then one multi-arch index is pushed 
 them, and only then is ``images.lock`` written (atomically):
 
     {"images": [{"arch", "ref", "base", "tag", "size", "compressed_size", "base_size",
-                 "base_compressed_size", "inputs_sha256", "sbom"}],
+                 "base_compressed_size", "inputs_sha256", "sbom",
+                 "perf": {"cold_start_s", "import_s"}}],
      "index": "<repo>@sha256:…", "tags": [...], "python": "3.14.8", "lock_sha256": "…",
      "wheelhouse_sbom": "<path>"}
 
@@ -29,14 +30,14 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import atomic, binfmt
+from . import atomic, binfmt, perf
 from .cache import sha256_file
 from .bootstrap import BaseImage
 from .config import Config
 from .engine import Engine
 from .errors import BuildError, FactoryError
 from .lockfile import Lock
-from .progress import Progress
+from .progress import Progress, console
 from .registry import Registry
 from .sbom import image_sbom, sbom_path
 from .wheelhouse import SBOM_NAME
@@ -55,6 +56,7 @@ class BuiltImage:
     base_compressed_size: int
     inputs_sha256: str
     sbom: str = ""
+    perf: dict | None = None
 
 
 class WheelhouseMismatchError(FactoryError):
@@ -194,8 +196,13 @@ def build_images(
     bases: dict[str, BaseImage],
     pip_wheel: Path,
     out: Path,
+    strict: bool = False,
 ) -> dict:
     """Build, push and index the images of every arch; write ``out`` (images.lock) last.
+
+    New images are measured (``perf.measure``) and gated against the previous ``out``
+    (``perf.gate``): regressions are printed, and with ``strict`` raise
+    ``PerfRegressionError`` before ``out`` is written.
 
     Raises ``WheelhouseMismatchError`` if ``wheelhouse/manifest.json`` was made from
     another lock, ``BuildError``/``RegistryError``/``BinfmtMissingError`` from the steps.
@@ -227,8 +234,13 @@ def build_images(
                 continue
             image = reused or build_image(cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, revision, inputs)
             atomic.write_text(sbom, image_sbom(engine, image.ref, arch, manifest["targets"][target.name]))
-            built.append(replace(image, sbom=str(sbom.relative_to(out.parent))))
-            progress.done(task, f"image {arch}: {image.ref} (SBOM {sbom.name})")
+            measured = perf.measure(engine, image.ref, arch)
+            built.append(replace(image, sbom=str(sbom.relative_to(out.parent)), perf=measured.__dict__))
+            progress.done(
+                task,
+                f"image {arch}: {image.ref} (SBOM {sbom.name}; cold start {measured.cold_start_s:.2f} s, "
+                f"imports {measured.import_s:.3f} s)",
+            )
     entries = [(registry.manifest(cfg.repository, b.ref.partition("@")[2]), b.arch) for b in built]
     tags = [f"{cfg.python}-{lock.sha256[:12]}", cfg.python]
     digest = ""
@@ -243,5 +255,13 @@ def build_images(
         "lock_sha256": lock.sha256,
         "wheelhouse_sbom": os.path.relpath(wheelhouse / SBOM_NAME, out.parent),
     }
+    regressions = perf.gate(previous, data)
+    for message in regressions:
+        console.print(f"[yellow]perf gate[/yellow]: {message}")
+    if regressions and strict:
+        raise perf.PerfRegressionError(
+            f"{len(regressions)} perf regression(s) against {out.name}: {'; '.join(regressions)}",
+            "look into the regression, or rerun without --strict to accept it",
+        )
     atomic.write_json(out, data)
     return data

@@ -102,12 +102,12 @@ def run_wheelhouse(cfg: Config, lock: Lock, out: Path, allow_missing: bool) -> w
         return wheelhouse_stage.build_wheelhouse(lock, cfg.targets, cfg.python, make_index(cfg), out, allow_missing, cfg.jobs)
 
 
-def run_images(cfg: Config, lock: Lock, wheelhouse: Path, out: Path) -> dict:
+def run_images(cfg: Config, lock: Lock, wheelhouse: Path, out: Path, strict: bool = False) -> dict:
     engine = Engine()
     with exclusive(cfg.cache_dir, out):
         registry = connect_registry(cfg)
         pip = tool_wheel(cfg, make_index(cfg), "pip")
-        return images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases_for(cfg), pip, out)
+        return images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases_for(cfg), pip, out, strict)
 
 
 def run_smoke(cfg: Config, images_lock: Path) -> list[smoke_stage.SmokeResult]:
@@ -117,13 +117,13 @@ def run_smoke(cfg: Config, images_lock: Path) -> list[smoke_stage.SmokeResult]:
     return smoke_stage.smoke(engine, images_lock, cfg.python, pip)
 
 
-def run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path) -> None:
+def run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, strict: bool = False) -> None:
     """The whole line, in order; each stage's errors stop it."""
     with exclusive(cfg.cache_dir, cfg.bases_lock, wheelhouse, images_lock):
-        _run_all(cfg, lock_path, wheelhouse, images_lock)
+        _run_all(cfg, lock_path, wheelhouse, images_lock, strict)
 
 
-def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path) -> None:
+def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, strict: bool) -> None:
     started = time.monotonic()
     console.rule("validate lock")
     lock = read_lock(lock_path)
@@ -139,7 +139,7 @@ def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path) 
         console.print(f"{wheelhouse}: current for lock {lock.sha256[:12]}, reused without reading the index")
     console.rule("images")
     pip = tool_wheel(cfg, index, "pip")
-    images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases, pip, images_lock)
+    images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases, pip, images_lock, strict)
     console.print(f"ready for smoke after {time.monotonic() - started:.1f} s")
     console.rule("smoke")
     smoke_stage.smoke(engine, images_lock, cfg.python, pip)

@@ -30,9 +30,10 @@ PIP_IN_CONTAINER = "/opt/factory/pip.whl"
 # Bootstrap strips every setuid/setgid bit; an upstream base may need entries here.
 SUID_ALLOWED: frozenset[str] = frozenset()
 
-# Runs inside the image as its own user; prints one JSON object.
-PROBE = r"""
-import importlib, importlib.metadata as md, json, os, platform
+# Runs inside an image: the top-level modules of an installed distribution
+# (top_level.txt, else the RECORD). Shared with the perf measurements.
+TOP_LEVEL = r"""
+import importlib, importlib.metadata as md, json, os, platform, time
 
 def top_level(dist):
     text = dist.read_text("top_level.txt")
@@ -51,7 +52,10 @@ def top_level(dist):
         elif parts[-1].endswith((".py", ".so")):
             mods.add(parts[0])
     return sorted(m for m in mods if m.isidentifier())
+"""
 
+# Runs inside the image as its own user; prints one JSON object.
+PROBE = TOP_LEVEL + r"""
 out = {"version": platform.python_version(), "machine": platform.machine(), "uid": os.getuid(), "dists": {}}
 for dist in md.distributions():
     results = {}
