@@ -178,6 +178,7 @@ def test_images_lock_names_registry_digests_and_an_index(cfg, images, bases, loc
         assert len(info.labels["io.factory.toolchain.sha256"]) == 64
         assert engine.client.api.inspect_image(image["ref"])["Config"]["User"] == "10001:10001"
         assert image["size"] > image["base_size"] > 0 and image["compressed_size"] > 0
+        assert image["perf"]["cold_start_s"] > 0 and image["perf"]["import_s"] > 0
     index = registry.manifest("factory-test/app", images["index"].split("@")[1])
     assert {(m["platform"]["architecture"], m["digest"]) for m in index.body["manifests"]} == {
         (a, i["ref"].split("@")[1]) for a, i in by_arch.items()
