@@ -202,7 +202,7 @@ def build_images(
 
     New images are measured (``perf.measure``) and gated against the previous ``out``
     (``perf.gate``): regressions are printed, and with ``strict`` raise
-    ``PerfRegressionError`` before ``out`` is written.
+    ``PerfRegressionError`` before the index tags move and before ``out`` is written.
 
     Raises ``WheelhouseMismatchError`` if ``wheelhouse/manifest.json`` was made from
     another lock, ``BuildError``/``RegistryError``/``BinfmtMissingError`` from the steps.
@@ -241,6 +241,15 @@ def build_images(
                 f"image {arch}: {image.ref} (SBOM {sbom.name}; cold start {measured.cold_start_s:.2f} s, "
                 f"imports {measured.import_s:.3f} s)",
             )
+    # Gate before the index moves: with --strict a regression publishes no new tag.
+    regressions = perf.gate(previous, {"images": [b.__dict__ for b in built]})
+    for message in regressions:
+        console.print(f"[yellow]perf gate[/yellow]: {message}")
+    if regressions and strict:
+        raise perf.PerfRegressionError(
+            f"{len(regressions)} perf regression(s) against {out.name}: {'; '.join(regressions)}",
+            "look into the regression, or rerun without --strict to accept it",
+        )
     entries = [(registry.manifest(cfg.repository, b.ref.partition("@")[2]), b.arch) for b in built]
     tags = [f"{cfg.python}-{lock.sha256[:12]}", cfg.python]
     digest = ""
@@ -255,13 +264,5 @@ def build_images(
         "lock_sha256": lock.sha256,
         "wheelhouse_sbom": os.path.relpath(wheelhouse / SBOM_NAME, out.parent),
     }
-    regressions = perf.gate(previous, data)
-    for message in regressions:
-        console.print(f"[yellow]perf gate[/yellow]: {message}")
-    if regressions and strict:
-        raise perf.PerfRegressionError(
-            f"{len(regressions)} perf regression(s) against {out.name}: {'; '.join(regressions)}",
-            "look into the regression, or rerun without --strict to accept it",
-        )
     atomic.write_json(out, data)
     return data
