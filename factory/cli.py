@@ -11,6 +11,13 @@ from .errors import FactoryError
 HELP = "Wheelhouse build and container image factory for Python 3.14."
 
 
+def _image_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
+    s.add_argument("--wheelhouse", default="wheelhouse")
+    s.add_argument("--images-lock", default="images.lock")
+    s.add_argument("--strict", action="store_true", help="fail on a perf regression against the previous images.lock")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="factory", description=HELP)
     p.add_argument("--config", default="pyproject.toml", help="pyproject.toml with [tool.factory] (default: %(default)s)")
@@ -32,11 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bootstrap", help="bootstrap the base images and record them in bases.lock")
 
-    s = sub.add_parser("images", help="build, push and index the slim images")
-    s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
-    s.add_argument("--wheelhouse", default="wheelhouse")
-    s.add_argument("--images-lock", default="images.lock")
-    s.add_argument("--strict", action="store_true", help="fail on a perf regression against the previous images.lock")
+    _image_options(sub.add_parser("images", help="build, push and index the slim images"))
 
     s = sub.add_parser("smoke", help="smoke-test the images of an images.lock with testcontainers")
     s.add_argument("--images-lock", default="images.lock")
@@ -45,11 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--wheelhouse", default="wheelhouse")
     s.add_argument("--images-lock", default="images.lock")
 
-    s = sub.add_parser("all", help="validate, bootstrap, wheelhouse, images, smoke, report (make images)")
-    s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
-    s.add_argument("--wheelhouse", default="wheelhouse")
-    s.add_argument("--images-lock", default="images.lock")
-    s.add_argument("--strict", action="store_true", help="fail on a perf regression against the previous images.lock")
+    _image_options(sub.add_parser("all", help="validate, bootstrap, wheelhouse, images, smoke, report (make images)"))
 
     s = sub.add_parser("registry", help="start/stop the loopback registry")
     s.add_argument("action", choices=["start", "stop", "status"])
