@@ -19,7 +19,10 @@ import subprocess
 import tarfile
 import tempfile
 from dataclasses import asdict, dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
+
+import requests
 
 from debian.deb822 import Deb822
 
@@ -123,10 +126,30 @@ def sweep(cache_dir: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
+def release_epoch(mirror: str, suite: str, ca_bundle: Path | None = None) -> int:
+    """SOURCE_DATE_EPOCH for a suite: the ``Date:`` of ``<mirror>/dists/<suite>/Release``.
+
+    With it, mmdebstrap's output is bit-identical for the same snapshot (measured: two
+    forky amd64 builds, same sha256). Raises ``BootstrapError`` if the file cannot be read.
+    """
+    url = f"{mirror.rstrip('/')}/dists/{suite}/Release"
+    try:
+        r = requests.get(url, timeout=30, verify=str(ca_bundle) if ca_bundle else True, stream=True)
+        r.raise_for_status()
+        head = next(r.iter_content(8192)).decode("utf-8", "replace")
+    except (requests.RequestException, StopIteration) as e:
+        raise BootstrapError(f"cannot read {url}: {str(e)[:160]}", "check the recipe's mirror and suite") from None
+    for line in head.splitlines():
+        if line.startswith("Date:"):
+            return int(parsedate_to_datetime(line[5:].strip()).timestamp())
+    raise BootstrapError(f"{url} has no Date: field", "check the recipe's mirror and suite")
+
+
 def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
     """The cached slim rootfs tarball for ``recipe`` on ``arch``, built with mmdebstrap if needed.
 
     Cached as ``<cache>/bootstrap/<key>/rootfs.tar`` plus its sha256, re-checked on reuse.
+    Built with ``SOURCE_DATE_EPOCH`` from the suite's Release date, so it is reproducible.
     Raises ``BootstrapError`` when mmdebstrap fails or the interpreter version differs
     from ``cfg.python``.
     """
@@ -141,8 +164,9 @@ def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
     entry.mkdir(parents=True, exist_ok=True)
     staged = entry / f".rootfs.tar.tmp-{os.getpid()}"
     log_path = entry / "mmdebstrap.log"
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(release_epoch(recipe.mirror, recipe.suite, cfg.ca_bundle))}
     with open(log_path, "wb") as log:
-        rc = subprocess.run(mmdebstrap_command(recipe, arch, staged), stdout=log, stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(mmdebstrap_command(recipe, arch, staged), stdout=log, stderr=subprocess.STDOUT, env=env).returncode
     if rc != 0:
         staged.unlink(missing_ok=True)
         tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]

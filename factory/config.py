@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .targets import ARCHES, Target, parse_target
 
 # Bump when the bootstrap procedure itself changes, so every recipe hash changes.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 
 DEFAULTS: dict[str, Any] = {
     "python": "3.14.8",

@@ -359,3 +359,24 @@ recipe = "{ROOT / 'images/recipes/forky-slim.toml'}"
             for tag in image.tags:
                 if tag.startswith(f"127.0.0.1:{port}/"):
                     engine.client.images.remove(tag, force=True)
+
+
+def test_rootfs_is_reproducible(tmp_path):
+    """Two bootstraps of the amd64 rootfs from empty caches give the same tarball, byte for byte."""
+    from factory.bootstrap import build_rootfs
+
+    digests = []
+    for run_dir in ("a", "b"):
+        (tmp_path / run_dir).mkdir()
+        (tmp_path / run_dir / "pyproject.toml").write_text(
+            f"""[tool.factory]
+cache-dir = "cache"
+[tool.factory.base.amd64]
+recipe = "{ROOT / 'images/recipes/forky-slim.toml'}"
+"""
+        )
+        cfg = load_config(tmp_path / run_dir / "pyproject.toml")
+        recipe = cfg.base("amd64").recipe
+        tar = build_rootfs(cfg, recipe, "amd64", recipe.digest("amd64", cfg.python))
+        digests.append((tar.parent / "rootfs.tar.sha256").read_text().strip())
+    assert digests[0] == digests[1]
