@@ -76,7 +76,7 @@ import json, os
 def hardening():
     import glob, importlib.util, shutil, ssl, stat, zoneinfo
     found = {}
-    found["tools"] = sorted(t for t in ("cc", "gcc", "g++", "c++", "clang", "ld", "make", "apt-get", "dpkg-deb") if shutil.which(t) and t not in ("apt-get", "dpkg-deb"))
+    found["tools"] = sorted(t for t in ("cc", "gcc", "g++", "c++", "clang", "ld", "make") if shutil.which(t))
     found["packaging_tools"] = sorted(m for m in ("pip", "setuptools", "wheel") if importlib.util.find_spec(m))
     caches = []
     for pattern in ("/var/lib/apt/lists/*_*", "/var/cache/apt/*.bin", "/var/cache/apt/archives/*.deb", "/root/.cache/*", "/tmp/factory", "/opt/venv/**/*.whl"):
@@ -131,7 +131,7 @@ def smoke_image(engine: Engine, ref: str, arch: str, python: str, pip_wheel: Pat
     result = SmokeResult(arch=arch, ref=ref)
     where = f"image {ref} ({arch})"
     with engine.test_container(ref, volumes=[(str(pip_wheel), PIP_IN_CONTAINER)]) as c:
-        code, output = c.exec(["python3", "-c", PROBE])
+        code, output = engine.exec_in(c, ["python3", "-c", PROBE])
         text = output.decode(errors="replace").strip()
         if code != 0:
             result.failures.append(f"{where}: the probe failed (exit {code}): {text.splitlines()[-1:] or ''}")
@@ -169,7 +169,7 @@ def smoke_image(engine: Engine, ref: str, arch: str, python: str, pip_wheel: Pat
                 result.modules += 1
                 if err is not None:
                     result.failures.append(f"{where}: module {mod} (from {dist}) does not import: {err}")
-        code, output = c.exec(["python3", f"{PIP_IN_CONTAINER}/pip", "check", "--disable-pip-version-check", "--no-cache-dir"])
+        code, output = engine.exec_in(c, ["python3", f"{PIP_IN_CONTAINER}/pip", "check", "--disable-pip-version-check", "--no-cache-dir"])
         if code != 0:
             lines = output.decode(errors="replace").strip().splitlines()
             result.failures.append(f"{where}: pip check failed: {'; '.join(lines[:5])}")
