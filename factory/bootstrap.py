@@ -207,10 +207,8 @@ def bootstrap_base(cfg: Config, spec: BaseSpec, engine: Engine, registry: Regist
     assert spec.recipe is not None
     recipe = spec.recipe
     key = recipe.digest(spec.arch, cfg.python)
-    if previous is not None and previous.recipe_sha256 == key and previous.ref.startswith(f"{cfg.registry}/"):
-        repo, _, digest = previous.ref.partition("@")
-        if registry.manifest(repo.split("/", 1)[1], digest) is not None:
-            return previous
+    if previous is not None and previous.recipe_sha256 == key and registry.manifest_of_ref(previous.ref) is not None:
+        return previous
     rootfs = build_rootfs(cfg, recipe, spec.arch, key)
     repo = f"{cfg.registry}/{cfg.base_repository}"
     tag = f"{cfg.python}-slim-{recipe.suite}-{spec.arch}"

@@ -90,16 +90,19 @@ def write_context(dest: Path, dockerfile: Path, lock: Lock, wheels: Path, pip_wh
         tar.add(wheels, arcname="wheels")
 
 
-def image_inputs(cfg: Config, lock: Lock, wheels: list[dict], base: BaseImage, pip_wheel: Path, revision: str) -> str:
+def image_inputs(
+    cfg: Config, lock: Lock, wheels: list[dict], base: BaseImage, pip_wheel: Path, toolchain_sha256: str, revision: str
+) -> str:
     """sha256 hex over everything that determines an arch image: the Dockerfile, the base
-    digest, the lock, the target's wheel hashes, pip's wheel, the uid, the labels' revision."""
+    digest, the lock, the target's wheel hashes, pip's wheel, the toolchain lock, the uid,
+    the labels' revision."""
     data = {
         "dockerfile": hashlib.sha256(cfg.dockerfile.read_bytes()).hexdigest(),
         "base": base.ref,
         "lock": lock.sha256,
         "wheels": sorted((w["filename"], w["sha256"]) for w in wheels),
         "pip": pip_wheel.name,
-        "toolchain": sha256_file(cfg.toolchain),
+        "toolchain": toolchain_sha256,
         "uid": cfg.uid,
         "python": cfg.python,
         "repository": f"{cfg.registry}/{cfg.repository}",
@@ -119,12 +122,8 @@ def _reusable(registry: Registry, cfg: Config, previous: dict | None, arch: str,
 
 def _base_sizes(engine: Engine, registry: Registry, base: BaseImage, platform: str) -> tuple[int, int]:
     info = engine.ensure_local(base.ref, platform, registry.auth)
-    compressed = 0
-    if base.ref.startswith(f"{registry.address}/"):
-        repo, _, digest = base.ref.split("/", 1)[1].partition("@")
-        manifest = registry.manifest(repo, digest)
-        compressed = manifest.compressed_size() if manifest else 0
-    return info.size, compressed
+    manifest = registry.manifest_of_ref(base.ref)  # None for an upstream base elsewhere
+    return info.size, manifest.compressed_size() if manifest else 0
 
 
 def build_image(
@@ -135,6 +134,7 @@ def build_image(
     wheelhouse: Path,
     base: BaseImage,
     pip_wheel: Path,
+    toolchain_sha256: str,
     revision: str,
     inputs: str,
 ) -> BuiltImage:
@@ -155,7 +155,7 @@ def build_image(
         "org.opencontainers.image.base.digest": base.ref.partition("@")[2],
         "io.factory.python.version": cfg.python,
         "io.factory.lock.sha256": lock.sha256,
-        "io.factory.toolchain.sha256": sha256_file(cfg.toolchain),
+        "io.factory.toolchain.sha256": toolchain_sha256,
         "io.factory.target": target.name,
     }
     with tempfile.TemporaryDirectory(prefix="factory-image-") as tmp:
@@ -214,6 +214,7 @@ def build_images(
             "rebuild the wheelhouse from this lock",
         )
     revision = source_revision(cfg.root)
+    toolchain_sha256 = sha256_file(cfg.toolchain)
     try:
         previous = json.loads(out.read_text())
     except (OSError, ValueError):
@@ -224,7 +225,7 @@ def build_images(
             target = cfg.image_target(arch)
             if target.name not in manifest["targets"] or not (wheelhouse / target.name).is_dir():
                 raise BuildError(f"{wheelhouse} has no {target.name} wheels", f"build the wheelhouse for {target.name} first")
-            inputs = image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, revision)
+            inputs = image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, toolchain_sha256, revision)
             task = progress.step(f"image {arch}")
             sbom = sbom_path(out, arch)
             reused = _reusable(registry, cfg, previous, arch, inputs)
@@ -232,7 +233,9 @@ def build_images(
                 built.append(reused)
                 progress.done(task, f"image {arch}: {reused.ref} (unchanged inputs, reused)")
                 continue
-            image = reused or build_image(cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, revision, inputs)
+            image = reused or build_image(
+                cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, toolchain_sha256, revision, inputs
+            )
             atomic.write_text(sbom, image_sbom(engine, image.ref, arch, manifest["targets"][target.name]))
             measured = perf.measure(engine, image.ref, arch)
             built.append(replace(image, sbom=str(sbom.relative_to(out.parent)), perf=measured.__dict__))

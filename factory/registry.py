@@ -122,6 +122,15 @@ class Registry:
             body=r.json(),
         )
 
+    def manifest_of_ref(self, ref: str) -> ManifestInfo | None:
+        """The manifest a ``<address>/<repository>@sha256:…`` reference names, or None when
+        the reference is not pinned in this registry or the registry no longer holds it."""
+        prefix = f"{self.address}/"
+        repository, sep, digest = ref.removeprefix(prefix).partition("@")
+        if not ref.startswith(prefix) or not sep:
+            return None
+        return self.manifest(repository, digest)
+
     def put_manifest_list(self, repository: str, tag: str, entries: list[tuple[ManifestInfo, str]]) -> str:
         """Push a manifest list tagged ``tag`` over ``entries`` of (image manifest, arch).
 
