@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
     s.add_argument("--out", default="wheelhouse", help="output directory (default: %(default)s)")
     s.add_argument("--target", action="append", default=[], help="a target (repeatable; default: all configured)")
-    s.add_argument("--allow-missing", action="store_true", help="report pins without wheels instead of failing")
+    s.add_argument("--allow-missing", action="store_true", help="report pins without wheels instead of building or failing")
+    s.add_argument("--no-build", action="store_true", help="wheels-only lane: fail on pins without a wheel instead of building their sdists")
 
     sub.add_parser("bootstrap", help="bootstrap the base images and record them in bases.lock")
 
@@ -86,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "wheelhouse":
         if args.target:
             cfg = cfg.with_targets(args.target)
-        result = pipeline.run_wheelhouse(cfg, read_lock(lock_path), Path(args.out).resolve(), args.allow_missing)
+        result = pipeline.run_wheelhouse(cfg, read_lock(lock_path), Path(args.out).resolve(), args.allow_missing, not args.no_build)
         if result.reused:
             console.print(f"{result.out}: current for this lock, reused without reading the index")
         for pin, target in result.missing:
@@ -103,7 +104,9 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "smoke":
         pipeline.run_smoke(cfg, Path(args.images_lock).resolve())
     elif args.command == "report":
-        print_summary(Path(args.wheelhouse).resolve(), Path(args.images_lock).resolve())
+        wheelhouse = Path(args.wheelhouse).resolve()
+        failed = wheelhouse.parent / f"{wheelhouse.name}.failed"
+        print_summary(failed if (failed / "readiness.json").exists() else wheelhouse, Path(args.images_lock).resolve())
     elif args.command == "all":
         pipeline.run_all(cfg, lock_path, Path(args.wheelhouse).resolve(), Path(args.images_lock).resolve(), args.strict)
     elif args.command == "registry":

@@ -45,6 +45,12 @@ DEFAULTS: dict[str, Any] = {
     "base-repository": "factory/python",
     "uid": 10001,
     "jobs": 4,
+    "builder-recipe": "images/recipes/forky-builder.toml",
+    "builder-dockerfile": "images/builder.Dockerfile",
+    "builders-lock": "images/builders.lock",
+    "builder-repository": "factory/builder",
+    "build-constraints": "constraints/build.txt",
+    "build-timeout": 1800,
 }
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 _PINNED_IMAGE_RE = re.compile(r"^[^@\s]+:[^@:/\s]+@sha256:[0-9a-f]{64}$")
@@ -115,6 +121,13 @@ class Config:
     base_repository: str
     uid: int
     jobs: int
+    builder_recipe: Path | None = None
+    builder_dockerfile: Path | None = None
+    builders_lock: Path | None = None
+    builder_repository: str = "factory/builder"
+    build_constraints: Path | None = None
+    build_timeout: int = 1800
+    builder_images: tuple[tuple[str, str], ...] = field(default=())
     bases: tuple[BaseSpec, ...] = field(default=())
 
     @property
@@ -138,6 +151,12 @@ class Config:
             f"no manylinux target for the {arch} image",
             f"add manylinux_2_28_{'x86_64' if arch == 'amd64' else 'aarch64'} to targets",
         )
+
+    def builder_image(self, target: Target) -> str | None:
+        """The upstream builder image configured for ``target`` (``[tool.factory.builders]``,
+        e.g. ``quay.io/pypa/musllinux_1_2_x86_64:2026.11.01-1@sha256:…``), or None when the
+        builder is bootstrapped here from ``builder-recipe``."""
+        return dict(self.builder_images).get(target.name)
 
     def with_targets(self, names: list[str]) -> "Config":
         """A copy restricted to the targets ``names`` (``UnknownTargetError`` if one is bad)."""
@@ -229,6 +248,25 @@ def _load_bases(root: Path, table: Mapping[str, Any], env: Mapping[str, str]) ->
     return tuple(bases)
 
 
+def _load_builder_images(table: Mapping[str, Any], targets: tuple[Target, ...], env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """``[tool.factory.builders]`` / ``FACTORY_BUILDER_<TARGET>``: target name -> upstream image
+    pinned by tag and digest (registry mode: plain cibuildwheel in e.g. pypa's musllinux image)."""
+    images = dict(table)
+    for t in targets:
+        if env.get(_env_key(f"builder-{t.name}")):
+            images[t.name] = env[_env_key(f"builder-{t.name}")]
+    names = {t.name for t in targets}
+    for name, image in images.items():
+        if name not in names:
+            raise ConfigError(f"builders.{name}: not a configured target", f"use one of {', '.join(sorted(names))}")
+        if not isinstance(image, str) or not _PINNED_IMAGE_RE.match(image):
+            raise ConfigError(
+                f"builders.{name} image {image!r} is not pinned by tag and digest",
+                "write it as quay.io/pypa/<target image>:<tag>@sha256:<64 hex digits>",
+            )
+    return tuple(sorted(images.items()))
+
+
 def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str] | None = None) -> Config:
     """Build the ``Config`` from ``pyproject`` (its ``[tool.factory]`` table) and ``env``.
 
@@ -244,7 +282,7 @@ def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str]
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}", "fix the file's syntax") from None
     root = path.parent
-    unknown = set(table) - set(DEFAULTS) - {"base"}
+    unknown = set(table) - set(DEFAULTS) - {"base", "builders"}
     if unknown:
         raise ConfigError(f"unknown [tool.factory] keys: {', '.join(sorted(unknown))}", "remove or rename them")
 
@@ -285,5 +323,12 @@ def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str]
         base_repository=str(values["base-repository"]),
         uid=_as_int("uid", values["uid"]),
         jobs=max(1, _as_int("jobs", values["jobs"])),
+        builder_recipe=path_of("builder-recipe"),
+        builder_dockerfile=path_of("builder-dockerfile"),
+        builders_lock=path_of("builders-lock"),
+        builder_repository=str(values["builder-repository"]),
+        build_constraints=path_of("build-constraints"),
+        build_timeout=max(60, _as_int("build-timeout", values["build-timeout"])),
+        builder_images=_load_builder_images(table.get("builders", {}), targets, env),
         bases=_load_bases(root, table.get("base", {}), env),
     )

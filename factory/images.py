@@ -81,11 +81,12 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_context(dest: Path, dockerfile: Path, lock: Lock, wheels: Path, pip_wheel: Path) -> None:
-    """Write the build context tar: Dockerfile, requirements.lock, pip.whl, wheels/."""
+def write_context(dest: Path, dockerfile: Path, install_lock: Path, wheels: Path, pip_wheel: Path) -> None:
+    """Write the build context tar: Dockerfile, requirements.lock (the wheelhouse's install
+    lock for the target, whose hashes are those of its files), pip.whl, wheels/."""
     with tarfile.open(dest, "w") as tar:
         _add_bytes(tar, "Dockerfile", dockerfile.read_bytes())
-        _add_bytes(tar, "requirements.lock", lock.path.read_bytes())
+        _add_bytes(tar, "requirements.lock", install_lock.read_bytes())
         tar.add(pip_wheel, arcname="pip.whl")
         tar.add(wheels, arcname="wheels")
 
@@ -160,7 +161,7 @@ def build_image(
     }
     with tempfile.TemporaryDirectory(prefix="factory-image-") as tmp:
         ctx = Path(tmp) / "context.tar"
-        write_context(ctx, cfg.dockerfile, lock, wheels, pip_wheel)
+        write_context(ctx, cfg.dockerfile, wheelhouse / "install" / f"{target.name}.lock", wheels, pip_wheel)
         with open(ctx, "rb") as f:
             image_id = engine.build(
                 f,

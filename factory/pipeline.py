@@ -7,9 +7,10 @@ targets, images for both arches, smoke, summary.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from filelock import FileLock, Timeout
 
@@ -28,6 +29,7 @@ from .progress import console
 from .registry import LocalRegistry, Registry, credentials
 from .report import print_summary
 from .toolchain import tool_wheel
+from .build import BuildFailedError, SdistBuilder
 
 
 @contextlib.contextmanager
@@ -51,6 +53,8 @@ def exclusive(cache_dir: Path, *outputs: Path) -> Iterator[None]:
             stack.callback(lock.release)
         FileCache(cache_dir).sweep()
         bootstrap_stage.sweep(cache_dir)
+        for stale in [*cache_dir.glob("builds/.tmp-*"), *cache_dir.glob("builddeps/*/.tmp-*"), *cache_dir.glob("zig/.tmp-*")]:
+            shutil.rmtree(stale, ignore_errors=True)
         for out in outputs:
             atomic.sweep(out)
         yield
@@ -97,9 +101,23 @@ def run_bootstrap(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
         return bootstrap_stage.bootstrap(cfg, engine, connect_registry(cfg))
 
 
-def run_wheelhouse(cfg: Config, lock: Lock, out: Path, allow_missing: bool) -> wheelhouse_stage.WheelhouseResult:
+def sdist_builder(cfg: Config, index: Index, engine: Engine | None = None, registry: Registry | None = None) -> Callable[[], SdistBuilder]:
+    """A factory for the build stage's ``SdistBuilder``: Docker, the registry and the base
+    images are only reached when some cell actually needs a build."""
+
+    def connect() -> tuple[Engine, Registry, dict[str, bootstrap_stage.BaseImage], Path]:
+        eng = engine or Engine()
+        reg = registry or connect_registry(cfg)
+        return eng, reg, bases_for(cfg), tool_wheel(cfg, index, "pip")
+
+    return lambda: SdistBuilder(cfg, index, connect)
+
+
+def run_wheelhouse(cfg: Config, lock: Lock, out: Path, allow_missing: bool, build: bool = True) -> wheelhouse_stage.WheelhouseResult:
     with exclusive(cfg.cache_dir, out):
-        return wheelhouse_stage.build_wheelhouse(lock, cfg.targets, cfg.python, make_index(cfg), out, allow_missing, cfg.jobs)
+        index = make_index(cfg)
+        builder = sdist_builder(cfg, index) if build and not allow_missing else None
+        return wheelhouse_stage.build_wheelhouse(lock, cfg.targets, cfg.python, index, out, allow_missing, cfg.jobs, builder)
 
 
 def run_images(cfg: Config, lock: Lock, wheelhouse: Path, out: Path, strict: bool = False) -> dict:
@@ -134,7 +152,13 @@ def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, 
     bases = bootstrap_stage.bootstrap(cfg, engine, registry)
     console.rule("wheelhouse")
     index = make_index(cfg)
-    result = wheelhouse_stage.build_wheelhouse(lock, cfg.targets, cfg.python, index, wheelhouse, False, cfg.jobs)
+    try:
+        result = wheelhouse_stage.build_wheelhouse(
+            lock, cfg.targets, cfg.python, index, wheelhouse, False, cfg.jobs, sdist_builder(cfg, index, engine, registry)
+        )
+    except BuildFailedError:
+        print_summary(wheelhouse.parent / f"{wheelhouse.name}.failed", None)
+        raise
     if result.reused:
         console.print(f"{wheelhouse}: current for lock {lock.sha256[:12]}, reused without reading the index")
     console.rule("images")

@@ -41,3 +41,97 @@ def tool_wheel(cfg: Config, index: Index, name: str) -> Path:
     if choice is None:
         raise LockError(f"no wheel of {name}=={pin.version} on {index.url}", f"pin a {name} version the index serves")
     return index.fetch(choice.package, choice.sha256)
+
+
+def tool_requirements(cfg: Config, names: tuple[str, ...]) -> str:
+    """A ``--require-hashes`` requirements text for ``names``, copied from the toolchain lock.
+
+    Raises ``LockError`` if the toolchain does not pin one of them.
+    """
+    lock = toolchain_lock(cfg)
+    lines = []
+    for name in names:
+        pin = lock.pin(name)
+        if pin is None:
+            raise LockError(f"{cfg.toolchain} does not pin {name}", "add it to constraints/toolchain.in and recompile")
+        hashes = " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes))
+        lines.append(f"{pin.name}=={pin.version} {hashes}")
+    return "\n".join(lines) + "\n"
+
+
+ZIG_WRAPPER = """#!/bin/sh
+# factory: {tool} for the build's target ($FACTORY_ZIG_TARGET, e.g. aarch64-linux-gnu.2.28).
+# zig is the host's native binary (static), so it runs at native speed even inside an
+# emulated aarch64 builder. /opt/factory/pyinc holds just <triplet>/python3.14, which
+# Debian's multiarch pyconfig.h includes; zig does not search /usr/include when cross-targeting.
+exec /opt/factory/zig/zig {tool} -target "$FACTORY_ZIG_TARGET" -isystem /opt/factory/pyinc "$@"
+"""
+
+
+def zig_root(cfg: Config, index: Index) -> Path:
+    """The toolchain's ziglang wheel for this host, unpacked once into the cache.
+
+    Returns ``<cache>/zig/<wheel sha256>/``, holding ``zig/`` (the wheel's ``ziglang``
+    directory: the static ``zig`` binary and its ``lib/``) and ``bin/cc``, ``bin/c++``
+    wrappers. It is mounted read-only at ``/opt/factory`` in builders. Unpacked to a
+    temporary directory and renamed, so a killed run leaves no half tree.
+
+    Raises ``LockError`` if the toolchain does not pin ziglang or the index has no wheel of
+    it for this host, plus download errors.
+    """
+    import os
+    import shutil
+    import tempfile
+    import zipfile
+
+    from packaging.tags import sys_tags
+    from packaging.utils import parse_wheel_filename
+
+    lock = toolchain_lock(cfg)
+    pin = lock.pin("ziglang")
+    if pin is None:
+        raise LockError(f"{cfg.toolchain} does not pin ziglang", "add ziglang to constraints/toolchain.in and recompile")
+    host = {t: i for i, t in enumerate(sys_tags())}
+    path = None
+    for sha in sorted(pin.hashes):
+        cached = index.cache.find(sha)
+        if cached is not None and cached.name.endswith(".whl") and any(t in host for t in parse_wheel_filename(cached.name)[3]):
+            path = cached
+            break
+    if path is None:
+        best = None
+        for pkg in index.files("ziglang"):
+            if not pkg.filename.endswith(".whl"):
+                continue
+            name, version, _, tags = parse_wheel_filename(pkg.filename)
+            sha = pkg.digests.get("sha256", "")
+            fit = [host[t] for t in tags if t in host]
+            if str(version) == pin.version and fit and sha in pin.hashes and (best is None or min(fit) < best[0]):
+                best = (min(fit), pkg, sha)
+        if best is None:
+            raise LockError(f"no ziglang=={pin.version} wheel for this host on {index.url}", "pin a ziglang version the index serves for this machine")
+        path = index.fetch(best[1], best[2])
+    from .cache import sha256_file
+
+    sha = sha256_file(path)
+    root = cfg.cache_dir / "zig" / sha
+    if (root / "zig" / "zig").is_file():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root.parent))
+    try:
+        with zipfile.ZipFile(path) as z:
+            for member in z.namelist():
+                if member.startswith("ziglang/") and not member.endswith("/"):
+                    z.extract(member, tmp)
+        (tmp / "ziglang").rename(tmp / "zig")
+        os.chmod(tmp / "zig" / "zig", 0o755)
+        (tmp / "bin").mkdir()
+        for tool in ("cc", "c++"):
+            wrapper = tmp / "bin" / tool
+            wrapper.write_text(ZIG_WRAPPER.format(tool=tool))
+            os.chmod(wrapper, 0o755)
+        os.replace(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root

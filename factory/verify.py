@@ -61,3 +61,89 @@ def check_wheel(path: Path, target: Target) -> None:
                     raise WheelContentError(f"{name}: {member} is built for {machine}, the target {target.name} needs {want}", FIX)
     except zipfile.BadZipFile:
         raise WheelContentError(f"{name}: not a valid zip archive", FIX) from None
+
+
+def _elf_members(path: Path) -> list[tuple[str, bytes]]:
+    with zipfile.ZipFile(path) as z:
+        return [(m, z.read(m)) for m in z.namelist() if (m.endswith(".so") or ".so." in m.rsplit("/", 1)[-1])]
+
+
+def glibc_versions_above(path: Path, floor: tuple[int, int]) -> list[str]:
+    """``symbol@GLIBC_x.y`` strings of the wheel's ELF files that need a glibc newer than ``floor``.
+
+    Read from each ELF's ``.gnu.version_r`` (version needs) and versioned ``.dynsym``
+    entries with pyelftools. Empty when the wheel fits the floor (PEP 600).
+    """
+    above: set[str] = set()
+    for member, data in _elf_members(path):
+        if not data.startswith(b"\x7fELF"):
+            continue
+        elf = ELFFile(io.BytesIO(data))
+        versym = elf.get_section_by_name(".gnu.version")
+        dynsym = elf.get_section_by_name(".dynsym")
+        verneed = elf.get_section_by_name(".gnu.version_r")
+        if versym is None or dynsym is None or verneed is None:
+            continue
+        names = {}
+        for _, auxes in verneed.iter_versions():
+            for aux in auxes:
+                names[aux.entry["vna_other"]] = aux.name
+        for i, sym in enumerate(dynsym.iter_symbols()):
+            version = names.get(versym.get_symbol(i).entry["ndx"]) if isinstance(versym.get_symbol(i).entry["ndx"], int) else None
+            if version and version.startswith("GLIBC_") and sym["st_shndx"] == "SHN_UNDEF":
+                parts = tuple(int(x) for x in version[6:].split(".")[:2])
+                if parts > floor:
+                    above.add(f"{sym.name}@{version} ({member.rsplit('/', 1)[-1]})")
+    return sorted(above)
+
+
+def elf_exports(data: bytes) -> set[str]:
+    """Names of the global/weak symbols an ELF shared object defines in ``.dynsym``."""
+    elf = ELFFile(io.BytesIO(data))
+    dynsym = elf.get_section_by_name(".dynsym")
+    if dynsym is None:
+        return set()
+    return {
+        s.name
+        for s in dynsym.iter_symbols()
+        if s.name and s["st_shndx"] != "SHN_UNDEF" and s["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK")
+    }
+
+
+def check_musl_wheel(path: Path, target: Target, exports: set[str]) -> None:
+    """Static checks for a cross-built musllinux wheel (it cannot be import-tested here).
+
+    Every ELF file must be built for the target's machine, NEED only
+    ``libc.musl-<arch>.so.1`` (or a library bundled in the wheel), and have each strong
+    undefined symbol defined by ``exports`` (musl's libc.so plus CPython 3.14's
+    libpython exports) or by a bundled library. Raises ``WheelContentError`` naming the
+    file and the symbols.
+    """
+    fix = "the extension needs more than musl and CPython provide; report it, or vendor the library into the wheel"
+    members = _elf_members(path)
+    bundled = {m.rsplit("/", 1)[-1] for m, _ in members}
+    provided = set(exports)
+    for _, data in members:
+        provided |= elf_exports(data)
+    want_machine, libc = ELF_MACHINE[target.arch], f"libc.musl-{target.arch}.so.1"
+    for member, data in members:
+        elf = ELFFile(io.BytesIO(data))
+        if elf.header["e_machine"] != want_machine:
+            raise WheelContentError(f"{path.name}: {member} is built for {elf.header['e_machine']}, not {want_machine}", fix)
+        dynamic = elf.get_section_by_name(".dynamic")
+        needed = {t.needed for t in dynamic.iter_tags() if t.entry.d_tag == "DT_NEEDED"} if dynamic else set()
+        extra = needed - {libc} - bundled
+        if extra:
+            raise WheelContentError(f"{path.name}: {member} needs {', '.join(sorted(extra))}; a musllinux wheel may need only {libc}", fix)
+        dynsym = elf.get_section_by_name(".dynsym")
+        missing = sorted(
+            s.name
+            for s in (dynsym.iter_symbols() if dynsym else [])
+            if s.name and s["st_shndx"] == "SHN_UNDEF" and s["st_info"]["bind"] == "STB_GLOBAL" and s.name not in provided
+        )
+        if missing:
+            raise WheelContentError(
+                f"{path.name}: {member} uses symbols neither musl nor CPython 3.14 export: {', '.join(missing[:8])}"
+                + (f" (+{len(missing) - 8} more)" if len(missing) > 8 else ""),
+                fix,
+            )

@@ -2,12 +2,19 @@
 
 Output layout (``out``)::
 
-    <target>/<wheel files>      one directory per target
+    <target>/<wheel files>      one directory per target (index and built wheels)
+    install/<target>.lock       pip --require-hashes lock of that directory's files
     manifest.json               {"python", "lock_sha256", "targets": {target: [entry, ...]}}
+    readiness.json, .md         the readiness matrix (report.readiness)
     sbom.cdx.json               CycloneDX SBOM of the wheel files
     simple/                     a PEP 503 index over all wheels (pip --index-url file://…)
 
-The whole tree is built next to ``out`` in a temporary directory and renamed into place.
+Cells without a wheel on the index are compiled from their sdist by the build stage
+(``build.SdistBuilder``) when one is given. Self-built wheels cannot match the index hashes
+in the lock, so images install from ``install/<target>.lock``, whose hashes are those of
+the wheelhouse files. The whole tree is built next to ``out`` in a temporary directory and
+renamed into place; if any build fails, nothing is renamed and the readiness matrix goes to
+``<out>.failed/`` instead.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
@@ -31,6 +39,9 @@ from .progress import Progress
 from .sbom import wheelhouse_sbom
 from .targets import Target
 from .verify import check_wheel
+
+if TYPE_CHECKING:
+    from .build import BuildOutcome, SdistBuilder
 
 
 SBOM_NAME = "sbom.cdx.json"
@@ -63,6 +74,7 @@ class WheelhouseResult:
     manifest: dict
     missing: tuple[tuple[Pin, Target], ...] = field(default=())
     reused: bool = False
+    outcomes: tuple = field(default=())
 
 
 def best_wheel(pin: Pin, target: Target, python: str, files: list[DistributionPackage]) -> Choice | None:
@@ -186,6 +198,7 @@ def current_manifest(out: Path, lock: Lock, targets: tuple[Target, ...], python:
         return None
     if (
         not (out / SBOM_NAME).is_file()
+        or not (out / "readiness.json").is_file()
         or manifest.get("lock_sha256") != lock.sha256
         or manifest.get("python") != python
         or "missing" in manifest
@@ -207,6 +220,30 @@ def current_manifest(out: Path, lock: Lock, targets: tuple[Target, ...], python:
     return manifest
 
 
+def built_entry(o: "BuildOutcome") -> dict:
+    """The manifest entry of a wheel built from its sdist (``"source": "built"``)."""
+    return {
+        "name": o.name,
+        "version": o.version,
+        "filename": o.filename,
+        "sha256": o.sha256,
+        "tag": o.tag,
+        "source": "built",
+        "sdist": o.sdist,
+        "sdist_sha256": o.sdist_sha256,
+        "builder": o.builder,
+        "toolchain_sha256": o.toolchain_sha256,
+        "build_constraints_sha256": o.build_constraints_sha256,
+        "build_seconds": o.seconds,
+        "cross_built": o.cross_built,
+    }
+
+
+def install_lock(entries: list[dict]) -> str:
+    """A pip ``--require-hashes`` lock of one target directory: ``name==version --hash=…``."""
+    return "".join(f"{e['name']}=={e['version']} --hash=sha256:{e['sha256']}\n" for e in sorted(entries, key=lambda e: e["name"]))
+
+
 def build_wheelhouse(
     lock: Lock,
     targets: tuple[Target, ...],
@@ -215,22 +252,35 @@ def build_wheelhouse(
     out: Path,
     allow_missing: bool = False,
     jobs: int = 4,
+    builder: "Callable[[], SdistBuilder] | None" = None,
 ) -> WheelhouseResult:
-    """Select, download (once per file, ``jobs`` at a time), verify and lay out the wheelhouse.
+    """Select, download (once per file, ``jobs`` at a time), build, verify and lay out the wheelhouse.
 
-    Each wheel is checked against its own name (``verify.check_wheel``): WHEEL tags and
-    the machine of every ELF file inside; a liar raises ``WheelContentError``.
+    Each index wheel is checked against its own name (``verify.check_wheel``): WHEEL tags
+    and the machine of every ELF file inside; a liar raises ``WheelContentError``.
 
-    Raises ``MissingWheelsError`` listing every pin × target without a wheel unless
-    ``allow_missing``; then nothing is written. ``out`` is replaced atomically. A
-    wheelhouse that is already current (``current_manifest``) is kept as it is, without
-    reading the index.
+    Cells without an index wheel are built by ``builder()`` (a factory, called only when a
+    cell is missing, so a wheels-only lock needs no Docker here; one cibuildwheel run each; a
+    failure does not stop the others). If any fails, ``BuildFailedError`` is raised after
+    writing the readiness matrix to ``<out>.failed/``, and ``out`` is left as it was.
+    Without a builder, ``MissingWheelsError`` lists every missing cell unless
+    ``allow_missing``; then nothing is written. ``out`` is replaced atomically. A wheelhouse
+    that is already current (``current_manifest``) is kept as it is, without reading the index.
     """
+    from .build import BuildFailedError, BuildRequest
+    from .report import readiness, write_readiness
+
     current = current_manifest(out, lock, targets, python)
     if current is not None:
         return WheelhouseResult(out=out, manifest=current, reused=True)
     sel = select(lock, targets, python, index, jobs)
-    if sel.missing and not allow_missing:
+    outcomes: list[BuildOutcome] = []
+    sdist_builder = builder() if sel.missing and builder is not None else None
+    if sdist_builder is not None:
+        for pin, target in sel.missing:
+            req = sdist_builder.request(pin, target)
+            outcomes.append(sdist_builder.build(req) if isinstance(req, BuildRequest) else req)
+    elif sel.missing and not allow_missing:
         cells = "; ".join(f"{p.name}=={p.version} × {t.name}" for p, t in sel.missing)
         raise MissingWheelsError(
             f"{len(sel.missing)} pin × target without a cp{python.replace('.', '')[:3]} wheel on the index: {cells}",
@@ -250,20 +300,62 @@ def build_wheelhouse(
             local = dict(pool.map(fetch, unique.values()))
 
     manifest = manifest_of(python, lock, targets, sel.choices)
-    if sel.missing:
-        manifest["missing"] = [{"name": p.name, "version": p.version, "target": t.name} for p, t in sel.missing]
+    for o in outcomes:
+        if o.ok:
+            manifest["targets"][o.target].append(built_entry(o))
+    for entries in manifest["targets"].values():
+        entries.sort(key=lambda e: e["name"])
+    unbuilt = [(p, t) for p, t in sel.missing if builder is None]
+    if unbuilt:
+        manifest["missing"] = [{"name": p.name, "version": p.version, "target": t.name} for p, t in unbuilt]
+    pins = [(p.name, p.version, [t.name for t in targets if p.applies_to(t, python)]) for p in lock.pins]
+
+    def matrix() -> dict:
+        return readiness(python, lock.sha256, pins, [t.name for t in targets], manifest["targets"], outcomes)
+
+    class _Failed(Exception):
+        pass
 
     def fill(tmp: Path) -> None:
         for t in targets:
             (tmp / t.name).mkdir()
         for c in sel.choices:
             atomic.link_or_copy(local[c.sha256], tmp / c.target.name / c.package.filename)
+        for o in outcomes:
+            if o.ok:
+                atomic.link_or_copy(o.wheel, tmp / o.target / o.filename)
+        if sdist_builder is not None:
+            for t in targets:
+                sdist_builder.import_check(t, tmp / t.name, outcomes)
+        if any(not o.ok for o in outcomes):
+            raise _Failed
+        (tmp / "install").mkdir()
+        for t, entries in manifest["targets"].items():
+            (tmp / "install" / f"{t}.lock").write_text(install_lock(entries))
         write_simple_index(tmp, manifest)
+        write_readiness(tmp, matrix())
         (tmp / SBOM_NAME).write_text(wheelhouse_sbom(manifest))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
-    atomic.replace_dir(out, fill)
-    return WheelhouseResult(out=out, manifest=manifest, missing=sel.missing)
+    failed_dir = out.parent / f"{out.name}.failed"
+    try:
+        atomic.replace_dir(out, fill)
+    except _Failed:
+        for o in outcomes:
+            if not o.ok:
+                manifest["targets"][o.target] = [e for e in manifest["targets"][o.target] if not (e["name"] == o.name and e["source"] == "built")]
+        failed_dir.mkdir(parents=True, exist_ok=True)
+        write_readiness(failed_dir, matrix())
+        bad = [o for o in outcomes if not o.ok]
+        raise BuildFailedError(
+            f"{len(bad)} of {len(outcomes)} sdist builds failed ({', '.join(f'{o.name}=={o.version} × {o.target}: {o.reason}' for o in bad)[:400]}); nothing was published",
+            f"see {failed_dir / 'readiness.md'} and the build logs it names",
+        ) from None
+    if failed_dir.is_dir():
+        import shutil
+
+        shutil.rmtree(failed_dir, ignore_errors=True)
+    return WheelhouseResult(out=out, manifest=manifest, missing=tuple(unbuilt), outcomes=tuple(outcomes))
 
 
 def load_manifest(wheelhouse: Path) -> dict:

@@ -1,6 +1,7 @@
 """Bad input through the real CLI: a one-line error naming problem and fix, a non-zero exit,
 no traceback, and nothing written to the output."""
 
+import json
 import os
 import subprocess
 import sys
@@ -106,9 +107,24 @@ def test_missing_wheels_exit_non_zero(tmp_path):
     data = make_wheel("six-1.17.0-cp314-cp314-manylinux_2_17_x86_64.whl")
     with FixtureIndex({"six": {"six-1.17.0-cp314-cp314-manylinux_2_17_x86_64.whl": data}}) as idx:
         good_lock(tmp_path / "req.lock", data)
-        proc = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", env={"FACTORY_INDEX_URL": idx.url})
+        proc = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", "--no-build", env={"FACTORY_INDEX_URL": idx.url})
     assert_clean_failure(proc, "six==1.17.0 × manylinux_2_28_aarch64", "six==1.17.0 × musllinux_1_2_x86_64")
     assert not (tmp_path / "wh").exists()
+
+
+def test_missing_wheel_without_sdist_fails_the_build_stage(tmp_path):
+    project(tmp_path)
+    data = make_wheel("six-1.17.0-cp314-cp314-manylinux_2_17_x86_64.whl")
+    with FixtureIndex({"six": {"six-1.17.0-cp314-cp314-manylinux_2_17_x86_64.whl": data}}) as idx:
+        good_lock(tmp_path / "req.lock", data)
+        proc = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", env={"FACTORY_INDEX_URL": idx.url})
+    assert_clean_failure(proc, "3 of 3 sdist builds failed", "six==1.17.0 × musllinux_1_2_x86_64: no wheel", "nothing was published")
+    assert not (tmp_path / "wh").exists()
+    matrix = json.loads((tmp_path / "wh.failed" / "readiness.json").read_text())
+    (row,) = matrix["rows"]
+    assert row["cells"]["manylinux_2_28_x86_64"]["status"] == "index"
+    assert row["cells"]["manylinux_2_28_aarch64"]["status"] == "failed"
+    assert "no sdist" in row["cells"]["manylinux_2_28_aarch64"]["reason"]
 
 
 def test_docker_not_running(tmp_path):

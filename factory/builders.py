@@ -1,0 +1,107 @@
+"""Builder images: one per arch, bootstrapped here and laid out the way cibuildwheel expects.
+
+A builder is the ``builder-recipe`` rootfs (forky + python3.14-dev + patchelf + musl, made
+by ``bootstrap.build_rootfs``) plus ``images/builder.Dockerfile``: a venv at
+``/opt/python/cp314-cp314`` holding the toolchain's pip, build, auditwheel and wheel
+(installed ``--require-hashes`` from ``constraints/toolchain.txt``), a cp39 link and
+auditwheel on PATH. The same builder serves the manylinux and the musllinux target of its
+arch, because the libc a wheel needs is chosen by the mounted zig compiler, not the image.
+
+Builders are cached by recipe hash + Dockerfile + tool wheels, pushed to the registry and
+recorded by digest in ``builders.lock`` (same format as ``bases.lock``). A target with an
+upstream image in ``[tool.factory.builders]`` uses that image as configured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import tempfile
+from pathlib import Path
+
+from . import binfmt
+from .bootstrap import BaseImage, build_rootfs, read_bases_lock, write_bases_lock
+from .config import Config, load_recipe
+from .engine import Engine
+from .errors import BootstrapError, ConfigError
+from .index import Index
+from .registry import Registry
+from .toolchain import tool_requirements, tool_wheel
+
+# What the builder's /opt/python/cp314-cp314 holds (with their dependencies, all pinned in
+# the toolchain lock). Build backends are not here: they come per sdist from build.txt.
+BUILDER_TOOLS = ("pip", "build", "packaging", "pyproject-hooks", "auditwheel", "pyelftools", "wheel")
+TRIPLETS = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
+
+
+def builder_key(cfg: Config, arch: str, recipe_sha256: str, tools: list[Path]) -> str:
+    """sha256 hex over the recipe hash, the builder Dockerfile and the tool wheel names."""
+    assert cfg.builder_dockerfile is not None
+    data = "\n".join([recipe_sha256, hashlib.sha256(cfg.builder_dockerfile.read_bytes()).hexdigest(), arch, *sorted(p.name for p in tools)])
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _context(dest: Path, dockerfile: Path, rootfs: Path, tools: list[Path], requirements: str) -> None:
+    with tarfile.open(dest, "w") as t:
+        for name, data in (("Dockerfile", dockerfile.read_bytes()), ("tools/requirements.txt", requirements.encode())):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 0
+            t.addfile(info, io.BytesIO(data))
+        t.add(rootfs, arcname="rootfs.tar")
+        for wheel in tools:
+            t.add(wheel, arcname=f"tools/{wheel.name}")
+
+
+def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, index: Index) -> BaseImage:
+    """The builder image for ``arch`` (``amd64``/``arm64``), bootstrapped and pushed if needed.
+
+    Returns its ``builders.lock`` entry (``ref`` is ``<repo>@sha256:…``, present in the local
+    engine afterwards). Raises ``ConfigError`` for a missing recipe, ``BootstrapError`` /
+    ``BuildError`` / ``RegistryError`` / ``BinfmtMissingError`` from the steps.
+    """
+    assert cfg.builder_recipe is not None and cfg.builders_lock is not None and cfg.builder_dockerfile is not None
+    if not cfg.builder_dockerfile.is_file():
+        raise ConfigError(f"builder Dockerfile {cfg.builder_dockerfile} not found", "set builder-dockerfile to images/builder.Dockerfile")
+    recipe = load_recipe(cfg.builder_recipe)
+    tools = [tool_wheel(cfg, index, name) for name in BUILDER_TOOLS]
+    key = builder_key(cfg, arch, recipe.digest(arch, cfg.python), tools)
+    platform = f"linux/{arch}"
+    previous = read_bases_lock(cfg.builders_lock)
+    entry = previous.get(arch)
+    if entry is not None and entry.recipe_sha256 == key and registry.manifest_of_ref(entry.ref) is not None:
+        engine.ensure_local(entry.ref, platform, registry.auth)
+        return entry
+    if arch == "arm64":
+        binfmt.require_arm64()
+    rootfs = build_rootfs(cfg, recipe, arch, recipe.digest(arch, cfg.python))
+    repo = f"{cfg.registry}/{cfg.builder_repository}"
+    tag = f"{cfg.python}-{recipe.suite}-{arch}"
+    with tempfile.TemporaryDirectory(dir=rootfs.parent) as tmp:
+        ctx = Path(tmp) / "context.tar"
+        _context(ctx, cfg.builder_dockerfile, rootfs, tools, tool_requirements(cfg, BUILDER_TOOLS))
+        with open(ctx, "rb") as f:
+            image_id = engine.build(
+                f,
+                tag=f"{repo}:{tag}",
+                platform=platform,
+                buildargs={"TRIPLET": TRIPLETS[arch], "PIP_WHEEL": tools[0].name},
+                labels={"org.opencontainers.image.title": "factory builder", "io.factory.builder.sha256": key},
+            )
+    info = engine.inspect(image_id)
+    if info is None or info.platform != platform:
+        # cibuildwheel pulls (--pull=always) any image whose platform is not exactly this.
+        raise BootstrapError(
+            f"builder image for {arch} inspects as {info.platform if info else 'missing'}",
+            "use a Docker engine that honours --platform for FROM scratch builds",
+        )
+    digest = engine.push(repo, tag, registry.auth)
+    result = BaseImage(arch=arch, ref=f"{repo}@{digest}", tag=f"{repo}:{tag}", source="bootstrap", recipe_sha256=key)
+    write_bases_lock(cfg.builders_lock, cfg.python, {**previous, arch: result})
+    return result
+
+
+def require_recipe(cfg: Config) -> None:
+    """``BootstrapError`` unless the builder recipe exists (checked before any sdist work)."""
+    if cfg.builder_recipe is None or not cfg.builder_recipe.is_file():
+        raise BootstrapError(f"builder recipe {cfg.builder_recipe} not found", "set builder-recipe to images/recipes/forky-builder.toml")
