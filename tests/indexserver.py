@@ -37,6 +37,33 @@ def make_wheel(filename: str, extra: dict[str, bytes] | None = None, tags: list[
     return buf.getvalue()
 
 
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def make_sdist(name: str, version: str, files: dict[str, str], requires: tuple[str, ...] = ("setuptools>=61",)) -> bytes:
+    """A PEP 625 sdist (``.tar.gz``) of a setuptools project: ``files`` maps paths under the
+    top directory to their text (a ``setup.py`` among them for extensions). Deterministic bytes."""
+    import tarfile
+
+    top = f"{name}-{version}"
+    pyproject = (
+        f'[build-system]\nrequires = {json.dumps(list(requires))}\nbuild-backend = "setuptools.build_meta"\n'
+        f'[project]\nname = "{name}"\nversion = "{version}"\n'
+    )
+    members = {"pyproject.toml": pyproject, "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", **files}
+    buf = io.BytesIO()
+    import gzip
+
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w") as tar:
+            for path, text in sorted(members.items()):
+                data = text.encode()
+                info = tarfile.TarInfo(f"{top}/{path}")
+                info.size, info.mtime, info.mode = len(data), 1700000000, 0o644
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on (it was free a moment ago)."""
     s = socket.socket()
@@ -57,8 +84,9 @@ class FixtureIndex:
     the bytes a download returns (tampering, truncation); ``garbage`` makes pages junk.
     """
 
-    def __init__(self, projects: dict[str, dict[str, bytes]], json_api: bool = False) -> None:
+    def __init__(self, projects: dict[str, dict[str, bytes]], json_api: bool = False, upstream: str | None = None) -> None:
         self.projects = {canonicalize_name(k): v for k, v in projects.items()}
+        self.upstream = upstream  # pages of other projects are relayed from this index
         self.json_api = json_api
         self.listed_hash: dict[str, str] = {}
         self.served: dict[str, bytes] = {}
@@ -102,6 +130,11 @@ class FixtureIndex:
                     project = parts[1]
                     if project in index.raw_pages:
                         return self._send(200, "text/html", index.raw_pages[project])
+                    if canonicalize_name(project) not in index.projects and index.upstream:
+                        import requests
+
+                        r = requests.get(f"{index.upstream.rstrip('/')}/{project}/", timeout=60, verify=CA_BUNDLE)
+                        return self._send(r.status_code, r.headers.get("Content-Type", "text/html"), r.content)
                     if canonicalize_name(project) not in index.projects:
                         return self._send(404, "text/plain", b"not found")
                     if index.garbage:

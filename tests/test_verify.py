@@ -1,6 +1,7 @@
 """Wheels whose contents contradict their filename are refused."""
 
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,50 @@ def test_not_a_zip(tmp_path):
     path.write_bytes(b"<html>proxy error</html>")
     with pytest.raises(WheelContentError, match="not a valid zip archive"):
         check_wheel(path, X86)
+
+
+def _compiled_wheel(tmp_path, source: str, name: str, flags: tuple[str, ...] = ("-lpthread",)) -> Path:
+    """A wheel holding one shared object compiled by the host's gcc (glibc 2.36 on bookworm)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("gcc") is None:
+        pytest.skip("no host C compiler")
+    (tmp_path / "x.c").write_text(source)
+    so = tmp_path / "x.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", so, tmp_path / "x.c", *flags], check=True)
+    path = tmp_path / name
+    path.write_bytes(make_wheel(name, extra={"pkg/_x.so": so.read_bytes()}))
+    return path
+
+
+THREADS = "#include <pthread.h>\nstatic void *f(void *a) { return a; }\nint go(void) { pthread_t t; return pthread_create(&t, 0, f, 0); }\n"
+
+
+def test_glibc_versions_above_the_floor_are_named(tmp_path):
+    from factory.verify import glibc_versions_above
+
+    wheel = _compiled_wheel(tmp_path, THREADS, "x-1.0-cp314-cp314-manylinux_2_28_x86_64.whl")
+    above = glibc_versions_above(wheel, (2, 28))
+    assert any(s.startswith("pthread_create@GLIBC_2.34") for s in above), above
+    assert glibc_versions_above(wheel, (2, 40)) == []
+
+
+def test_musl_static_check_names_foreign_needs_and_symbols(tmp_path):
+    from factory.verify import check_musl_wheel
+
+    wheel = _compiled_wheel(tmp_path, THREADS, "x-1.0-cp314-cp314-musllinux_1_2_x86_64.whl")
+    target = parse_target("musllinux_1_2_x86_64")
+    with pytest.raises(WheelContentError, match="needs libc.so.6"):
+        check_musl_wheel(wheel, target, {"pthread_create"})
+
+
+def test_musl_static_check_names_unresolved_symbols(tmp_path):
+    from factory.verify import check_musl_wheel
+
+    source = "extern int strlen_musl_lacks(const char *);\nextern int puts(const char *);\nint go(void) { puts(\"hi\"); return strlen_musl_lacks(\"x\"); }\n"
+    wheel = _compiled_wheel(tmp_path, source, "x-1.0-cp314-cp314-musllinux_1_2_x86_64.whl", ("-nostdlib",))
+    target = parse_target("musllinux_1_2_x86_64")
+    check_musl_wheel(wheel, target, {"puts", "strlen_musl_lacks"})
+    with pytest.raises(WheelContentError, match="neither musl nor CPython 3.14 export: strlen_musl_lacks"):
+        check_musl_wheel(wheel, target, {"puts"})

@@ -1,0 +1,41 @@
+"""Sources of tiny C and C++ extension sdists for the sdist lane's tests."""
+
+C_SOURCE = r"""
+#include <Python.h>
+#include <stdlib.h>
+static PyObject *parse(PyObject *self, PyObject *arg) {
+    const char *s = PyUnicode_AsUTF8(arg);
+    if (!s) return NULL;
+    return PyLong_FromLong(strtol(s, NULL, 10));  /* GCC 16 binds this to __isoc23_strtol@GLIBC_2.38 */
+}
+static PyMethodDef methods[] = {{"parse", parse, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_tinyc", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__tinyc(void) { return PyModule_Create(&module); }
+"""
+
+CPP_SOURCE = r"""
+#include <Python.h>
+#include <string>
+#include <vector>
+static PyObject *join(PyObject *self, PyObject *arg) {
+    std::vector<std::string> parts;
+    for (Py_ssize_t i = 0; i < PyList_Size(arg); i++) parts.push_back(PyUnicode_AsUTF8(PyList_GetItem(arg, i)));
+    std::string out;
+    for (const auto &p : parts) out += p;
+    return PyUnicode_FromString(out.c_str());
+}
+static PyMethodDef methods[] = {{"join", join, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_tinycpp", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__tinycpp(void) { return PyModule_Create(&module); }
+"""
+
+BROKEN_SOURCE = "#include <Python.h>\nthis is not C;\n"
+
+
+def c_project(name: str, module: str, source: str, suffix: str = "c") -> dict[str, str]:
+    """setup.py + package files of an sdist whose package ``name`` has one extension ``module``."""
+    return {
+        "setup.py": f"from setuptools import setup, Extension\nsetup(packages=['{name}'], ext_modules=[Extension('{name}.{module}', ['src/{module}.{suffix}'])])\n",
+        f"{name}/__init__.py": f"from .{module} import *\n",
+        f"src/{module}.{suffix}": source,
+    }
