@@ -15,7 +15,7 @@ CA_BUNDLE := /etc/ssl/certs/ca-certificates.crt
 PIP_CERT_ARG := $(if $(wildcard $(CA_BUNDLE)),--cert $(CA_BUNDLE),)
 PYTEST_ARGS ?=
 
-.PHONY: images test test-unit deps venv binfmt docker-check lock host-lock registry-stop bench clean
+.PHONY: images test test-unit deps venv binfmt docker-check lock build-lock host-lock registry-stop bench clean
 
 $(VENV)/.installed: constraints/host.txt pyproject.toml
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -q && apt-get install -y -q python3-venv; }
@@ -56,6 +56,9 @@ test-unit: venv
 lock: venv docker-check
 	$(FACTORY) lock
 
+build-lock: venv docker-check
+	$(FACTORY) lock --in constraints/build.in --out constraints/build.txt
+
 host-lock: venv
 	cd constraints && $(PIP_ENV) CUSTOM_COMPILE_COMMAND="make host-lock" ../$(VENV)/bin/python -m piptools compile -q --no-config \
 	  --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links --strip-extras -o host.txt host.in
@@ -67,4 +70,4 @@ registry-stop: venv
 	$(FACTORY) registry stop
 
 clean:
-	rm -rf wheelhouse images.lock .pytest_cache
+	rm -rf wheelhouse wheelhouse.failed images.lock .pytest_cache

@@ -137,7 +137,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 def _sdist_epoch(path: Path) -> int:
     """SOURCE_DATE_EPOCH for a build: the newest member mtime of the sdist (reproducible)."""
     with tarfile.open(path) as tar:
-        return max((m.mtime for m in tar.getmembers()), default=0) or 315532800
+        return int(max((m.mtime for m in tar.getmembers()), default=0)) or 315532800
 
 
 class SdistBuilder:

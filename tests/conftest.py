@@ -1,4 +1,104 @@
+"""Shared session fixtures for the integration tests: one project directory with its own
+loopback registry, base images, lock, wheelhouse and images, built once per test session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
+
+from factory.config import load_config  # noqa: E402
+from factory.engine import Engine  # noqa: E402
+from factory.lockfile import read_lock  # noqa: E402
+from factory.registry import LocalRegistry  # noqa: E402
+from indexserver import free_port  # noqa: E402
+
+ROOT = Path(__file__).parent.parent
+SMALL_REQUIREMENTS = "orjson==3.13.0\nmarkupsafe\nmsgpack\ntyping-extensions\n"
+
+
+
+def run(cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "factory", *args], cwd=cwd, capture_output=True, text=True, timeout=2400, env={**os.environ, **(env or {})}
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"factory {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory):
+    """A project directory whose config points at a fresh loopback registry."""
+    tmp = tmp_path_factory.mktemp("project")
+    cache = Path(os.environ.get("FACTORY_TEST_CACHE", ROOT / ".cache" / "test"))
+    port = free_port()
+    recipe = ROOT / "images/recipes/forky-slim.toml"
+    (tmp / "pyproject.toml").write_text(
+        f"""[tool.factory]
+cache-dir = "{cache}"
+registry = "127.0.0.1:{port}"
+registry-dir = "{tmp / 'registry'}"
+repository = "factory-test/app"
+base-repository = "factory-test/python"
+bases-lock = "bases.lock"
+lock = "requirements.lock"
+toolchain = "{ROOT / 'constraints/toolchain.txt'}"
+dockerfile = "{ROOT / 'images/runtime.Dockerfile'}"
+builder-recipe = "{ROOT / 'images/recipes/forky-builder.toml'}"
+builder-dockerfile = "{ROOT / 'images/builder.Dockerfile'}"
+builders-lock = "builders.lock"
+builder-repository = "factory-test/builder"
+build-constraints = "{ROOT / 'constraints/build.txt'}"
+[tool.factory.base.amd64]
+recipe = "{recipe}"
+[tool.factory.base.arm64]
+recipe = "{recipe}"
+"""
+    )
+    (tmp / "requirements.in").write_text(SMALL_REQUIREMENTS)
+    yield tmp
+    cfg = load_config(tmp / "pyproject.toml")
+    engine = Engine()
+    for image in engine.client.images.list():
+        for tag in image.tags:
+            if tag.startswith(f"{cfg.registry}/"):
+                engine.client.images.remove(tag, force=True)
+    LocalRegistry(cfg.registry, cfg.registry_dir).stop()
+
+
+@pytest.fixture(scope="session")
+def cfg(project):
+    return load_config(project / "pyproject.toml")
+
+
+@pytest.fixture(scope="session")
+def bases(project):
+    run(project, "bootstrap")
+    return json.loads((project / "bases.lock").read_text())
+
+
+@pytest.fixture(scope="session")
+def lock(project, bases):
+    run(project, "lock")
+    return read_lock(project / "requirements.lock")
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(project, lock):
+    run(project, "wheelhouse", "--out", "wheelhouse")
+    return json.loads((project / "wheelhouse" / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def images(project, wheelhouse):
+    run(project, "images", "--wheelhouse", "wheelhouse", "--images-lock", "images.lock")
+    return json.loads((project / "images.lock").read_text())
+
+

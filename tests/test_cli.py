@@ -201,3 +201,41 @@ def test_full_disk(tmp_path):
         assert list(small.iterdir()) == [] or [p.name for p in small.iterdir()] == [".wh.lock"]
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def _evil_sdist(kind: str) -> bytes:
+    import io
+    import tarfile
+
+    from indexserver import make_sdist
+
+    good = make_sdist("evil", "1.0", {"setup.py": ""})
+    if kind == "corrupt":
+        return good[: len(good) // 2]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name in ("evil-1.0/setup.py", "evil-1.0/../../../root/.bashrc"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"x\n"))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "kind, needle",
+    [("corrupt", "not a readable tar archive"), ("traversal", "escapes the archive")],
+    ids=["corrupt-sdist", "path-traversal-sdist"],
+)
+def test_bad_sdists_are_refused_before_any_build(tmp_path, kind, needle):
+    """Checked on the host before Docker is even reached (the registry here is down)."""
+    project(tmp_path)
+    data = _evil_sdist(kind)
+    with FixtureIndex({"evil": {"evil-1.0.tar.gz": data}}) as idx:
+        (tmp_path / "req.lock").write_text(f"evil==1.0 --hash=sha256:{sha256(data)}\n")
+        proc = factory(
+            tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", "--target", "manylinux_2_28_x86_64",
+            env={"FACTORY_INDEX_URL": idx.url},
+        )
+    assert_clean_failure(proc, "evil==1.0 × manylinux_2_28_x86_64", needle, "nothing was published")
+    assert not (tmp_path / "wh").exists()
+    assert not list((tmp_path / "cache").glob("builds/*/outcome.json"))

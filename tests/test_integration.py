@@ -2,7 +2,8 @@
 wheelhouse from the real index, images for amd64 and arm64 pushed to a real loopback
 registry, and testcontainers smoke tests on both arches (arm64 through QEMU).
 
-The expensive steps are session fixtures shared by the tests below. Bootstrap rootfs
+The expensive steps are session fixtures (tests/conftest.py) shared by the tests below and by
+tests/test_sdist_lane.py. Bootstrap rootfs
 tarballs are cached in ``.cache/test`` (FACTORY_TEST_CACHE overrides), so a fresh
 machine (CI) bootstraps from nothing while a developer's rerun reuses them. The registry,
 its data and every image tag are per session and removed at the end.
@@ -21,86 +22,11 @@ import pytest
 from factory.config import load_config
 from factory.engine import Engine
 from factory.errors import SmokeError
-from factory.lockfile import read_lock
 from factory.registry import LocalRegistry, Registry
+from conftest import ROOT, run
 from indexserver import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
-
-ROOT = Path(__file__).parent.parent
-SMALL_REQUIREMENTS = "orjson==3.13.0\nmarkupsafe\nmsgpack\ntyping-extensions\n"
-
-
-
-def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "factory", *args], cwd=cwd, capture_output=True, text=True, timeout=1800)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"factory {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
-
-
-@pytest.fixture(scope="session")
-def project(tmp_path_factory):
-    """A project directory whose config points at a fresh loopback registry."""
-    tmp = tmp_path_factory.mktemp("project")
-    cache = Path(os.environ.get("FACTORY_TEST_CACHE", ROOT / ".cache" / "test"))
-    port = free_port()
-    recipe = ROOT / "images/recipes/forky-slim.toml"
-    (tmp / "pyproject.toml").write_text(
-        f"""[tool.factory]
-cache-dir = "{cache}"
-registry = "127.0.0.1:{port}"
-registry-dir = "{tmp / 'registry'}"
-repository = "factory-test/app"
-base-repository = "factory-test/python"
-bases-lock = "bases.lock"
-lock = "requirements.lock"
-toolchain = "{ROOT / 'constraints/toolchain.txt'}"
-dockerfile = "{ROOT / 'images/runtime.Dockerfile'}"
-[tool.factory.base.amd64]
-recipe = "{recipe}"
-[tool.factory.base.arm64]
-recipe = "{recipe}"
-"""
-    )
-    (tmp / "requirements.in").write_text(SMALL_REQUIREMENTS)
-    yield tmp
-    cfg = load_config(tmp / "pyproject.toml")
-    engine = Engine()
-    for image in engine.client.images.list():
-        for tag in image.tags:
-            if tag.startswith(f"{cfg.registry}/"):
-                engine.client.images.remove(tag, force=True)
-    LocalRegistry(cfg.registry, cfg.registry_dir).stop()
-
-
-@pytest.fixture(scope="session")
-def cfg(project):
-    return load_config(project / "pyproject.toml")
-
-
-@pytest.fixture(scope="session")
-def bases(project):
-    run(project, "bootstrap")
-    return json.loads((project / "bases.lock").read_text())
-
-
-@pytest.fixture(scope="session")
-def lock(project, bases):
-    run(project, "lock")
-    return read_lock(project / "requirements.lock")
-
-
-@pytest.fixture(scope="session")
-def wheelhouse(project, lock):
-    run(project, "wheelhouse", "--out", "wheelhouse")
-    return json.loads((project / "wheelhouse" / "manifest.json").read_text())
-
-
-@pytest.fixture(scope="session")
-def images(project, wheelhouse):
-    run(project, "images", "--wheelhouse", "wheelhouse", "--images-lock", "images.lock")
-    return json.loads((project / "images.lock").read_text())
 
 
 def test_bootstrap_pushes_single_arch_bases_and_is_cached(project, cfg, bases):

@@ -1,0 +1,160 @@
+"""The sdist lane end to end: tiny C and C++ sdists compiled for all four targets with
+cibuildwheel in the bootstrapped builders (aarch64 through QEMU), verified, cached, put into
+the wheelhouse with an install lock, turned into images that pass smoke; and a failing sdist
+that publishes nothing.
+
+Shares the session fixtures (project, registry, base images) of ``test_integration``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from factory.engine import Engine
+from indexserver import FixtureIndex, make_sdist, sha256
+from conftest import run
+from tinysrc import BROKEN_SOURCE, C_SOURCE, CPP_SOURCE, c_project
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
+
+TARGETS = ["manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "musllinux_1_2_x86_64", "musllinux_1_2_aarch64"]
+SDISTS = {
+    "tinyc": make_sdist("tinyc", "1.0", c_project("tinyc", "_tinyc", C_SOURCE)),
+    "tinycpp": make_sdist("tinycpp", "1.0", c_project("tinycpp", "_tinycpp", CPP_SOURCE, "cpp")),
+    "broken": make_sdist("broken", "1.0", c_project("broken", "_broken", BROKEN_SOURCE)),
+}
+
+
+def lock_text(*names: str) -> str:
+    return "".join(f"{n}==1.0 --hash=sha256:{sha256(SDISTS[n])}\n" for n in names)
+
+
+@pytest.fixture(scope="session")
+def sdist_index(cfg):
+    projects = {name: {f"{name}-1.0.tar.gz": data} for name, data in SDISTS.items()}
+    with FixtureIndex(projects, upstream=cfg.index_url) as idx:
+        yield idx
+
+
+@pytest.fixture(scope="session")
+def built(project, bases, sdist_index):
+    (project / "sdist.lock").write_text(lock_text("tinyc", "tinycpp"))
+    proc = run(project, "wheelhouse", "--lock", "sdist.lock", "--out", "wh-sdist", env={"FACTORY_INDEX_URL": sdist_index.url})
+    return json.loads((project / "wh-sdist" / "manifest.json").read_text()), proc
+
+
+def test_every_cell_is_built_and_recorded(project, cfg, built):
+    manifest, _ = built
+    toolchain_sha = hashlib.sha256((Path(__file__).parent.parent / "constraints/toolchain.txt").read_bytes()).hexdigest()
+    builders = json.loads((project / "builders.lock").read_text())["bases"]
+    assert set(manifest["targets"]) == set(TARGETS)
+    for target, entries in manifest["targets"].items():
+        assert {e["name"] for e in entries} == {"tinyc", "tinycpp"}
+        arch = "amd64" if target.endswith("x86_64") else "arm64"
+        for e in entries:
+            assert e["source"] == "built"
+            assert e["sdist_sha256"] == sha256(SDISTS[e["name"]])
+            assert e["builder"] == builders[arch]["ref"] and "@sha256:" in e["builder"]
+            assert e["toolchain_sha256"] == toolchain_sha
+            assert e["cross_built"] == target.startswith("musllinux")
+            wheel = project / "wh-sdist" / target / e["filename"]
+            assert hashlib.sha256(wheel.read_bytes()).hexdigest() == e["sha256"]
+            if target.startswith("manylinux"):
+                # the glibc floor comes from zig's -target, not forky's glibc 2.43
+                floor = int(e["tag"].split("manylinux_2_")[1].split("_")[0])
+                assert floor <= 28, e["tag"]
+            else:
+                assert e["tag"] == f"cp314-cp314-{target}"
+
+
+def test_musl_wheels_are_laid_out_for_musl(project, built):
+    manifest, _ = built
+    for target in ("musllinux_1_2_x86_64", "musllinux_1_2_aarch64"):
+        arch = "x86_64" if target.endswith("x86_64") else "aarch64"
+        for e in manifest["targets"][target]:
+            with zipfile.ZipFile(project / "wh-sdist" / target / e["filename"]) as z:
+                (so,) = [n for n in z.namelist() if n.endswith(".so")]
+                assert so.endswith(f".cpython-314-{arch}-linux-musl.so"), so
+                elf = ELFFile(io.BytesIO(z.read(so)))
+                needed = {t.needed for t in elf.get_section_by_name(".dynamic").iter_tags() if t.entry.d_tag == "DT_NEEDED"}
+                assert needed == {f"libc.musl-{arch}.so.1"}
+                assert f"Tag: cp314-cp314-{target}" in z.read(f"{e['name']}-1.0.dist-info/WHEEL").decode()
+
+
+def test_readiness_matrix_says_what_each_cell_is(project, built):
+    matrix = json.loads((project / "wh-sdist" / "readiness.json").read_text())
+    assert matrix["targets"] == TARGETS
+    for row in matrix["rows"]:
+        for target, cell in row["cells"].items():
+            assert cell["status"] == "built" and cell["seconds"] > 0
+            assert (cell.get("note") == "cross-built, not import-tested") == target.startswith("musllinux")
+    md = (project / "wh-sdist" / "readiness.md").read_text()
+    assert "| tinycpp==1.0 |" in md and "built from sdist" in md
+
+
+def test_install_lock_pins_the_wheelhouse_files(project, built):
+    manifest, _ = built
+    for target, entries in manifest["targets"].items():
+        text = (project / "wh-sdist" / "install" / f"{target}.lock").read_text()
+        for e in entries:
+            assert f"{e['name']}==1.0 --hash=sha256:{e['sha256']}" in text
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_built_wheels_work_on_their_arch(project, cfg, bases, built, arch):
+    target = "manylinux_2_28_x86_64" if arch == "amd64" else "manylinux_2_28_aarch64"
+    pip = next(cfg.cache_dir.glob("files/sha256/*/*/pip-*.whl"))
+    status, out = Engine().run(
+        bases["bases"][arch]["ref"],
+        [
+            "sh", "-c",
+            "python3 -m venv --without-pip /tmp/v && /tmp/v/bin/python /pip.whl/pip install -q --no-index --find-links /wh tinyc tinycpp"
+            " && /tmp/v/bin/python -c 'import tinyc, tinycpp, platform; print(tinyc.parse(\"42\") + 1, tinycpp.join([\"a\", \"b\"]), platform.machine())'",
+        ],
+        volumes={str(project / "wh-sdist" / target): {"bind": "/wh", "mode": "ro"}, str(pip): {"bind": "/pip.whl", "mode": "ro"}},
+        platform=f"linux/{arch}",
+        network=False,
+    )
+    assert status == 0, out
+    assert out.split()[-3:] == ["43", "ab", "x86_64" if arch == "amd64" else "aarch64"]
+
+
+def test_rebuild_reuses_cached_builds(project, built, sdist_index):
+    proc = run(project, "wheelhouse", "--lock", "sdist.lock", "--out", "wh-sdist-again", env={"FACTORY_INDEX_URL": sdist_index.url})
+    assert "building " not in proc.stdout, proc.stdout
+    again = json.loads((project / "wh-sdist-again" / "manifest.json").read_text())
+    assert again == built[0]
+
+
+def test_images_from_built_wheels_pass_smoke(project, built):
+    run(project, "images", "--lock", "sdist.lock", "--wheelhouse", "wh-sdist", "--images-lock", "images-sdist.lock")
+    images = json.loads((project / "images-sdist.lock").read_text())
+    assert {i["arch"] for i in images["images"]} == {"amd64", "arm64"}
+    run(project, "smoke", "--images-lock", "images-sdist.lock")  # imports tinyc and tinycpp on both arches
+
+
+def test_a_failing_sdist_publishes_nothing(project, built, sdist_index):
+    (project / "fail.lock").write_text(lock_text("tinyc", "broken"))
+    out = project / "wh-fail"
+    out.mkdir()
+    (out / "previous").write_text("the previous wheelhouse")
+    proc = run(project, "wheelhouse", "--lock", "fail.lock", "--out", "wh-fail", "--target", "manylinux_2_28_x86_64",
+               check=False, env={"FACTORY_INDEX_URL": sdist_index.url})
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("factory: error:")]
+    assert len(errors) == 1 and "1 of 2 sdist builds failed" in errors[0] and "broken==1.0" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["previous"]  # untouched
+    matrix = json.loads((project / "wh-fail.failed" / "readiness.json").read_text())
+    cells = {row["name"]: row["cells"]["manylinux_2_28_x86_64"] for row in matrix["rows"]}
+    assert cells["tinyc"]["status"] == "built"  # the failure did not stop the others
+    assert cells["broken"]["status"] == "failed"
+    assert any("error" in line for line in cells["broken"]["log_tail"]), cells["broken"]
+    assert Path(cells["broken"]["log"]).is_file()
