@@ -28,6 +28,7 @@ from debian.deb822 import Deb822
 
 from . import atomic, binfmt
 from .cache import sha256_file
+from .children import die_with_parent
 from .config import BaseSpec, Config, Recipe
 from .engine import Engine
 from .errors import BootstrapError
@@ -166,7 +167,9 @@ def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
     log_path = entry / "mmdebstrap.log"
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(release_epoch(recipe.mirror, recipe.suite, cfg.ca_bundle))}
     with open(log_path, "wb") as log:
-        rc = subprocess.run(mmdebstrap_command(recipe, arch, staged), stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+        rc = subprocess.run(
+            mmdebstrap_command(recipe, arch, staged), stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
+        ).returncode
     if rc != 0:
         staged.unlink(missing_ok=True)
         tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]

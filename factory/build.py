@@ -19,12 +19,10 @@ its outcome carries the reason and the log's last lines.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -37,6 +35,7 @@ from typing import Callable
 from pypi_simple import DistributionPackage
 
 from . import builders
+from .children import die_with_parent
 from .builddeps import BuildDependencyError, builddeps_dir, check_requires
 from .bootstrap import BaseImage
 from .cache import sha256_file
@@ -129,9 +128,42 @@ def zig_target(target: Target) -> str:
     return f"{target.arch}-linux-musl"
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    # If the factory is killed, cibuildwheel (and so its container's stdin) goes too.
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+def cibuildwheel_env(python: str, target: Target, builder: str, deps: Path, zig: Path | None, zig_cache: Path, epoch: int) -> dict[str, str]:
+    """The ``CIBW_*`` variables for one cell.
+
+    ``zig`` is ``zig_root()`` for a bootstrapped builder (CC/CXX are zig wrappers targeting
+    the glibc floor or musl; musllinux repair is ``musl_repair.py``), or None for an
+    upstream builder (its own compiler and cibuildwheel's default auditwheel repair). The
+    container always runs with ``--network=none``, the host not mounted, and pip pointed at
+    the mounted build dependencies (``deps``) only.
+    """
+    pip_env = f"PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/factory/deps PIP_CONSTRAINT=/opt/factory/deps/constraints.txt SOURCE_DATE_EPOCH={epoch}"
+    mounts = [f"--volume={deps}:/opt/factory/deps:ro"]
+    env = {
+        "CIBW_BUILD": f"cp{python.replace('.', '')[:3]}-{target.libc}_{target.arch}",
+        f"CIBW_{target.libc.upper()}_{target.arch.upper()}_IMAGE": builder,
+        "CIBW_BUILD_FRONTEND": "build",
+        "CIBW_ENVIRONMENT": pip_env,
+    }
+    if zig is not None:
+        mounts += [
+            f"--volume={zig / 'zig'}:/opt/factory/zig:ro",
+            f"--volume={zig / 'bin'}:/opt/factory/bin:ro",
+            f"--volume={zig_cache}:/opt/factory/zig-cache",
+            f"--volume={RESOURCES}:/opt/factory/resources:ro",
+        ]
+        compilers = (
+            "CC=/opt/factory/bin/cc CXX=/opt/factory/bin/c++ LDSHARED='/opt/factory/bin/cc -shared' "
+            f"LDCXXSHARED='/opt/factory/bin/c++ -shared' FACTORY_ZIG_TARGET={zig_target(target)} "
+            "ZIG_GLOBAL_CACHE_DIR=/opt/factory/zig-cache ZIG_LOCAL_CACHE_DIR=/tmp/zig-local-cache"
+        )
+        env["CIBW_ENVIRONMENT"] = f"{compilers} {pip_env}"
+        if target.libc == "musllinux":
+            env["CIBW_REPAIR_WHEEL_COMMAND"] = f"python /opt/factory/resources/musl_repair.py {{wheel}} {{dest_dir}} {target.arch}"
+        else:
+            env["CIBW_REPAIR_WHEEL_COMMAND"] = "auditwheel repair -w {dest_dir} {wheel}"
+    env["CIBW_CONTAINER_ENGINE"] = "docker; disable_host_mount: true; create_args: --network=none " + " ".join(mounts)
+    return env
 
 
 def _sdist_epoch(path: Path) -> int:
@@ -262,53 +294,16 @@ class SdistBuilder:
         outcome.cached, outcome.log = True, str(entry / "build.log")
         return outcome
 
-    def _environment(self, target: Target, epoch: int) -> str:
-        bin_ = "/opt/factory/bin"
-        pairs = {
-            "CC": f"{bin_}/cc",
-            "CXX": f"{bin_}/c++",
-            "LDSHARED": f"'{bin_}/cc -shared'",
-            "LDCXXSHARED": f"'{bin_}/c++ -shared'",
-            "FACTORY_ZIG_TARGET": zig_target(target),
-            "ZIG_GLOBAL_CACHE_DIR": "/opt/factory/zig-cache",
-            "ZIG_LOCAL_CACHE_DIR": "/tmp/zig-local-cache",
-            "PIP_NO_INDEX": "1",
-            "PIP_FIND_LINKS": "/opt/factory/deps",
-            "PIP_CONSTRAINT": "/opt/factory/deps/constraints.txt",
-            "SOURCE_DATE_EPOCH": str(epoch),
-        }
-        return " ".join(f"{k}={v}" for k, v in pairs.items())
-
     def _run_cibuildwheel(self, req: BuildRequest, sdist: Path, builder: str, deps: Path, work: Path, base: BuildOutcome) -> BuildOutcome:
         target = req.target
         upstream = self.cfg.builder_image(target) is not None
         out = work / "out"
-        mounts = [f"--volume={deps}:/opt/factory/deps:ro"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CIBW_")}
-        env.update(
-            {
-                "CIBW_BUILD": f"cp{self.cfg.python.replace('.', '')[:3]}-{target.libc}_{target.arch}",
-                f"CIBW_{target.libc.upper()}_{target.arch.upper()}_IMAGE": builder,
-                "CIBW_BUILD_FRONTEND": "build",
-                "CIBW_ENVIRONMENT": f"PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/factory/deps PIP_CONSTRAINT=/opt/factory/deps/constraints.txt SOURCE_DATE_EPOCH={_sdist_epoch(sdist)}",
-            }
-        )
+        zig = None
         if not upstream:
             zig = zig_root(self.cfg, self.index)
-            zig_cache = self.cfg.cache_dir / "zig-cache"
-            zig_cache.mkdir(parents=True, exist_ok=True)
-            mounts += [
-                f"--volume={zig / 'zig'}:/opt/factory/zig:ro",
-                f"--volume={zig / 'bin'}:/opt/factory/bin:ro",
-                f"--volume={zig_cache}:/opt/factory/zig-cache",
-                f"--volume={RESOURCES}:/opt/factory/resources:ro",
-            ]
-            env["CIBW_ENVIRONMENT"] = self._environment(target, _sdist_epoch(sdist))
-            if target.libc == "musllinux":
-                env["CIBW_REPAIR_WHEEL_COMMAND"] = f"python /opt/factory/resources/musl_repair.py {{wheel}} {{dest_dir}} {target.arch}"
-            else:
-                env["CIBW_REPAIR_WHEEL_COMMAND"] = "auditwheel repair -w {dest_dir} {wheel}"
-        env["CIBW_CONTAINER_ENGINE"] = "docker; disable_host_mount: true; create_args: --network=none " + " ".join(mounts)
+            (self.cfg.cache_dir / "zig-cache").mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CIBW_")}
+        env.update(cibuildwheel_env(self.cfg.python, target, builder, deps, zig, self.cfg.cache_dir / "zig-cache", _sdist_epoch(sdist)))
         cmd = [
             sys.executable, "-m", "cibuildwheel", str(sdist),
             "--platform", "linux", "--archs", target.arch,
@@ -319,7 +314,7 @@ class SdistBuilder:
         console.print(f"building {req.pin.name}=={req.pin.version} for {target.name} (sdist {req.sdist.filename})")
         with open(log_path, "wb") as log:
             try:
-                rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work, timeout=self.cfg.build_timeout, preexec_fn=_die_with_parent).returncode
+                rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work, timeout=self.cfg.build_timeout, preexec_fn=die_with_parent).returncode
             except subprocess.TimeoutExpired:
                 rc = -1
         base.seconds = round(time.monotonic() - started, 1)
@@ -388,7 +383,9 @@ class SdistBuilder:
         """Install each built manylinux wheel with ``--no-index`` (dependencies from
         ``wheel_dir``) into the runtime base image of its arch and import its top-level
         modules; aarch64 runs through QEMU. A failure turns the outcome's ``ok`` off."""
-        todo = [o for o in outcomes if o.ok and o.target == target.name and not o.cross_built]
+        if target.libc != "manylinux":
+            return  # no musl CPython here to import into; musllinux wheels get the static checks
+        todo = [o for o in outcomes if o.ok and o.target == target.name]
         if not todo:
             return
         _, _, bases, pip_wheel = self._env()

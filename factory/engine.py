@@ -16,6 +16,7 @@ import docker
 import docker.errors
 import requests
 
+from . import faults
 from .errors import BuildError, DockerUnavailableError, RegistryError
 
 # Ryuk (testcontainers' reaper) is an image that cannot be pulled here; containers are
@@ -131,6 +132,8 @@ class Engine:
                         f"push of {repository}:{tag} failed: {chunk['error'][:300]}",
                         "check that the registry is up and accepts pushes (credentials, disk)",
                     )
+                if chunk.get("status") == "Pushing":
+                    faults.point("mid-push")  # layers are going up; nothing names the image yet
                 aux = chunk.get("aux") or {}
                 if "Digest" in aux:
                     digest = aux["Digest"]

@@ -2,7 +2,8 @@
 kill itself with SIGKILL when it reaches that point (no cleanup, no ``finally``), the way a
 power cut or the OOM killer would. Unset, ``point`` does nothing.
 
-Points: ``before-rename`` (an output is fully written in its temporary place, not yet renamed).
+Points: ``before-rename`` (an output is fully written in its temporary place, not yet
+renamed); ``mid-push`` (the engine is uploading an image's layers to the registry).
 """
 
 from __future__ import annotations

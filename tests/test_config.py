@@ -71,3 +71,29 @@ def test_recipe_hash_changes_with_inputs():
     assert recipe.digest("amd64", "3.14.8") == recipe.digest("amd64", "3.14.8")
     assert recipe.digest("amd64", "3.14.8") != recipe.digest("arm64", "3.14.8")
     assert recipe.digest("amd64", "3.14.8") != dataclasses.replace(recipe, packages=recipe.packages + ("curl",)).digest("amd64", "3.14.8")
+
+
+PYPA_MUSL = "quay.io/pypa/musllinux_1_2_x86_64:2026.11.01-1@sha256:" + "c" * 64
+
+
+def test_upstream_builder_per_target(tmp_path):
+    from factory.targets import parse_target
+
+    cfg = load_config(write(tmp_path, f'[tool.factory.builders]\nmusllinux_1_2_x86_64 = "{PYPA_MUSL}"\n'), env={})
+    assert cfg.builder_image(parse_target("musllinux_1_2_x86_64")) == PYPA_MUSL
+    assert cfg.builder_image(parse_target("manylinux_2_28_x86_64")) is None
+    env = {"FACTORY_BUILDER_MANYLINUX_2_28_AARCH64": PYPA_MUSL.replace("musllinux_1_2_x86_64", "manylinux_2_28_aarch64")}
+    cfg = load_config(write(tmp_path, ""), env=env)
+    assert cfg.builder_image(parse_target("manylinux_2_28_aarch64")).startswith("quay.io/pypa/manylinux_2_28_aarch64:")
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ('musllinux_1_2_x86_64 = "quay.io/pypa/musllinux_1_2_x86_64:latest"', "not pinned by tag and digest"),
+        (f'manylinux_2_28_riscv64 = "{PYPA_MUSL}"', "not a configured target"),
+    ],
+)
+def test_bad_upstream_builder(tmp_path, body, words):
+    with pytest.raises(ConfigError, match=words):
+        load_config(write(tmp_path, f"[tool.factory.builders]\n{body}\n"), env={})

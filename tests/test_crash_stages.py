@@ -1,0 +1,129 @@
+"""Crash safety of the container stages: SIGKILL mid-bootstrap, mid-sdist-build and
+mid-push, then rerun. After each kill the rerun completes, no temporary file of ours
+remains, every cache entry still hashes right, and nothing names a half-done image.
+
+Uses the session project and registry (tests/conftest.py). Slow: marked ``faults``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run
+from factory.cache import sha256_file
+from factory.engine import Engine
+from indexserver import FixtureIndex, make_sdist, sha256
+from tinysrc import C_SOURCE, c_project
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(1800)]
+
+
+def start(cwd: Path, *args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "factory", *args], cwd=cwd, env={**os.environ, **env},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ours_left(*roots: Path) -> list[Path]:
+    return [p for r in roots if r.exists() for p in r.rglob("*") if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def assert_build_cache_sound(cache: Path) -> None:
+    for outcome in cache.glob("builds/*/outcome.json"):
+        data = json.loads(outcome.read_text())
+        assert sha256_file(outcome.parent / data["filename"]) == data["sha256"], outcome
+
+
+def test_sigkill_mid_sdist_build(project, cfg, bases):
+    sdist = make_sdist("killme", "1.0", c_project("killme", "_killme", C_SOURCE.replace("_tinyc", "_killme")))
+    (project / "kill.lock").write_text(f"killme==1.0 --hash=sha256:{sha256(sdist)}\n")
+    builds = cfg.cache_dir / "builds"
+    with FixtureIndex({"killme": {"killme-1.0.tar.gz": sdist}}, upstream=cfg.index_url) as idx:
+        args = ("wheelhouse", "--lock", "kill.lock", "--out", "wh-kill", "--target", "manylinux_2_28_x86_64")
+        proc = start(project, *args, FACTORY_INDEX_URL=idx.url)
+
+        def compiling() -> bool:
+            return any("Building wheel" in log.read_text(errors="replace") for log in builds.glob(".tmp-*/build.log"))
+
+        wait_for(compiling, 900, "cibuildwheel to start compiling")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        engine = Engine()
+        # cibuildwheel died with us (PR_SET_PDEATHSIG); its --rm container follows when its stdin closes
+        wait_for(lambda: not engine.client.containers.list(all=True, filters={"name": "cibuildwheel"}), 120, "the build container to go")
+        assert not (project / "wh-kill").exists()
+        rerun = run(project, *args, env={"FACTORY_INDEX_URL": idx.url})
+        assert "building killme==1.0" in rerun.stdout
+    manifest = json.loads((project / "wh-kill" / "manifest.json").read_text())
+    (entry,) = manifest["targets"]["manylinux_2_28_x86_64"]
+    assert entry["source"] == "built" and entry["sdist_sha256"] == sha256(sdist)
+    assert sha256_file(project / "wh-kill" / "manylinux_2_28_x86_64" / entry["filename"]) == entry["sha256"]
+    assert ours_left(builds, project) == []
+    assert_build_cache_sound(cfg.cache_dir)
+
+
+def test_sigkill_mid_bootstrap(project, cfg, tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    text = (ROOT / "images/recipes/forky-slim.toml").read_text()
+    # a recipe of its own (a unique, harmless dpkg filter): always a fresh mmdebstrap run
+    unique = f'path-exclude = ["/usr/share/factory-kill-{os.getpid()}-{time.time_ns()}/*",'
+    recipe.write_text(text.replace("path-exclude = [", unique, 1))
+    (tmp_path / "pyproject.toml").write_text(
+        f"""[tool.factory]
+cache-dir = "{cfg.cache_dir}"
+registry = "{cfg.registry}"
+registry-local = false
+base-repository = "factory-test/python-kill"
+bases-lock = "bases.lock"
+[tool.factory.base.amd64]
+recipe = "{recipe}"
+"""
+    )
+    proc = start(tmp_path, "bootstrap")
+
+    def installing() -> bool:
+        logs = list(cfg.cache_dir.glob("bootstrap/*/mmdebstrap.log"))
+        return any(log.stat().st_mtime > time.time() - 60 and "I: installing remaining packages" in log.read_text(errors="replace") for log in logs)
+
+    wait_for(installing, 600, "mmdebstrap to install packages")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (tmp_path / "bases.lock").exists()
+    run(tmp_path, "bootstrap")
+    entry = json.loads((tmp_path / "bases.lock").read_text())["bases"]["amd64"]
+    assert entry["ref"].startswith(f"{cfg.registry}/factory-test/python-kill@sha256:")
+    assert Engine().inspect(entry["ref"]).platform == "linux/amd64"
+    assert list(cfg.cache_dir.glob("bootstrap/*/.rootfs.tar.tmp-*")) == []
+    for tar in cfg.cache_dir.glob("bootstrap/*/rootfs.tar"):
+        assert sha256_file(tar) == (tar.parent / "rootfs.tar.sha256").read_text().strip()
+
+
+def test_sigkill_mid_push(project, images):
+    args = ("images", "--wheelhouse", "wheelhouse", "--images-lock", "images-push.lock")
+    # another uid makes a new layer, so the push really uploads something
+    killed = run(project, *args, check=False, env={"FACTORY_FAULT": "mid-push", "FACTORY_UID": "10002"})
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    assert not (project / "images-push.lock").exists()  # nothing names a half-pushed image
+    run(project, *args, env={"FACTORY_UID": "10002"})
+    data = json.loads((project / "images-push.lock").read_text())
+    assert {i["arch"] for i in data["images"]} == {"amd64", "arm64"}
+    assert ours_left(project) == []
+    run(project, "smoke", "--images-lock", "images-push.lock")
