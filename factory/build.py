@@ -47,7 +47,7 @@ from .lockfile import Lock, Pin, read_lock
 from .progress import console
 from .registry import Registry
 from .sdist import SdistError, inspect_sdist
-from .targets import Target
+from .targets import Target, parse_target
 from .toolchain import zig_root
 from .verify import WheelContentError, check_musl_wheel, check_wheel, elf_exports, glibc_versions_above
 
@@ -261,7 +261,7 @@ class SdistBuilder:
         cached = self._cached(entry)
         if cached is not None:
             return cached
-        deps = builddeps_dir(self.cfg.cache_dir, self.build_lock, target, self.cfg.python, self.index)
+        deps = builddeps_dir(self.cfg.cache_dir, self.build_lock, self.build_platform(target), self.cfg.python, self.index)
         entry.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
         try:
@@ -281,6 +281,19 @@ class SdistBuilder:
             return outcome
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def build_platform(self, target: Target) -> Target:
+        """The platform the build backend runs on, whose wheels the build dependencies must be.
+
+        The target itself in an upstream builder; in a bootstrapped (glibc) builder, the
+        manylinux target of the same arch, also when cross-building for musl.
+        """
+        if target.libc == "manylinux" or self.cfg.builder_image(target) is not None:
+            return target
+        for t in self.cfg.targets:
+            if t.libc == "manylinux" and t.arch == target.arch:
+                return t
+        return parse_target(f"manylinux_2_28_{target.arch}")
 
     def _cached(self, entry: Path) -> BuildOutcome | None:
         try:

@@ -62,3 +62,19 @@ def test_top_level_modules(tmp_path):
         for name in ("pkg/__init__.py", "mod.py", "_speed.cpython-314-x86_64-linux-gnu.so", "x-1.0.dist-info/RECORD", "x.libs/libz.so"):
             z.writestr(name, "")
     assert top_level_modules(wheel) == ["_speed", "mod", "pkg"]
+
+
+def test_musl_cross_builds_take_build_dependencies_for_the_builder(tmp_path):
+    from factory.build import SdistBuilder
+    from factory.config import load_config
+
+    (tmp_path / "pyproject.toml").write_text("[tool.factory]\n")
+    cfg = load_config(tmp_path / "pyproject.toml", env={})
+    builder = SdistBuilder(cfg, index=None, connect=lambda: None)
+    # zig cross-builds musl wheels in the glibc builder: pip installs Cython etc. there
+    assert builder.build_platform(parse_target("musllinux_1_2_aarch64")).name == "manylinux_2_28_aarch64"
+    assert builder.build_platform(parse_target("manylinux_2_28_x86_64")).name == "manylinux_2_28_x86_64"
+    pypa = "quay.io/pypa/musllinux_1_2_x86_64:2026.11.01-1@sha256:" + "c" * 64
+    (tmp_path / "pyproject.toml").write_text(f'[tool.factory.builders]\nmusllinux_1_2_x86_64 = "{pypa}"\n')
+    upstream = SdistBuilder(load_config(tmp_path / "pyproject.toml", env={}), index=None, connect=lambda: None)
+    assert upstream.build_platform(parse_target("musllinux_1_2_x86_64")).name == "musllinux_1_2_x86_64"
