@@ -13,7 +13,7 @@ cibuildwheel once for it, with:
 
 Each result is verified (tags, ELF machine, glibc floor or the musl static checks) and
 cached under ``<cache>/builds/<key>/``, key = sdist sha256 + target + builder digest +
-toolchain lock sha256 + build constraints sha256. A failing cell does not stop the others;
+toolchain lock sha256 + build constraints sha256 + ``procedure_sha256()``. A failing cell does not stop the others;
 its outcome carries the reason and the log's last lines.
 """
 
@@ -53,6 +53,15 @@ from .verify import WheelContentError, check_musl_wheel, check_wheel, elf_export
 
 RESOURCES = Path(__file__).parent / "resources"
 BUILD_VERSION = 1  # bump when the build procedure changes, so every build cache key does
+
+
+def procedure_sha256() -> str:
+    """sha256 hex of what drives every build besides its inputs: ``BUILD_VERSION`` and the
+    files in ``factory/resources`` the builder uses (cibuildwheel options, musl repair)."""
+    h = hashlib.sha256(str(BUILD_VERSION).encode())
+    for name in ("cibuildwheel.toml", "musl_repair.py"):
+        h.update((RESOURCES / name).read_bytes())
+    return h.hexdigest()
 LOG_TAIL = 12
 MUSL_LIBC = {"x86_64": "/usr/lib/x86_64-linux-musl/libc.so", "aarch64": "/usr/lib/aarch64-linux-musl/libc.so"}
 LIBPYTHON = {"x86_64": "/usr/lib/x86_64-linux-gnu/libpython3.14.so.1.0", "aarch64": "/usr/lib/aarch64-linux-gnu/libpython3.14.so.1.0"}
@@ -255,7 +264,7 @@ class SdistBuilder:
         builder = self.builder_for(target)
         base.builder, base.toolchain_sha256, base.build_constraints_sha256 = builder, self.toolchain_sha256, self.build_lock.sha256
         key = hashlib.sha256(
-            json.dumps([BUILD_VERSION, req.sdist_sha256, target.name, builder, self.toolchain_sha256, self.build_lock.sha256]).encode()
+            json.dumps([procedure_sha256(), req.sdist_sha256, target.name, builder, self.toolchain_sha256, self.build_lock.sha256]).encode()
         ).hexdigest()
         entry = self.cfg.cache_dir / "builds" / key
         cached = self._cached(entry)
