@@ -3,7 +3,11 @@
 Prints a Markdown report (and writes it to bench/last-run.md):
 
 - wheelhouse: factory cold (empty cache) vs sequential `pip download` per target with the
-  full correct tag list (what a user would script), factory warm (current wheelhouse) vs cold;
+  full correct tag list (what a user would script), factory warm (current wheelhouse) vs cold,
+  on the lock's pins that have wheels everywhere (pip download cannot do the rest);
+- sdist lane: per built cell, the build time from the wheelhouse manifest, the
+  aarch64/x86_64 ratio per sdist and for the set, and cibuildwheel's step profile from the
+  cached build logs (where the aarch64 time goes);
 - images: base and final sizes, unpacked and compressed, against python:3.14-slim
   (docker-library, amd64: 119.66 MB / 43.4 MB compressed);
 - per arch: cold start (`python3 -c pass` in a fresh container) and the import time of the
@@ -38,12 +42,24 @@ def timed(cmd: list[str], **kw) -> float:
     return time.monotonic() - start
 
 
+def wheels_only_lock(lock: Path, built: set[str], dest: Path) -> Path:
+    """``lock`` without the pins the manifest says were built from sdists."""
+    from factory.lockfile import read_lock
+
+    keep = [p for p in read_lock(lock).pins if p.name not in built]
+    dest.write_text("".join(f"{p.name}=={p.version} " + " ".join(f"--hash=sha256:{h}" for h in sorted(p.hashes)) + "\n" for p in keep))
+    return dest
+
+
 def wheelhouse_section(lock: Path, targets: list) -> list[str]:
     from factory.config import load_config
 
     cfg = load_config(ROOT / "pyproject.toml")
     tmp = Path(tempfile.mkdtemp(prefix="factory-bench-"))
+    manifest = json.loads((ROOT / "wheelhouse" / "manifest.json").read_text())
+    built = {e["name"] for es in manifest["targets"].values() for e in es if e["source"] == "built"}
     try:
+        lock = wheels_only_lock(lock, built, tmp / "wheels-only.lock")
         env = {**os.environ, "FACTORY_CACHE_DIR": str(tmp / "cache")}
         out = tmp / "wh"
         cold = timed([*FACTORY, "wheelhouse", "--lock", str(lock), "--out", str(out)], env=env, cwd=ROOT)
@@ -64,7 +80,7 @@ def wheelhouse_section(lock: Path, targets: list) -> list[str]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return [
-        "## Wheelhouse (example lock, 4 targets)",
+        f"## Wheelhouse (example lock without the sdist-built {', '.join(sorted(built)) or 'none'}, 4 targets)",
         "",
         "| run | seconds | ratio |",
         "| --- | --- | --- |",
@@ -138,6 +154,66 @@ def images_section(images_lock: Path) -> list[str]:
     return lines + [""]
 
 
+STEPS = ("Setting up build environment", "Building wheel", "Repairing wheel")
+
+
+def step_profile(log: Path) -> dict[str, float]:
+    """Seconds per cibuildwheel step, from the ``✓ N.NNs`` line that closes each step."""
+    import re
+
+    out: dict[str, float] = {}
+    current = None
+    for line in log.read_text(errors="replace").splitlines():
+        for step in STEPS:
+            if line.startswith(step):
+                current = step
+        m = re.search(r"✓ ([0-9.]+)s\s*$", line)
+        if m and current:
+            out[current] = float(m.group(1))
+            current = None
+    return out
+
+
+def sdist_section(cfg) -> list[str]:
+    manifest = json.loads((ROOT / "wheelhouse" / "manifest.json").read_text())
+    cells: dict[str, dict[str, dict]] = {}
+    for target, entries in manifest["targets"].items():
+        for e in entries:
+            if e["source"] == "built":
+                cells.setdefault(e["name"], {})[target] = e
+    if not cells:
+        return []
+    targets = [t.name for t in cfg.targets]
+    lines = ["## sdist lane (cold builds recorded in the wheelhouse manifest)", "",
+             "| sdist | " + " | ".join(targets) + " | aarch64 / x86_64 |", "| --- |" + " --- |" * (len(targets) + 1)]
+    totals = {"x86_64": 0.0, "aarch64": 0.0}
+    for name, by_target in sorted(cells.items()):
+        row = [f"{by_target[t]['build_seconds']:.1f} s" if t in by_target else "index wheel" for t in targets]
+        ratios = []
+        for libc in ("manylinux", "musllinux"):
+            x = next((e for t, e in by_target.items() if t.startswith(libc) and t.endswith("x86_64")), None)
+            a = next((e for t, e in by_target.items() if t.startswith(libc) and t.endswith("aarch64")), None)
+            if x and a:
+                ratios.append(f"{libc} {a['build_seconds'] / x['build_seconds']:.2f}×")
+                totals["x86_64"] += x["build_seconds"]
+                totals["aarch64"] += a["build_seconds"]
+        lines.append(f"| {name} | " + " | ".join(row) + f" | {', '.join(ratios)} |")
+    if totals["x86_64"]:
+        lines += ["", f"Whole set, cells built on both arches: x86_64 {totals['x86_64']:.0f} s, aarch64 {totals['aarch64']:.0f} s, "
+                  f"ratio {totals['aarch64'] / totals['x86_64']:.2f}×.", ""]
+    lines += ["Where the time goes (cibuildwheel's own step timings, from the cached build logs):", "",
+              "| sdist | target | " + " | ".join(STEPS) + " |", "| --- | --- |" + " --- |" * len(STEPS)]
+    newest: dict[tuple[str, str], Path] = {}  # the newest build of each cell (older keys may remain)
+    for outcome in sorted(cfg.cache_dir.glob("builds/*/outcome.json"), key=lambda p: p.stat().st_mtime):
+        data = json.loads(outcome.read_text())
+        if data["name"] in cells and data["target"] in cells[data["name"]] and cells[data["name"]][data["target"]]["sha256"] == data["sha256"]:
+            newest[(data["name"], data["target"])] = outcome.parent / "build.log"
+    for (name, target), log in sorted(newest.items()):
+        prof = step_profile(log)
+        lines.append(f"| {name} | {target} | " + " | ".join(f"{prof.get(s, 0):.1f} s" for s in STEPS) + " |")
+    return lines + [""]
+
+
 def main() -> int:
     from factory.config import load_config
 
@@ -153,7 +229,7 @@ def main() -> int:
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; lock {cfg.lock.name}.",
         "",
     ]
-    report = header + wheelhouse_section(cfg.lock, list(cfg.targets)) + images_section(images_lock)
+    report = header + wheelhouse_section(cfg.lock, list(cfg.targets)) + sdist_section(cfg) + images_section(images_lock)
     text = "\n".join(report) + "\n"
     (ROOT / "bench" / "last-run.md").write_text(text)
     print(text)
