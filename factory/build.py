@@ -137,7 +137,14 @@ def zig_target(target: Target) -> str:
     return f"{target.arch}-linux-musl"
 
 
-def cibuildwheel_env(python: str, target: Target, builder: str, deps: Path, zig: Path | None, zig_cache: Path, epoch: int) -> dict[str, str]:
+def container_label(cache_dir: Path) -> str:
+    """The label (``key=value``) on every build container of runs on ``cache_dir``."""
+    return f"io.factory.build-cache={hashlib.sha256(str(cache_dir.resolve()).encode()).hexdigest()[:16]}"
+
+
+def cibuildwheel_env(
+    python: str, target: Target, builder: str, deps: Path, zig: Path | None, zig_cache: Path, epoch: int, label: str = ""
+) -> dict[str, str]:
     """The ``CIBW_*`` variables for one cell.
 
     ``zig`` is ``zig_root()`` for a bootstrapped builder (CC/CXX are zig wrappers targeting
@@ -147,7 +154,7 @@ def cibuildwheel_env(python: str, target: Target, builder: str, deps: Path, zig:
     the mounted build dependencies (``deps``) only.
     """
     pip_env = f"PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/factory/deps PIP_CONSTRAINT=/opt/factory/deps/constraints.txt SOURCE_DATE_EPOCH={epoch}"
-    mounts = [f"--volume={deps}:/opt/factory/deps:ro"]
+    mounts = [f"--volume={deps}:/opt/factory/deps:ro", *([f"--label={label}"] if label else [])]
     env = {
         "CIBW_BUILD": f"cp{python.replace('.', '')[:3]}-{target.libc}_{target.arch}",
         f"CIBW_{target.libc.upper()}_{target.arch.upper()}_IMAGE": builder,
@@ -202,6 +209,9 @@ class SdistBuilder:
         # Docker, the registry, the base images and pip's wheel, reached on first real build.
         if self._connected is None:
             self._connected = self._connect()
+            # A killed run leaves its cibuildwheel container behind (cibuildwheel removes it
+            # only on exit); we hold the cache's run lock, so any with our label is stale.
+            self._connected[0].remove_labelled(container_label(self.cfg.cache_dir))
         return self._connected
 
     @property
@@ -325,7 +335,7 @@ class SdistBuilder:
             zig = zig_root(self.cfg, self.index)
             (self.cfg.cache_dir / "zig-cache").mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CIBW_")}
-        env.update(cibuildwheel_env(self.cfg.python, target, builder, deps, zig, self.cfg.cache_dir / "zig-cache", _sdist_epoch(sdist)))
+        env.update(cibuildwheel_env(self.cfg.python, target, builder, deps, zig, self.cfg.cache_dir / "zig-cache", _sdist_epoch(sdist), container_label(self.cfg.cache_dir)))
         cmd = [
             sys.executable, "-m", "cibuildwheel", str(sdist),
             "--platform", "linux", "--archs", target.arch,

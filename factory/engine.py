@@ -221,6 +221,19 @@ class Engine:
         finally:
             container.remove(force=True)
 
+    def remove_labelled(self, label: str) -> int:
+        """Force-remove every container carrying ``label`` (``key=value``); returns how many.
+
+        Used for the build containers of a killed run (cibuildwheel removes its own only on
+        a clean exit)."""
+        try:
+            containers = self.client.containers.list(all=True, filters={"label": label})
+            for c in containers:
+                c.remove(force=True)
+        except docker.errors.APIError as e:
+            raise BuildError(f"cannot remove stale build containers: {e.explanation}", DOCKER_FIX) from None
+        return len(containers)
+
     def exec_in(self, container: Any, command: list[str], user: str = "") -> tuple[int, bytes]:
         """Run ``command`` in a started test container as ``user`` (uid or name; default: the image's)."""
         result = container.get_wrapped_container().exec_run(command, user=user)

@@ -21,11 +21,12 @@ def test_zig_target_is_the_glibc_floor_or_musl():
 
 
 def test_bootstrapped_builder_env_is_offline_with_zig():
-    env = cibuildwheel_env("3.14.8", parse_target("musllinux_1_2_aarch64"), "r/builder@sha256:1", DEPS, ZIG, ZIG_CACHE, 1700000000)
+    env = cibuildwheel_env("3.14.8", parse_target("musllinux_1_2_aarch64"), "r/builder@sha256:1", DEPS, ZIG, ZIG_CACHE, 1700000000, "io.factory.build-cache=ab")
     assert env["CIBW_BUILD"] == "cp314-musllinux_aarch64"
     assert env["CIBW_MUSLLINUX_AARCH64_IMAGE"] == "r/builder@sha256:1"
     engine = env["CIBW_CONTAINER_ENGINE"]
     assert engine.startswith("docker; disable_host_mount: true; create_args: --network=none ")
+    assert "--label=io.factory.build-cache=ab" in engine
     assert f"--volume={DEPS}:/opt/factory/deps:ro" in engine and f"--volume={ZIG}/zig:/opt/factory/zig:ro" in engine
     assert "FACTORY_ZIG_TARGET=aarch64-linux-musl" in env["CIBW_ENVIRONMENT"]
     assert "PIP_NO_INDEX=1" in env["CIBW_ENVIRONMENT"] and "SOURCE_DATE_EPOCH=1700000000" in env["CIBW_ENVIRONMENT"]

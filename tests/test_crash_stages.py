@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run
+from factory.build import container_label
 from factory.cache import sha256_file
 from factory.engine import Engine
 from indexserver import FixtureIndex, make_sdist, sha256
@@ -66,12 +67,13 @@ def test_sigkill_mid_sdist_build(project, cfg, bases):
         wait_for(compiling, 900, "cibuildwheel to start compiling")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        engine = Engine()
-        # cibuildwheel died with us (PR_SET_PDEATHSIG); its --rm container follows when its stdin closes
-        wait_for(lambda: not engine.client.containers.list(all=True, filters={"name": "cibuildwheel"}), 120, "the build container to go")
         assert not (project / "wh-kill").exists()
         rerun = run(project, *args, env={"FACTORY_INDEX_URL": idx.url})
         assert "building killme==1.0" in rerun.stdout
+    # cibuildwheel died with us (PR_SET_PDEATHSIG) and could not remove its container;
+    # the rerun removed it (labelled with the cache), and its own is gone too
+    label = container_label(cfg.cache_dir)
+    assert Engine().client.containers.list(all=True, filters={"label": label}) == []
     manifest = json.loads((project / "wh-kill" / "manifest.json").read_text())
     (entry,) = manifest["targets"]["manylinux_2_28_x86_64"]
     assert entry["source"] == "built" and entry["sdist_sha256"] == sha256(sdist)
