@@ -201,7 +201,7 @@ class SdistBuilder:
     def __init__(self, cfg: Config, index: Index, connect: Callable[[], tuple[Engine, Registry, dict[str, BaseImage], Path]]) -> None:
         self.cfg, self.index, self._connect = cfg, index, connect
         self._connected: tuple[Engine, Registry, dict[str, BaseImage], Path] | None = None
-        self._build_lock: Lock | None = None
+        self._build_locks: dict[Path, Lock] = {}
         self._builders: dict[str, str] = {}
         self._exports: dict[str, set[str]] = {}
 
@@ -218,16 +218,18 @@ class SdistBuilder:
     def toolchain_sha256(self) -> str:
         return sha256_file(self.cfg.toolchain)
 
-    @property
-    def build_lock(self) -> Lock:
-        """The build constraints lock (``LockError`` naming it when missing or invalid)."""
-        if self._build_lock is None:
-            assert self.cfg.build_constraints is not None
+    def build_lock(self, name: str = "") -> Lock:
+        """The build constraints lock for the sdist of ``name``: its override from
+        ``[tool.factory.build-overrides]`` if it has one (e.g. a lock with ``Cython<3``),
+        else ``build-constraints``. ``LockError`` naming the file when missing or invalid."""
+        path = dict(self.cfg.build_overrides).get(name) or self.cfg.build_constraints
+        assert path is not None
+        if path not in self._build_locks:
             try:
-                self._build_lock = read_lock(self.cfg.build_constraints)
+                self._build_locks[path] = read_lock(path)
             except LockError as e:
                 raise LockError(f"build constraints: {e.problem}", e.fix) from None
-        return self._build_lock
+        return self._build_locks[path]
 
     @property
     def engine(self) -> Engine:
@@ -267,20 +269,21 @@ class SdistBuilder:
         try:
             sdist = self.index.fetch(req.sdist, req.sdist_sha256)
             info = inspect_sdist(sdist)
-            check_requires(info, self.build_lock, target, self.cfg.python)
+            build_lock = self.build_lock(pin.name)
+            check_requires(info, build_lock, target, self.cfg.python)
         except (SdistError, BuildDependencyError) as e:
             base.reason = str(e)
             return base
         builder = self.builder_for(target)
-        base.builder, base.toolchain_sha256, base.build_constraints_sha256 = builder, self.toolchain_sha256, self.build_lock.sha256
+        base.builder, base.toolchain_sha256, base.build_constraints_sha256 = builder, self.toolchain_sha256, build_lock.sha256
         key = hashlib.sha256(
-            json.dumps([procedure_sha256(), req.sdist_sha256, target.name, builder, self.toolchain_sha256, self.build_lock.sha256]).encode()
+            json.dumps([procedure_sha256(), req.sdist_sha256, target.name, builder, self.toolchain_sha256, build_lock.sha256]).encode()
         ).hexdigest()
         entry = self.cfg.cache_dir / "builds" / key
         cached = self._cached(entry)
         if cached is not None:
             return cached
-        deps = builddeps_dir(self.cfg.cache_dir, self.build_lock, self.build_platform(target), self.cfg.python, self.index)
+        deps = builddeps_dir(self.cfg.cache_dir, build_lock, self.build_platform(target), self.cfg.python, self.index)
         entry.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
         try:

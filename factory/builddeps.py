@@ -54,7 +54,8 @@ def check_requires(sdist: SdistInfo, build_lock: Lock, target: Target, python: s
         if not req.specifier.contains(pin.version, prereleases=True):
             raise BuildDependencyError(
                 f"{sdist.path.name} needs build dependency {text!r}, but {build_lock.path.name} pins {pin.name}=={pin.version}",
-                "pin a version that satisfies it in constraints/build.in and run `make build-lock`",
+                "pin a version that satisfies it in constraints/build.in and run `make build-lock`, "
+                "or give this package its own lock in [tool.factory.build-overrides]",
             )
 
 

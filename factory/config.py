@@ -128,6 +128,7 @@ class Config:
     build_constraints: Path | None = None
     build_timeout: int = 1800
     builder_images: tuple[tuple[str, str], ...] = field(default=())
+    build_overrides: tuple[tuple[str, Path], ...] = field(default=())
     bases: tuple[BaseSpec, ...] = field(default=())
 
     @property
@@ -267,6 +268,19 @@ def _load_builder_images(table: Mapping[str, Any], targets: tuple[Target, ...], 
     return tuple(sorted(images.items()))
 
 
+def _load_build_overrides(root: Path, table: Mapping[str, Any]) -> tuple[tuple[str, Path], ...]:
+    """``[tool.factory.build-overrides]``: project name -> a build constraints lock of its own."""
+    from packaging.utils import canonicalize_name
+
+    out = []
+    for name, value in table.items():
+        path = (root / str(value)).resolve()
+        if not path.is_file():
+            raise ConfigError(f"build-overrides.{name}: {path} not found", "point it at a hashed lock compiled like constraints/build.txt")
+        out.append((canonicalize_name(name), path))
+    return tuple(sorted(out))
+
+
 def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str] | None = None) -> Config:
     """Build the ``Config`` from ``pyproject`` (its ``[tool.factory]`` table) and ``env``.
 
@@ -282,7 +296,7 @@ def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str]
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}", "fix the file's syntax") from None
     root = path.parent
-    unknown = set(table) - set(DEFAULTS) - {"base", "builders"}
+    unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides"}
     if unknown:
         raise ConfigError(f"unknown [tool.factory] keys: {', '.join(sorted(unknown))}", "remove or rename them")
 
@@ -330,5 +344,6 @@ def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str]
         build_constraints=path_of("build-constraints"),
         build_timeout=max(60, _as_int("build-timeout", values["build-timeout"])),
         builder_images=_load_builder_images(table.get("builders", {}), targets, env),
+        build_overrides=_load_build_overrides(root, table.get("build-overrides", {})),
         bases=_load_bases(root, table.get("base", {}), env),
     )

@@ -79,3 +79,17 @@ def test_musl_cross_builds_take_build_dependencies_for_the_builder(tmp_path):
     (tmp_path / "pyproject.toml").write_text(f'[tool.factory.builders]\nmusllinux_1_2_x86_64 = "{pypa}"\n')
     upstream = SdistBuilder(load_config(tmp_path / "pyproject.toml", env={}), index=None, connect=lambda: None)
     assert upstream.build_platform(parse_target("musllinux_1_2_x86_64")).name == "musllinux_1_2_x86_64"
+
+
+def test_per_package_build_constraints(tmp_path):
+    from factory.build import SdistBuilder
+    from factory.config import load_config
+
+    (tmp_path / "build.txt").write_text("cython==3.3.1 --hash=sha256:" + "a" * 64 + "\n")
+    (tmp_path / "old-cython.txt").write_text("cython==0.29.37 --hash=sha256:" + "b" * 64 + "\n")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.factory]\nbuild-constraints = "build.txt"\n[tool.factory.build-overrides]\nLegacy_Pkg = "old-cython.txt"\n'
+    )
+    builder = SdistBuilder(load_config(tmp_path / "pyproject.toml", env={}), index=None, connect=lambda: None)
+    assert builder.build_lock("legacy-pkg").pin("cython").version == "0.29.37"
+    assert builder.build_lock("asyncpg").pin("cython").version == "3.3.1"

@@ -97,3 +97,8 @@ def test_upstream_builder_per_target(tmp_path):
 def test_bad_upstream_builder(tmp_path, body, words):
     with pytest.raises(ConfigError, match=words):
         load_config(write(tmp_path, f"[tool.factory.builders]\n{body}\n"), env={})
+
+
+def test_build_override_must_exist(tmp_path):
+    with pytest.raises(ConfigError, match="build-overrides.foo: .* not found"):
+        load_config(write(tmp_path, '[tool.factory.build-overrides]\nfoo = "nope.txt"\n'), env={})
