@@ -69,7 +69,7 @@ def test_sigkill_mid_sdist_build(project, cfg, bases):
         proc.wait(timeout=30)
         assert not (project / "wh-kill").exists()
         rerun = run(project, *args, env={"FACTORY_INDEX_URL": idx.url})
-        assert "building killme==1.0" in rerun.stdout
+        assert "building killme==1.0" in rerun.stdout + rerun.stderr
     # cibuildwheel died with us (PR_SET_PDEATHSIG) and could not remove its container;
     # the rerun removed it (labelled with the cache), and its own is gone too
     label = container_label(cfg.cache_dir)
@@ -120,11 +120,13 @@ recipe = "{recipe}"
 
 def test_sigkill_mid_push(project, images):
     args = ("images", "--wheelhouse", "wheelhouse", "--images-lock", "images-push.lock")
-    # another uid makes a new layer, so the push really uploads something
-    killed = run(project, *args, check=False, env={"FACTORY_FAULT": "mid-push", "FACTORY_UID": "10002"})
+    # another uid makes a new layer, so the push really uploads something; another
+    # repository keeps the session's index tags where test_integration expects them
+    env = {"FACTORY_UID": "10002", "FACTORY_REPOSITORY": "factory-test/app-push"}
+    killed = run(project, *args, check=False, env={**env, "FACTORY_FAULT": "mid-push"})
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     assert not (project / "images-push.lock").exists()  # nothing names a half-pushed image
-    run(project, *args, env={"FACTORY_UID": "10002"})
+    run(project, *args, env=env)
     data = json.loads((project / "images-push.lock").read_text())
     assert {i["arch"] for i in data["images"]} == {"amd64", "arm64"}
     assert ours_left(project) == []

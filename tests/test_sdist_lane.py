@@ -128,7 +128,7 @@ def test_built_wheels_work_on_their_arch(project, cfg, bases, built, arch):
 
 def test_rebuild_reuses_cached_builds(project, built, sdist_index):
     proc = run(project, "wheelhouse", "--lock", "sdist.lock", "--out", "wh-sdist-again", env={"FACTORY_INDEX_URL": sdist_index.url})
-    assert "building " not in proc.stdout, proc.stdout
+    assert "building " not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     again = json.loads((project / "wh-sdist-again" / "manifest.json").read_text())
     assert again == built[0]
 
