@@ -19,6 +19,7 @@ its outcome carries the reason and the log's last lines.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -53,8 +54,12 @@ from .verify import WheelContentError, check_musl_wheel, check_wheel, elf_export
 
 RESOURCES = Path(__file__).parent / "resources"
 BUILD_VERSION = 1  # bump when the build procedure changes, so every build cache key does
+LOG_TAIL = 12
+MUSL_LIBC = {"x86_64": "/usr/lib/x86_64-linux-musl/libc.so", "aarch64": "/usr/lib/aarch64-linux-musl/libc.so"}
+LIBPYTHON = {"x86_64": "/usr/lib/x86_64-linux-gnu/libpython3.14.so.1.0", "aarch64": "/usr/lib/aarch64-linux-gnu/libpython3.14.so.1.0"}
 
 
+@functools.cache
 def procedure_sha256() -> str:
     """sha256 hex of what drives every build besides its inputs: ``BUILD_VERSION`` and the
     files in ``factory/resources`` the builder uses (cibuildwheel options, musl repair)."""
@@ -62,9 +67,6 @@ def procedure_sha256() -> str:
     for name in ("cibuildwheel.toml", "musl_repair.py"):
         h.update((RESOURCES / name).read_bytes())
     return h.hexdigest()
-LOG_TAIL = 12
-MUSL_LIBC = {"x86_64": "/usr/lib/x86_64-linux-musl/libc.so", "aarch64": "/usr/lib/aarch64-linux-musl/libc.so"}
-LIBPYTHON = {"x86_64": "/usr/lib/x86_64-linux-gnu/libpython3.14.so.1.0", "aarch64": "/usr/lib/aarch64-linux-gnu/libpython3.14.so.1.0"}
 
 
 @dataclass(frozen=True)
@@ -214,9 +216,14 @@ class SdistBuilder:
             self._connected[0].remove_labelled(container_label(self.cfg.cache_dir))
         return self._connected
 
-    @property
+    @functools.cached_property
     def toolchain_sha256(self) -> str:
         return sha256_file(self.cfg.toolchain)
+
+    @functools.cached_property
+    def zig(self) -> Path:
+        """``zig_root()``, unpacked (or found) once per run."""
+        return zig_root(self.cfg, self.index)
 
     def build_lock(self, name: str = "") -> Lock:
         """The build constraints lock for the sdist of ``name``: its override from
@@ -289,11 +296,10 @@ class SdistBuilder:
         try:
             outcome = self._run_cibuildwheel(req, sdist, builder, deps, work, base)
             if outcome.ok:
+                outcome.log = str(entry / "build.log")  # where it will be once work is renamed
                 (work / "outcome.json").write_text(json.dumps(asdict(outcome), indent=1))
                 shutil.rmtree(entry, ignore_errors=True)
                 os.replace(work, entry)
-                outcome.log = str(entry / "build.log")
-                (entry / "outcome.json").write_text(json.dumps(asdict(outcome), indent=1))
             else:
                 logs = self.cfg.cache_dir / "builds" / "failed"
                 logs.mkdir(parents=True, exist_ok=True)
@@ -335,7 +341,7 @@ class SdistBuilder:
         out = work / "out"
         zig = None
         if not upstream:
-            zig = zig_root(self.cfg, self.index)
+            zig = self.zig
             (self.cfg.cache_dir / "zig-cache").mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CIBW_")}
         env.update(cibuildwheel_env(self.cfg.python, target, builder, deps, zig, self.cfg.cache_dir / "zig-cache", _sdist_epoch(sdist), container_label(self.cfg.cache_dir)))

@@ -65,7 +65,8 @@ def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, i
         raise ConfigError(f"builder Dockerfile {cfg.builder_dockerfile} not found", "set builder-dockerfile to images/builder.Dockerfile")
     recipe = load_recipe(cfg.builder_recipe)
     tools = [tool_wheel(cfg, index, name) for name in BUILDER_TOOLS]
-    key = builder_key(cfg, arch, recipe.digest(arch, cfg.python), tools)
+    recipe_sha256 = recipe.digest(arch, cfg.python)
+    key = builder_key(cfg, arch, recipe_sha256, tools)
     platform = f"linux/{arch}"
     previous = read_bases_lock(cfg.builders_lock)
     entry = previous.get(arch)
@@ -74,7 +75,7 @@ def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, i
         return entry
     if arch == "arm64":
         binfmt.require_arm64()
-    rootfs = build_rootfs(cfg, recipe, arch, recipe.digest(arch, cfg.python))
+    rootfs = build_rootfs(cfg, recipe, arch, recipe_sha256)
     repo = f"{cfg.registry}/{cfg.builder_repository}"
     tag = f"{cfg.python}-{recipe.suite}-{arch}"
     with tempfile.TemporaryDirectory(dir=rootfs.parent) as tmp:

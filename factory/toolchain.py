@@ -7,13 +7,21 @@ it (``constraints/host.txt``) and containers install it with ``--require-hashes`
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import zipfile
 from pathlib import Path
+from typing import Mapping
+
+from packaging.tags import Tag, sys_tags
+from packaging.utils import parse_wheel_filename
 
 from .config import Config
 from .errors import LockError
 from .index import Index
 from .lockfile import Lock, read_lock
-from .wheelhouse import best_wheel
+from .wheelhouse import best_ranked
 
 
 def toolchain_lock(cfg: Config) -> Lock:
@@ -21,26 +29,29 @@ def toolchain_lock(cfg: Config) -> Lock:
     return read_lock(cfg.toolchain)
 
 
-def tool_wheel(cfg: Config, index: Index, name: str) -> Path:
+def tool_wheel(cfg: Config, index: Index, name: str, rank: Mapping[Tag, int] | None = None) -> Path:
     """The toolchain's wheel of ``name`` (e.g. ``pip``) in the cache, hash-verified.
 
-    A cached file whose sha256 the toolchain allows is used without reading the index.
+    ``rank`` (tag -> preference, 0 best) says which wheels fit; the default is the first
+    configured target's (right for the pure-Python tools containers install). A cached file
+    whose sha256 the toolchain allows and whose tags fit is used without reading the index.
 
-    Raises ``LockError`` if the toolchain does not pin ``name`` or the index has no wheel
-    for it, ``HashMismatchError``/``IndexUnreachableError`` from the download.
+    Raises ``LockError`` if the toolchain does not pin ``name`` or the index has no fitting
+    wheel of it, ``HashMismatchError``/``IndexUnreachableError`` from the download.
     """
     lock = toolchain_lock(cfg)
     pin = lock.pin(name)
     if pin is None:
         raise LockError(f"{cfg.toolchain} does not pin {name}", "add it to constraints/toolchain.in and recompile")
+    rank = cfg.targets[0].rank(cfg.python) if rank is None else rank
     for sha in sorted(pin.hashes):  # a cached, hash-checked copy needs no index
         cached = index.cache.find(sha)
-        if cached is not None and cached.name.endswith(".whl"):
+        if cached is not None and cached.name.endswith(".whl") and any(t in rank for t in parse_wheel_filename(cached.name)[3]):
             return cached
-    choice = best_wheel(pin, cfg.targets[0], cfg.python, index.files(name))
-    if choice is None:
-        raise LockError(f"no wheel of {name}=={pin.version} on {index.url}", f"pin a {name} version the index serves")
-    return index.fetch(choice.package, choice.sha256)
+    found = best_ranked(pin, rank, index.files(name))
+    if found is None:
+        raise LockError(f"no fitting wheel of {name}=={pin.version} on {index.url}", f"pin a {name} version the index serves for it")
+    return index.fetch(found[0], found[1])
 
 
 def tool_requirements(cfg: Config, names: tuple[str, ...]) -> str:
@@ -73,48 +84,16 @@ def zig_root(cfg: Config, index: Index) -> Path:
 
     Returns ``<cache>/zig/<wheel sha256>/``, holding ``zig/`` (the wheel's ``ziglang``
     directory: the static ``zig`` binary and its ``lib/``) and ``bin/cc``, ``bin/c++``
-    wrappers. It is mounted read-only at ``/opt/factory`` in builders. Unpacked to a
+    wrappers, mounted read-only at ``/opt/factory/zig`` and ``/opt/factory/bin`` in builders. Unpacked to a
     temporary directory and renamed, so a killed run leaves no half tree.
 
     Raises ``LockError`` if the toolchain does not pin ziglang or the index has no wheel of
     it for this host, plus download errors.
     """
-    import os
-    import shutil
-    import tempfile
-    import zipfile
-
-    from packaging.tags import sys_tags
-    from packaging.utils import parse_wheel_filename
-
-    lock = toolchain_lock(cfg)
-    pin = lock.pin("ziglang")
-    if pin is None:
-        raise LockError(f"{cfg.toolchain} does not pin ziglang", "add ziglang to constraints/toolchain.in and recompile")
     host = {t: i for i, t in enumerate(sys_tags())}
-    path = None
-    for sha in sorted(pin.hashes):
-        cached = index.cache.find(sha)
-        if cached is not None and cached.name.endswith(".whl") and any(t in host for t in parse_wheel_filename(cached.name)[3]):
-            path = cached
-            break
-    if path is None:
-        best = None
-        for pkg in index.files("ziglang"):
-            if not pkg.filename.endswith(".whl"):
-                continue
-            name, version, _, tags = parse_wheel_filename(pkg.filename)
-            sha = pkg.digests.get("sha256", "")
-            fit = [host[t] for t in tags if t in host]
-            if str(version) == pin.version and fit and sha in pin.hashes and (best is None or min(fit) < best[0]):
-                best = (min(fit), pkg, sha)
-        if best is None:
-            raise LockError(f"no ziglang=={pin.version} wheel for this host on {index.url}", "pin a ziglang version the index serves for this machine")
-        path = index.fetch(best[1], best[2])
-    from .cache import sha256_file
-
-    sha = sha256_file(path)
-    root = cfg.cache_dir / "zig" / sha
+    path = tool_wheel(cfg, index, "ziglang", rank=host)
+    # FileCache keeps each file in a directory named by its sha256, checked by tool_wheel
+    root = cfg.cache_dir / "zig" / path.parent.name
     if (root / "zig" / "zig").is_file():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)

@@ -89,7 +89,7 @@ def glibc_versions_above(path: Path, floor: tuple[int, int]) -> list[str]:
             for aux in auxes:
                 names[aux.entry["vna_other"]] = aux.name
         for i, sym in enumerate(dynsym.iter_symbols()):
-            version = names.get(versym.get_symbol(i).entry["ndx"]) if isinstance(versym.get_symbol(i).entry["ndx"], int) else None
+            version = names.get(versym.get_symbol(i).entry["ndx"])  # VER_NDX_* names are not in it
             if version and version.startswith("GLIBC_") and sym["st_shndx"] == "SHN_UNDEF":
                 parts = tuple(int(x) for x in version[6:].split(".")[:2])
                 if parts > floor:

@@ -24,8 +24,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Mapping
 
+from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 from pypi_simple import DistributionPackage
@@ -77,16 +78,16 @@ class WheelhouseResult:
     outcomes: tuple = field(default=())
 
 
-def best_wheel(pin: Pin, target: Target, python: str, files: list[DistributionPackage]) -> Choice | None:
-    """The most preferred wheel of ``pin`` for ``target`` among the index ``files``.
+def best_ranked(pin: Pin, rank: Mapping[Tag, int], files: list[DistributionPackage]) -> tuple[DistributionPackage, str, Tag] | None:
+    """The wheel of ``pin`` among the index ``files`` whose best tag ranks lowest in ``rank``
+    (tag -> preference, 0 best), as (file, sha256 hex, that tag).
 
     Only wheels of the pinned version whose sha256 (from the index's ``#sha256=`` link
     fragment, PEP 503, or the PEP 691 ``hashes``) is in the lock are eligible. Returns
-    None when no wheel's tags fit the target. Raises ``HashMismatchError`` when fitting
+    None when no wheel's tags are in ``rank``. Raises ``HashMismatchError`` when fitting
     wheels exist but none carries a hash the lock allows.
     """
-    rank = target.rank(python)
-    best: tuple[int, Choice] | None = None
+    best: tuple[int, DistributionPackage, str, Tag] | None = None
     rejected: list[tuple[str, str]] = []
     for pkg in files:
         if not pkg.filename.endswith(".whl"):
@@ -106,7 +107,7 @@ def best_wheel(pin: Pin, target: Target, python: str, files: list[DistributionPa
             rejected.append((pkg.filename, sha or "none"))
             continue
         if best is None or score < best[0]:
-            best = (score, Choice(pin=pin, target=target, package=pkg, sha256=sha, tag=str(tag)))
+            best = (score, pkg, sha, tag)
     if best is None and rejected:
         filename, sha = rejected[0]
         raise HashMismatchError(
@@ -114,7 +115,17 @@ def best_wheel(pin: Pin, target: Target, python: str, files: list[DistributionPa
             f"({pin.name}=={pin.version}, line {pin.line})",
             "regenerate the lock with `factory lock`, or check that the index is the one the lock was made from",
         )
-    return best[1] if best else None
+    return best[1:] if best else None
+
+
+def best_wheel(pin: Pin, target: Target, python: str, files: list[DistributionPackage]) -> Choice | None:
+    """The most preferred wheel of ``pin`` for ``target`` (``best_ranked`` with the
+    target's tag ranking for CPython ``python``); None when no wheel fits it."""
+    found = best_ranked(pin, target.rank(python), files)
+    if found is None:
+        return None
+    pkg, sha, tag = found
+    return Choice(pin=pin, target=target, package=pkg, sha256=sha, tag=str(tag))
 
 
 def select(lock: Lock, targets: tuple[Target, ...], python: str, index: Index, jobs: int = 4) -> Selection:
@@ -305,7 +316,7 @@ def build_wheelhouse(
             manifest["targets"][o.target].append(built_entry(o))
     for entries in manifest["targets"].values():
         entries.sort(key=lambda e: e["name"])
-    unbuilt = [(p, t) for p, t in sel.missing if builder is None]
+    unbuilt = sel.missing if sdist_builder is None else ()
     if unbuilt:
         manifest["missing"] = [{"name": p.name, "version": p.version, "target": t.name} for p, t in unbuilt]
     pins = [(p.name, p.version, [t.name for t in targets if p.applies_to(t, python)]) for p in lock.pins]
@@ -340,10 +351,7 @@ def build_wheelhouse(
     failed_dir = out.parent / f"{out.name}.failed"
     try:
         atomic.replace_dir(out, fill)
-    except _Failed:
-        for o in outcomes:
-            if not o.ok:
-                manifest["targets"][o.target] = [e for e in manifest["targets"][o.target] if not (e["name"] == o.name and e["source"] == "built")]
+    except _Failed:  # the matrix shows a failed outcome over its cell's manifest entry
         failed_dir.mkdir(parents=True, exist_ok=True)
         write_readiness(failed_dir, matrix())
         bad = [o for o in outcomes if not o.ok]
