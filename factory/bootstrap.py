@@ -2,7 +2,9 @@
 
 Per arch, ``mmdebstrap`` (arm64 through QEMU binfmt) makes a slim rootfs tarball from the
 recipe's suite; a ``FROM scratch`` + ``ADD rootfs.tar /`` build turns it into a
-single-platform image, which is pushed to the registry. ``images/bases.lock`` records
+single-platform image, which is pushed to the registry. Its config's times are then set to the
+suite's Release date (``reproducible.pin_created``), so the same snapshot gives the same
+digest. ``images/bases.lock`` records
 ``<registry>/<repo>@sha256:…`` per arch together with the recipe hash, so an unchanged
 recipe whose image the registry still holds is not rebuilt.
 
@@ -34,6 +36,7 @@ from .engine import Engine
 from .errors import BootstrapError
 from .progress import Progress
 from .registry import Registry
+from .reproducible import pin_created
 
 MMDEBSTRAP_FIX = "apt-get install mmdebstrap (or `make deps`)"
 
@@ -149,14 +152,20 @@ def release_epoch(mirror: str, suite: str, ca_bundle: Path | None = None) -> int
 def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
     """The cached slim rootfs tarball for ``recipe`` on ``arch``, built with mmdebstrap if needed.
 
-    Cached as ``<cache>/bootstrap/<key>/rootfs.tar`` plus its sha256, re-checked on reuse.
-    Built with ``SOURCE_DATE_EPOCH`` from the suite's Release date, so it is reproducible.
+    Cached as ``<cache>/bootstrap/<key>/rootfs.tar`` plus its sha256 (re-checked on reuse)
+    and ``source_date_epoch``: the suite's Release date, with which it is built, so it is
+    reproducible (see ``rootfs_epoch``).
     Raises ``BootstrapError`` when mmdebstrap fails or the interpreter version differs
     from ``cfg.python``.
     """
     entry = cfg.cache_dir / "bootstrap" / key
     tar, digest_file = entry / "rootfs.tar", entry / "rootfs.tar.sha256"
-    if tar.exists() and digest_file.exists() and sha256_file(tar) == digest_file.read_text().strip():
+    if (
+        tar.exists()
+        and digest_file.exists()
+        and _epoch_file(tar).exists()
+        and sha256_file(tar) == digest_file.read_text().strip()
+    ):
         return tar
     if shutil.which("mmdebstrap") is None:
         raise BootstrapError("mmdebstrap is not installed", MMDEBSTRAP_FIX)
@@ -165,7 +174,8 @@ def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
     entry.mkdir(parents=True, exist_ok=True)
     staged = entry / f".rootfs.tar.tmp-{os.getpid()}"
     log_path = entry / "mmdebstrap.log"
-    env = {**os.environ, "SOURCE_DATE_EPOCH": str(release_epoch(recipe.mirror, recipe.suite, cfg.ca_bundle))}
+    epoch = release_epoch(recipe.mirror, recipe.suite, cfg.ca_bundle)
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
     with open(log_path, "wb") as log:
         rc = subprocess.run(
             mmdebstrap_command(recipe, arch, staged), stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
@@ -183,8 +193,18 @@ def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
             "set [tool.factory] python to the suite's version or change the recipe's suite/mirror",
         )
     digest_file.write_text(sha256_file(staged) + "\n")
+    _epoch_file(tar).write_text(f"{epoch}\n")
     os.replace(staged, tar)
     return tar
+
+
+def _epoch_file(rootfs: Path) -> Path:
+    return rootfs.with_name("source_date_epoch")
+
+
+def rootfs_epoch(rootfs: Path) -> int:
+    """The SOURCE_DATE_EPOCH (seconds) a cached rootfs from ``build_rootfs`` was made with."""
+    return int(_epoch_file(rootfs).read_text())
 
 
 def _context(rootfs: Path, dest: Path) -> None:
@@ -229,6 +249,7 @@ def bootstrap_base(cfg: Config, spec: BaseSpec, engine: Engine, registry: Regist
                     "io.factory.recipe.sha256": key,
                     "io.factory.recipe.suite": recipe.suite,
                 },
+                nocache=not cfg.engine_cache,
             )
     info = engine.inspect(image_id)
     if info is None or info.platform != f"linux/{spec.arch}":
@@ -236,7 +257,8 @@ def bootstrap_base(cfg: Config, spec: BaseSpec, engine: Engine, registry: Regist
             f"base image for {spec.arch} inspects as {info.platform if info else 'missing'}",
             "the engine ignored --platform; use a Docker engine that honours it for FROM scratch builds",
         )
-    digest = engine.push(repo, tag, registry.auth)
+    digest = pin_created(registry, cfg.base_repository, tag, engine.push(repo, tag, registry.auth), rootfs_epoch(rootfs))
+    engine.ensure_local(f"{repo}@{digest}", f"linux/{spec.arch}", registry.auth)  # the pinned config (same layers)
     return BaseImage(
         arch=spec.arch,
         ref=f"{repo}@{digest}",

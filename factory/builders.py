@@ -88,6 +88,7 @@ def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, i
                 platform=platform,
                 buildargs={"TRIPLET": TRIPLETS[arch], "PIP_WHEEL": tools[0].name},
                 labels={"org.opencontainers.image.title": "factory builder", "io.factory.builder.sha256": key},
+                nocache=not cfg.engine_cache,
             )
     info = engine.inspect(image_id)
     if info is None or info.platform != platform:

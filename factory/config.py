@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .targets import ARCHES, Target, parse_target
 
 # Bump when the bootstrap procedure itself changes, so every recipe hash changes.
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
 
 DEFAULTS: dict[str, Any] = {
     "python": "3.14.8",
@@ -51,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "builder-repository": "factory/builder",
     "build-constraints": "constraints/build.txt",
     "build-timeout": 1800,
+    # false: every docker build runs without the engine's layer cache (docker build
+    # --no-cache), as the reproducibility test does for its two clean builds.
+    "engine-cache": True,
 }
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 _PINNED_IMAGE_RE = re.compile(r"^[^@\s]+:[^@:/\s]+@sha256:[0-9a-f]{64}$")
@@ -127,6 +130,7 @@ class Config:
     builder_repository: str = "factory/builder"
     build_constraints: Path | None = None
     build_timeout: int = 1800
+    engine_cache: bool = True
     builder_images: tuple[tuple[str, str], ...] = field(default=())
     build_overrides: tuple[tuple[str, Path], ...] = field(default=())
     bases: tuple[BaseSpec, ...] = field(default=())
@@ -343,6 +347,7 @@ def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str]
         builder_repository=str(values["builder-repository"]),
         build_constraints=path_of("build-constraints"),
         build_timeout=max(60, _as_int("build-timeout", values["build-timeout"])),
+        engine_cache=_as_bool("engine-cache", values["engine-cache"]),
         builder_images=_load_builder_images(table.get("builders", {}), targets, env),
         build_overrides=_load_build_overrides(root, table.get("build-overrides", {})),
         bases=_load_bases(root, table.get("base", {}), env),

@@ -28,13 +28,15 @@ DOCKER_FIX = "start the engine (`dockerd &` as root, or `systemctl start docker`
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """``docker image inspect`` essentials: id, ``linux/amd64``-style platform, size in bytes."""
+    """``docker image inspect`` essentials: id, ``linux/amd64``-style platform, size in
+    bytes, the config's labels and ``created`` (RFC 3339, as the engine reports it)."""
 
     id: str
     platform: str
     size: int
     repo_digests: tuple[str, ...]
     labels: dict
+    created: str = ""
 
 
 class Engine:
@@ -66,6 +68,7 @@ class Engine:
             size=int(a.get("Size", 0)),
             repo_digests=tuple(a.get("RepoDigests") or ()),
             labels=dict((a.get("Config") or {}).get("Labels") or {}),
+            created=str(a.get("Created") or ""),
         )
 
     def build(
@@ -76,11 +79,13 @@ class Engine:
         buildargs: dict[str, str] | None = None,
         labels: dict[str, str] | None = None,
         on_line: Callable[[str], None] | None = None,
+        nocache: bool = False,
     ) -> str:
         """Build the tar ``context`` (with a ``Dockerfile`` at its root) with the classic builder.
 
         ``platform`` is ``linux/amd64`` or ``linux/arm64`` (arm64 ``RUN`` steps go through
-        QEMU binfmt). Returns the image id. Raises ``BuildError`` with the last log lines.
+        QEMU binfmt). ``nocache`` builds without the engine's layer cache. Returns the image
+        id. Raises ``BuildError`` with the last log lines.
         """
         tail: deque[str] = deque(maxlen=15)
         image_id = None
@@ -95,6 +100,7 @@ class Engine:
                 rm=True,
                 forcerm=True,
                 pull=False,
+                nocache=nocache,
                 decode=True,
             )
             for chunk in stream:

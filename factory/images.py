@@ -39,6 +39,7 @@ from .errors import BuildError, FactoryError
 from .lockfile import Lock
 from .progress import Progress, console
 from .registry import Registry
+from .reproducible import epoch_of, pin_created
 from .sbom import image_sbom, sbom_path
 from .wheelhouse import SBOM_NAME
 
@@ -121,10 +122,16 @@ def _reusable(registry: Registry, cfg: Config, previous: dict | None, arch: str,
     return None
 
 
-def _base_sizes(engine: Engine, registry: Registry, base: BaseImage, platform: str) -> tuple[int, int]:
+def _base_facts(engine: Engine, registry: Registry, base: BaseImage, platform: str) -> tuple[int, int, int]:
+    """(unpacked size, compressed size, SOURCE_DATE_EPOCH) of the base image: sizes in
+    bytes, the epoch its config's ``created``, in seconds (pulled first if not local)."""
     info = engine.ensure_local(base.ref, platform, registry.auth)
     manifest = registry.manifest_of_ref(base.ref)  # None for an upstream base elsewhere
-    return info.size, manifest.compressed_size() if manifest else 0
+    try:
+        epoch = epoch_of(info.created)
+    except ValueError:
+        raise BuildError(f"base image {base.ref} has no usable created time ({info.created!r})", "rebuild or repin the base image") from None
+    return info.size, manifest.compressed_size() if manifest else 0, epoch
 
 
 def build_image(
@@ -146,7 +153,7 @@ def build_image(
         binfmt.require_arm64()
     target = cfg.image_target(arch)
     wheels = wheelhouse / target.name
-    base_size, base_compressed = _base_sizes(engine, registry, base, platform)
+    base_size, base_compressed, epoch = _base_facts(engine, registry, base, platform)
     repo = f"{cfg.registry}/{cfg.repository}"
     tag = f"{cfg.python}-{lock.sha256[:12]}-{arch}"
     labels = {
@@ -167,13 +174,15 @@ def build_image(
                 f,
                 tag=f"{repo}:{tag}",
                 platform=platform,
-                buildargs={"BASE": base.ref, "UID": str(cfg.uid)},
+                buildargs={"BASE": base.ref, "UID": str(cfg.uid), "SOURCE_DATE_EPOCH": str(epoch)},
                 labels=labels,
+                nocache=not cfg.engine_cache,
             )
     info = engine.inspect(image_id)
     if info is None or info.platform != platform:
         raise BuildError(f"image {repo}:{tag} inspects as {info.platform if info else 'missing'}", "check the engine")
-    digest = engine.push(repo, tag, registry.auth)
+    digest = pin_created(registry, cfg.repository, tag, engine.push(repo, tag, registry.auth), epoch)
+    engine.ensure_local(f"{repo}@{digest}", platform, registry.auth)  # the pinned config (same layers)
     manifest = registry.manifest(cfg.repository, digest)
     return BuiltImage(
         arch=arch,

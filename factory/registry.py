@@ -8,6 +8,7 @@ manifest list (``application/vnd.docker.distribution.manifest.list.v2+json``), t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
 
@@ -131,6 +133,58 @@ class Registry:
             return None
         return self.manifest(repository, digest)
 
+    def blob(self, repository: str, digest: str) -> bytes:
+        """The blob ``digest`` of ``repository`` (a config, say), checked against its digest.
+
+        Raises ``RegistryError`` when it is missing or its sha256 differs.
+        """
+        url = f"{self.base}{repository}/blobs/{digest}"
+        try:
+            r = self.session.get(url, timeout=60)
+        except requests.RequestException as e:
+            raise self._fail("is down", e) from None
+        if r.status_code != 200:
+            raise self._fail(f"refused GET {repository}/blobs/{digest}", f"HTTP {r.status_code}")
+        if "sha256:" + hashlib.sha256(r.content).hexdigest() != digest:
+            raise self._fail(f"served blob {digest} of {repository} with another sha256", "corrupt storage")
+        return r.content
+
+    def put_blob(self, repository: str, data: bytes) -> str:
+        """Upload ``data`` as one blob (monolithic upload: POST then PUT ``?digest=``,
+        OCI distribution spec); returns its digest. Raises ``RegistryError`` if refused."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        try:
+            r = self.session.post(f"{self.base}{repository}/blobs/uploads/", timeout=30)
+            if r.status_code != 202:
+                raise self._fail(f"refused a blob upload to {repository}", f"HTTP {r.status_code} {r.text[:200]}")
+            location = urljoin(self.base, r.headers["Location"])
+            sep = "&" if "?" in location else "?"
+            r = self.session.put(
+                f"{location}{sep}digest={digest}",
+                data=data,
+                headers={"Content-Type": "application/octet-stream"},
+                timeout=120,
+            )
+        except requests.RequestException as e:
+            raise self._fail("is down", e) from None
+        if r.status_code != 201:
+            raise self._fail(f"refused blob {digest} of {repository}", f"HTTP {r.status_code} {r.text[:200]}")
+        return digest
+
+    def put_manifest(self, repository: str, tag: str, body: bytes, media_type: str) -> str:
+        """Push the manifest ``body`` (exact bytes) as ``repository:tag``; returns its digest.
+
+        Raises ``RegistryError`` if refused (a blob it names is missing, say).
+        """
+        url = f"{self.base}{repository}/manifests/{tag}"
+        try:
+            r = self.session.put(url, data=body, headers={"Content-Type": media_type}, timeout=30)
+        except requests.RequestException as e:
+            raise self._fail("is down", e) from None
+        if r.status_code not in (200, 201):
+            raise self._fail(f"refused the manifest {repository}:{tag}", f"HTTP {r.status_code} {r.text[:200]}")
+        return r.headers["Docker-Content-Digest"]
+
     def put_manifest_list(self, repository: str, tag: str, entries: list[tuple[ManifestInfo, str]]) -> str:
         """Push a manifest list tagged ``tag`` over ``entries`` of (image manifest, arch).
 
@@ -149,15 +203,7 @@ class Registry:
                 for m, arch in entries
             ],
         }
-        data = json.dumps(body, indent=3).encode()
-        url = f"{self.base}{repository}/manifests/{tag}"
-        try:
-            r = self.session.put(url, data=data, headers={"Content-Type": MANIFEST_LIST_V2}, timeout=30)
-        except requests.RequestException as e:
-            raise self._fail("is down", e) from None
-        if r.status_code not in (200, 201):
-            raise self._fail(f"refused the index {repository}:{tag}", f"HTTP {r.status_code} {r.text[:200]}")
-        return r.headers["Docker-Content-Digest"]
+        return self.put_manifest(repository, tag, json.dumps(body, indent=3).encode(), MANIFEST_LIST_V2)
 
 
 class LocalRegistry:

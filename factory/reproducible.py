@@ -1,0 +1,70 @@
+"""Reproducible image digests: the engine's clock and container ids taken out of image configs.
+
+Docker's classic builder writes the wall clock into an image config (``created`` and each
+``history[].created``) and the id of its build container (``container``,
+``container_config``; see the OCI image spec, config.md, for the fields an image config
+has). Two builds of bit-identical layers therefore get different config digests and so
+different manifest digests. ``pin_created`` rewrites a pushed image through the registry:
+the same layers, a config whose times are ``SOURCE_DATE_EPOCH`` and without the build
+container's fields, and a manifest over it pushed under the same tag.
+
+``SOURCE_DATE_EPOCH`` (reproducible-builds.org's convention, seconds since 1970 UTC) is the
+Debian suite's Release date for a bootstrapped base image, and the base image's
+``created`` for every image built on it, so it follows from the snapshot and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+
+from .errors import RegistryError
+from .registry import Registry
+
+# Written by the classic builder from the build container; no other builder writes them.
+VOLATILE_FIELDS = ("container", "container_config")
+
+
+def rfc3339(epoch: int) -> str:
+    """``1767225600`` -> ``2026-01-01T00:00:00Z`` (the form image configs use)."""
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch_of(created: str) -> int:
+    """Seconds since 1970 UTC of an image config's RFC 3339 ``created`` (nanoseconds dropped).
+
+    Raises ``ValueError`` for a string that is not RFC 3339.
+    """
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", created.strip())
+    if m is None:
+        raise ValueError(f"not an RFC 3339 time: {created!r}")
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    return int(datetime.fromisoformat(m.group(1) + zone).timestamp())
+
+
+def normalized_config(config: dict, epoch: int) -> dict:
+    """A copy of the image ``config`` with ``created`` and every ``history[].created`` set
+    to ``epoch`` and the build container's fields removed; layers (``rootfs``) untouched."""
+    out = {k: v for k, v in config.items() if k not in VOLATILE_FIELDS}
+    out["created"] = rfc3339(epoch)
+    out["history"] = [{**h, "created": rfc3339(epoch)} for h in config.get("history", [])]
+    return out
+
+
+def pin_created(registry: Registry, repository: str, tag: str, digest: str, epoch: int) -> str:
+    """Re-push image ``repository@digest`` with its config normalized (``normalized_config``)
+    as ``repository:tag``; returns the new manifest digest (``sha256:…``).
+
+    The config is serialized with sorted keys and no whitespace, and the manifest keeps the
+    engine's media type and layer descriptors, so equal layers and inputs give an equal
+    digest. Raises ``RegistryError`` when the image is missing or a push is refused.
+    """
+    manifest = registry.manifest(repository, digest)
+    if manifest is None or "config" not in manifest.body:
+        raise RegistryError(f"registry {registry.address} has no image {repository}@{digest}", "push it again")
+    config = json.loads(registry.blob(repository, manifest.body["config"]["digest"]))
+    data = json.dumps(normalized_config(config, epoch), sort_keys=True, separators=(",", ":")).encode()
+    config_digest = registry.put_blob(repository, data)
+    body = {**manifest.body, "config": {**manifest.body["config"], "digest": config_digest, "size": len(data)}}
+    return registry.put_manifest(repository, tag, json.dumps(body, indent=3).encode(), manifest.media_type)
