@@ -108,11 +108,21 @@ def _clean_engine(address: str) -> None:
     is a cache too: a clean build must not find the previous build's images)."""
     from factory.engine import Engine
 
+    import docker.errors
+
     engine = Engine()
-    for image in engine.client.images.list():
-        names = list(image.tags) + list(image.attrs.get("RepoDigests") or [])
-        if any(n.startswith(f"{address}/") for n in names):
-            engine.client.images.remove(image.id, force=True)
+    for _ in range(5):  # children before parents: a parent with a child cannot be removed
+        left = 0
+        for image in engine.client.images.list():
+            names = list(image.tags) + list(image.attrs.get("RepoDigests") or [])
+            if any(n.startswith(f"{address}/") for n in names):
+                try:
+                    engine.client.images.remove(image.id, force=True)
+                except docker.errors.APIError:
+                    left += 1
+        if not left:
+            return
+    raise AssertionError(f"images from {address} could not be removed from the engine")
 
 
 def _clean_build(workdir, address: str, lock_text: str) -> dict:
