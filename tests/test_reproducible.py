@@ -7,8 +7,10 @@ import gzip
 import hashlib
 import json
 
+import docker.errors
 import pytest
 
+from factory.engine import Engine
 from factory.registry import MANIFEST_V2, LocalRegistry, Registry
 from factory.reproducible import epoch_of, normalized_config, pin_created, rfc3339
 from indexserver import free_port
@@ -104,25 +106,36 @@ def test_pin_created_of_a_missing_image_names_it(registry):
 
 
 def _clean_engine(address: str) -> None:
-    """Remove every local image tagged or pulled from ``address`` (the engine's layer store
-    is a cache too: a clean build must not find the previous build's images)."""
-    from factory.engine import Engine
-
-    import docker.errors
-
+    """Remove every local image tagged or pulled from ``address``, and every image built on
+    one (the untagged stages of multi-stage builds): the engine's image store is a cache
+    too, and a clean build must not find the previous build's images."""
     engine = Engine()
-    for _ in range(5):  # children before parents: a parent with a child cannot be removed
-        left = 0
-        for image in engine.client.images.list():
-            names = list(image.tags) + list(image.attrs.get("RepoDigests") or [])
-            if any(n.startswith(f"{address}/") for n in names):
-                try:
-                    engine.client.images.remove(image.id, force=True)
-                except docker.errors.APIError:
-                    left += 1
-        if not left:
-            return
-    raise AssertionError(f"images from {address} could not be removed from the engine")
+    images = engine.client.api.images(all=True)
+    doomed = {
+        i["Id"]
+        for i in images
+        if any(n.startswith(f"{address}/") for n in (i.get("RepoTags") or []) + (i.get("RepoDigests") or []))
+    }
+    children: dict[str, list[str]] = {}
+    for i in images:
+        children.setdefault(i.get("ParentId", ""), []).append(i["Id"])
+    order: list[str] = []
+
+    def visit(image_id: str) -> None:  # children first
+        for child in children.get(image_id, []):
+            visit(child)
+        if image_id not in order:
+            order.append(image_id)
+
+    for image_id in sorted(doomed):
+        visit(image_id)
+    for image_id in order:
+        try:
+            engine.client.api.remove_image(image_id, force=True)
+        except docker.errors.NotFound:
+            pass
+    left = {i["Id"] for i in engine.client.api.images(all=True)} & set(order)
+    assert not left, f"images from {address} left in the engine: {sorted(left)}"
 
 
 def _clean_build(workdir, address: str, lock_text: str) -> dict:
