@@ -1,9 +1,9 @@
 """Reproducible image digests: the engine's clock and container ids taken out of image configs.
 
 Docker's classic builder writes the wall clock into an image config (``created`` and each
-``history[].created``) and the id of its build container (``container``,
-``container_config``; see the OCI image spec, config.md, for the fields an image config
-has). Two builds of bit-identical layers therefore get different config digests and so
+``history[].created``), the id of its build container (``container``,
+``container_config``) and of the step's parent image (``config.Image``); see the OCI
+image spec, config.md, for the fields an image config has. Two builds of bit-identical layers therefore get different config digests and so
 different manifest digests. ``pin_created`` rewrites a pushed image through the registry:
 the same layers, a config whose times are ``SOURCE_DATE_EPOCH`` and without the build
 container's fields, and a manifest over it pushed under the same tag.
@@ -23,6 +23,8 @@ from .errors import RegistryError
 from .registry import Registry
 
 # Written by the classic builder from the build container; no other builder writes them.
+# (It also writes config.Image, the id of the step's parent image, which embeds that
+# image's creation time: emptied, as BuildKit leaves it.)
 VOLATILE_FIELDS = ("container", "container_config")
 
 
@@ -45,8 +47,11 @@ def epoch_of(created: str) -> int:
 
 def normalized_config(config: dict, epoch: int) -> dict:
     """A copy of the image ``config`` with ``created`` and every ``history[].created`` set
-    to ``epoch`` and the build container's fields removed; layers (``rootfs``) untouched."""
+    to ``epoch``, the build container's fields removed and ``config.Image`` emptied; layers
+    (``rootfs``) untouched."""
     out = {k: v for k, v in config.items() if k not in VOLATILE_FIELDS}
+    if isinstance(out.get("config"), dict) and "Image" in out["config"]:
+        out["config"] = {**out["config"], "Image": ""}
     out["created"] = rfc3339(epoch)
     out["history"] = [{**h, "created": rfc3339(epoch)} for h in config.get("history", [])]
     return out

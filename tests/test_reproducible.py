@@ -23,7 +23,7 @@ def _engine_config(created: str, container: str) -> dict:
     return {
         "architecture": "arm64",
         "os": "linux",
-        "config": {"Cmd": ["python3"], "Labels": {"a": "b"}},
+        "config": {"Cmd": ["python3"], "Labels": {"a": "b"}, "Image": "sha256:" + container},
         "container": container,
         "container_config": {"Hostname": container[:12], "Cmd": ["/bin/sh", "-c", "#(nop) CMD [\"python3\"]"]},
         "created": created,
@@ -50,7 +50,8 @@ def test_normalized_config_drops_the_clock_and_the_build_container():
     assert a == b
     assert a["created"] == "2025-11-20T00:00:00Z"
     assert {h["created"] for h in a["history"]} == {"2025-11-20T00:00:00Z"}
-    assert "container" not in a and "container_config" not in a
+    assert "container" not in a and "container_config" not in a and a["config"]["Image"] == ""
+    assert a["config"]["Labels"] == {"a": "b"}
     assert a["rootfs"] == _engine_config("x", "y")["rootfs"]
     assert a["history"][1]["empty_layer"] is True
 
