@@ -10,7 +10,7 @@ them, and only then is ``images.lock`` written (atomically):
                  "base_compressed_size", "inputs_sha256", "sbom",
                  "perf": {"cold_start_s", "import_s"}}],
      "index": "<repo>@sha256:…", "tags": [...], "python": "3.14.8", "lock_sha256": "…",
-     "wheelhouse_sbom": "<path>"}
+     "revision": "<git commit of the project>", "wheelhouse_sbom": "<path>"}
 
 SBOM paths are relative to images.lock's directory (``<images.lock>.sbom/image-<arch>.cdx.json``).
 
@@ -92,12 +92,11 @@ def write_context(dest: Path, dockerfile: Path, install_lock: Path, wheels: Path
         tar.add(wheels, arcname="wheels")
 
 
-def image_inputs(
-    cfg: Config, lock: Lock, wheels: list[dict], base: BaseImage, pip_wheel: Path, toolchain_sha256: str, revision: str
-) -> str:
+def image_inputs(cfg: Config, lock: Lock, wheels: list[dict], base: BaseImage, pip_wheel: Path, toolchain_sha256: str) -> str:
     """sha256 hex over everything that determines an arch image: the Dockerfile, the base
-    digest, the lock, the target's wheel hashes, pip's wheel, the toolchain lock, the uid,
-    the labels' revision."""
+    digest, the lock, the target's wheel hashes, pip's wheel, the toolchain lock, the uid.
+    Not the project's git revision: a commit that changes none of these reuses the image,
+    digest included (the revision is recorded in images.lock instead)."""
     data = {
         "dockerfile": hashlib.sha256(cfg.dockerfile.read_bytes()).hexdigest(),
         "base": base.ref,
@@ -108,7 +107,6 @@ def image_inputs(
         "uid": cfg.uid,
         "python": cfg.python,
         "repository": f"{cfg.registry}/{cfg.repository}",
-        "revision": revision,
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
@@ -143,7 +141,6 @@ def build_image(
     base: BaseImage,
     pip_wheel: Path,
     toolchain_sha256: str,
-    revision: str,
     inputs: str,
 ) -> BuiltImage:
     """Build and push the image for ``base.arch``; return what the registry holds."""
@@ -158,7 +155,6 @@ def build_image(
     tag = f"{cfg.python}-{lock.sha256[:12]}-{arch}"
     labels = {
         "org.opencontainers.image.version": cfg.python,
-        "org.opencontainers.image.revision": revision,
         "org.opencontainers.image.base.name": base.tag,
         "org.opencontainers.image.base.digest": base.ref.partition("@")[2],
         "io.factory.python.version": cfg.python,
@@ -223,7 +219,6 @@ def build_images(
             f"{wheelhouse} was built from lock {manifest.get('lock_sha256', '?')[:12]}, not {lock.path} ({lock.sha256[:12]})",
             "rebuild the wheelhouse from this lock",
         )
-    revision = source_revision(cfg.root)
     toolchain_sha256 = sha256_file(cfg.toolchain)
     try:
         previous = json.loads(out.read_text())
@@ -235,7 +230,7 @@ def build_images(
             target = cfg.image_target(arch)
             if target.name not in manifest["targets"] or not (wheelhouse / target.name).is_dir():
                 raise BuildError(f"{wheelhouse} has no {target.name} wheels", f"build the wheelhouse for {target.name} first")
-            inputs = image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, toolchain_sha256, revision)
+            inputs = image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, toolchain_sha256)
             task = progress.step(f"image {arch}")
             sbom = sbom_path(out, arch)
             reused = _reusable(registry, cfg, previous, arch, inputs)
@@ -244,7 +239,7 @@ def build_images(
                 progress.done(task, f"image {arch}: {reused.ref} (unchanged inputs, reused)")
                 continue
             image = reused or build_image(
-                cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, toolchain_sha256, revision, inputs
+                cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, toolchain_sha256, inputs
             )
             atomic.write_text(sbom, image_sbom(engine, image.ref, arch, manifest["targets"][target.name]))
             measured = perf.measure(engine, image.ref, arch)
@@ -275,6 +270,7 @@ def build_images(
         "tags": [f"{repo}:{t}" for t in tags],
         "python": cfg.python,
         "lock_sha256": lock.sha256,
+        "revision": source_revision(cfg.root),
         "wheelhouse_sbom": os.path.relpath(wheelhouse / SBOM_NAME, out.parent),
     }
     atomic.write_json(out, data)
