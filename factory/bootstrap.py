@@ -2,11 +2,11 @@
 
 Per arch, ``mmdebstrap`` (arm64 through QEMU binfmt) makes a slim rootfs tarball from the
 recipe's suite; a ``FROM scratch`` + ``ADD rootfs.tar /`` build turns it into a
-single-platform image, which is pushed to the registry. Its config's times are then set to the
-suite's Release date (``reproducible.pin_created``), so the same snapshot gives the same
-digest. ``images/bases.lock`` records
-``<registry>/<repo>@sha256:…`` per arch together with the recipe hash, so an unchanged
-recipe whose image the registry still holds is not rebuilt.
+single-platform image, which is pushed to the registry. Its config's times are then set to
+the suite's Release date (``reproducible.pin_created``), so the same snapshot gives the
+same digest. ``images/bases.lock`` records ``<registry>/<repo>@sha256:…`` per arch
+together with the recipe hash, so an unchanged recipe whose image the registry still holds
+is not rebuilt.
 
 Upstream bases (``image = "name:tag@sha256:…"``) are recorded as configured.
 """
