@@ -8,6 +8,8 @@ Prints a Markdown report (and writes it to bench/last-run.md):
 - sdist lane: per built cell, the build time from the wheelhouse manifest, the
   aarch64/x86_64 ratio per sdist and for the set, and cibuildwheel's step profile from the
   cached build logs (where the aarch64 time goes);
+- sdist lane vs one plain cibuildwheel call per sdist (a tiny C sdist, four targets, same
+  builders and compiler): factory cold and warm against the plain call;
 - images: base and final sizes, unpacked and compressed, against python:3.14-slim
   (docker-library, amd64: 119.66 MB / 43.4 MB compressed);
 - per arch: cold start (`python3 -c pass` in a fresh container) and the import time of the
@@ -214,6 +216,89 @@ def sdist_section(cfg) -> list[str]:
     return lines + [""]
 
 
+def _plain_cibuildwheel(cfg, sdist: Path, cache: Path, out: Path) -> float:
+    """One cibuildwheel call over the four targets of ``sdist``, as a user would script it,
+    with the same builders, compiler (the mounted zig), build dependencies and options as the
+    factory's calls: per-target values go into ``[[tool.cibuildwheel.overrides]]``. Seconds."""
+    from factory.bootstrap import read_bases_lock
+    from factory.build import RESOURCES, _sdist_epoch, cibuildwheel_env
+
+    builders = read_bases_lock(cfg.builders_lock)
+    zig = next((cache / "zig").glob("*/zig/zig")).parent.parent
+    config = [(RESOURCES / "cibuildwheel.toml").read_text()]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIBW_")}
+    mounts: list[str] = []
+    builds = []
+    for target in cfg.targets:
+        arch = target.docker_arch
+        deps = next((cache / "builddeps" / f"manylinux_2_28_{target.arch}").glob("*/constraints.txt")).parent
+        e = cibuildwheel_env(cfg.python, target, builders[arch].ref, deps, zig, cache / "zig-cache", _sdist_epoch(sdist))
+        builds.append(e["CIBW_BUILD"])
+        env.update({k: v for k, v in e.items() if k.endswith("_IMAGE")})
+        deps_at = f"/opt/factory/deps-{target.arch}"
+        config += [
+            "[[tool.cibuildwheel.overrides]]",
+            f"select = {json.dumps(e['CIBW_BUILD'])}",
+            f"environment = {json.dumps(e['CIBW_ENVIRONMENT'].replace('/opt/factory/deps', deps_at))}",
+            f"repair-wheel-command = {json.dumps(e['CIBW_REPAIR_WHEEL_COMMAND'])}",
+        ]
+        for arg in e["CIBW_CONTAINER_ENGINE"].split("create_args: ", 1)[1].split():
+            arg = arg.replace(":/opt/factory/deps:", f":{deps_at}:")
+            if arg not in mounts:
+                mounts.append(arg)
+    (out.parent / "cibuildwheel.toml").write_text("\n".join(config) + "\n")
+    env["CIBW_BUILD"] = " ".join(builds)
+    env["CIBW_CONTAINER_ENGINE"] = "docker; disable_host_mount: true; create_args: " + " ".join(mounts)
+    cmd = [sys.executable, "-m", "cibuildwheel", str(sdist), "--platform", "linux", "--archs", "x86_64,aarch64",
+           "--output-dir", str(out), "--config-file", str(out.parent / "cibuildwheel.toml")]
+    start = time.monotonic()
+    with open(out.parent / "cibuildwheel.log", "wb") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=out.parent)
+    return time.monotonic() - start
+
+
+def cibuildwheel_section(cfg) -> list[str]:
+    """The sdist lane against one plain cibuildwheel call per sdist, on a tiny C sdist for the
+    four targets: factory cold (empty build cache), factory warm, and the plain call, side by
+    side. A warm-up build of another version of the sdist first brings the builders, the
+    build dependencies and zig's libc cache up to date for all three."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from indexserver import FixtureIndex, make_sdist, sha256
+    from tinysrc import C_SOURCE, c_project
+
+    sdists = {v: make_sdist("benchc", v, c_project("benchc", "_benchc", C_SOURCE)) for v in ("0.9", "1.0")}
+    tmp = Path(tempfile.mkdtemp(prefix="factory-bench-cibw-"))
+    cache = tmp / "cache"
+    (cache / "zig-cache").mkdir(parents=True)
+    for v, data in sdists.items():
+        (tmp / f"benchc-{v}.lock").write_text(f"benchc=={v} --hash=sha256:{sha256(data)}\n")
+        (tmp / f"benchc-{v}.tar.gz").write_bytes(data)
+    projects = {"benchc": {f"benchc-{v}.tar.gz": data for v, data in sdists.items()}}
+    with FixtureIndex(projects, upstream=cfg.index_url) as idx:
+        env = {**os.environ, "FACTORY_CACHE_DIR": str(cache), "FACTORY_INDEX_URL": idx.url}
+
+        def wheelhouse(version: str, out: str) -> float:
+            return timed(FACTORY + ["wheelhouse", "--lock", str(tmp / f"benchc-{version}.lock"), "--out", str(tmp / out)], env=env, cwd=ROOT)
+
+        wheelhouse("0.9", "warmup")
+        cold = wheelhouse("1.0", "wh")
+        warm = wheelhouse("1.0", "wh")
+    (tmp / "plain").mkdir()
+    plain = _plain_cibuildwheel(cfg, tmp / "benchc-1.0.tar.gz", cache, tmp / "plain" / "out")
+    factory_wheels = {p.name: sha256(p.read_bytes()) for p in tmp.glob("wh/*/*.whl")}
+    plain_wheels = {p.name: sha256(p.read_bytes()) for p in (tmp / "plain" / "out").glob("*.whl")}
+    same = factory_wheels == plain_wheels
+    shutil.rmtree(tmp, ignore_errors=True)
+    return [
+        "## sdist lane vs one cibuildwheel call per sdist (tiny C sdist, 4 targets)", "",
+        "| run | seconds | ratio |", "| --- | --- | --- |",
+        f"| one plain cibuildwheel call (4 identifiers; same builders, zig, build deps) | {plain:.1f} | 1.00 |",
+        f"| factory cold (empty build cache: 4 cibuildwheel calls, verification, import checks) | {cold:.1f} | {cold / plain:.2f} |",
+        f"| factory warm (build cache current) | {warm:.1f} | {warm / plain:.3f} |", "",
+        f"Same {len(plain_wheels)} wheels, byte for byte: {'yes' if same else 'no'}.", "",
+    ]
+
+
 def main() -> int:
     from factory.config import load_config
 
@@ -229,7 +314,13 @@ def main() -> int:
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; lock {cfg.lock.name}.",
         "",
     ]
-    report = header + wheelhouse_section(cfg.lock, list(cfg.targets)) + sdist_section(cfg) + images_section(images_lock)
+    report = (
+        header
+        + wheelhouse_section(cfg.lock, list(cfg.targets))
+        + sdist_section(cfg)
+        + cibuildwheel_section(cfg)
+        + images_section(images_lock)
+    )
     text = "\n".join(report) + "\n"
     (ROOT / "bench" / "last-run.md").write_text(text)
     print(text)
