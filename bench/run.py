@@ -266,7 +266,7 @@ def cibuildwheel_section(cfg) -> list[str]:
     from indexserver import FixtureIndex, make_sdist, sha256
     from tinysrc import C_SOURCE, c_project
 
-    sdists = {v: make_sdist("benchc", v, c_project("benchc", "_benchc", C_SOURCE)) for v in ("0.9", "1.0")}
+    sdists = {v: make_sdist("benchc", v, c_project("benchc", "_tinyc", C_SOURCE)) for v in ("0.9", "1.0")}
     tmp = Path(tempfile.mkdtemp(prefix="factory-bench-cibw-"))
     cache = tmp / "cache"
     (cache / "zig-cache").mkdir(parents=True)
