@@ -431,6 +431,9 @@ class SdistBuilder:
             return
         _, _, bases, pip_wheel = self._env()
         base = bases[target.docker_arch]
+        # The engine may have lost the base (pruned, or untagged by another project that
+        # shares its digest): pull it back by digest rather than fail to start a container.
+        self.engine.ensure_local(base.ref, f"linux/{target.docker_arch}", self.registry.auth)
         for o in todo:
             modules = top_level_modules(wheel_dir / o.filename)
             script = (

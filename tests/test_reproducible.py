@@ -107,36 +107,41 @@ def test_pin_created_of_a_missing_image_names_it(registry):
 
 
 def _clean_engine(address: str) -> None:
-    """Remove every local image tagged or pulled from ``address``, and every image built on
-    one (the untagged stages of multi-stage builds): the engine's image store is a cache
-    too, and a clean build must not find the previous build's images."""
+    """Remove from the engine what a run against ``address`` left: images only it names
+    (with the untagged stages built on them), and its names on images that others name
+    too. The engine's image store is a cache, and a clean build must not find the previous
+    build's images; a base whose digest another registry shares (reproducibly) stays,
+    under that other name only."""
     engine = Engine()
     images = engine.client.api.images(all=True)
-    doomed = {
-        i["Id"]
-        for i in images
-        if any(n.startswith(f"{address}/") for n in (i.get("RepoTags") or []) + (i.get("RepoDigests") or []))
-    }
     children: dict[str, list[str]] = {}
     for i in images:
         children.setdefault(i.get("ParentId", ""), []).append(i["Id"])
-    order: list[str] = []
+    doomed: list[str] = []
 
     def visit(image_id: str) -> None:  # children first
         for child in children.get(image_id, []):
             visit(child)
-        if image_id not in order:
-            order.append(image_id)
+        if image_id not in doomed:
+            doomed.append(image_id)
 
-    for image_id in sorted(doomed):
-        visit(image_id)
-    for image_id in order:
+    for i in images:
+        names = (i.get("RepoTags") or []) + (i.get("RepoDigests") or [])
+        ours = [n for n in names if n.startswith(f"{address}/")]
+        if ours and len(ours) == len([n for n in names if n != "<none>:<none>" and n != "<none>@<none>"]):
+            visit(i["Id"])
+        else:
+            for name in ours:
+                engine.client.api.remove_image(name)  # untags; the image stays for its other names
+    for image_id in doomed:
         try:
             engine.client.api.remove_image(image_id, force=True)
         except docker.errors.NotFound:
             pass
-    left = {i["Id"] for i in engine.client.api.images(all=True)} & set(order)
+    left = {i["Id"] for i in engine.client.api.images(all=True)} & set(doomed)
     assert not left, f"images from {address} left in the engine: {sorted(left)}"
+    named = [n for i in engine.client.api.images(all=True) for n in (i.get("RepoTags") or []) + (i.get("RepoDigests") or [])]
+    assert not [n for n in named if n.startswith(f"{address}/")], f"names of {address} left in the engine"
 
 
 def _clean_build(workdir, address: str, lock_text: str) -> dict:
