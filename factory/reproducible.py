@@ -3,10 +3,11 @@
 Docker's classic builder writes the wall clock into an image config (``created`` and each
 ``history[].created``), the id of its build container (``container``,
 ``container_config``) and of the step's parent image (``config.Image``); see the OCI
-image spec, config.md, for the fields an image config has. Two builds of bit-identical layers therefore get different config digests and so
-different manifest digests. ``pin_created`` rewrites a pushed image through the registry:
-the same layers, a config whose times are ``SOURCE_DATE_EPOCH`` and without the build
-container's fields, and a manifest over it pushed under the same tag.
+image spec, config.md, for the fields an image config has. Two builds of bit-identical
+layers therefore get different config digests and so different manifest digests.
+``pin_created`` rewrites a pushed image through the registry: the same layers, a config
+whose times are ``SOURCE_DATE_EPOCH`` and without the build container's fields, and a
+manifest over it pushed under the same tag.
 
 ``SOURCE_DATE_EPOCH`` (reproducible-builds.org's convention, seconds since 1970 UTC) is the
 Debian suite's Release date for a bootstrapped base image, and the base image's
