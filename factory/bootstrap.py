@@ -25,7 +25,6 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import requests
-
 from debian.deb822 import Deb822
 
 from . import atomic, binfmt

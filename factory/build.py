@@ -29,17 +29,17 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from pypi_simple import DistributionPackage
 
 from . import builders
-from .children import die_with_parent
-from .builddeps import BuildDependencyError, builddeps_dir, check_requires
 from .bootstrap import BaseImage
+from .builddeps import BuildDependencyError, builddeps_dir, check_requires
 from .cache import sha256_file
+from .children import die_with_parent
 from .config import Config
 from .engine import Engine
 from .errors import FactoryError, LockError

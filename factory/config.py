@@ -12,9 +12,10 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 from .targets import ARCHES, Target, parse_target
@@ -163,7 +164,7 @@ class Config:
         builder is bootstrapped here from ``builder-recipe``."""
         return dict(self.builder_images).get(target.name)
 
-    def with_targets(self, names: list[str]) -> "Config":
+    def with_targets(self, names: list[str]) -> Config:
         """A copy restricted to the targets ``names`` (``UnknownTargetError`` if one is bad)."""
         return replace(self, targets=tuple(parse_target(n) for n in names))
 

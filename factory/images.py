@@ -31,8 +31,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import atomic, binfmt, perf
-from .cache import sha256_file
 from .bootstrap import BaseImage
+from .cache import sha256_file
 from .config import Config
 from .engine import Engine
 from .errors import BuildError, FactoryError
@@ -42,6 +42,7 @@ from .registry import Registry
 from .reproducible import epoch_of, pin_created
 from .sbom import image_sbom, sbom_path
 from .wheelhouse import SBOM_NAME
+
 
 @dataclass(frozen=True)
 class BuiltImage:

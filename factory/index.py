@@ -7,8 +7,8 @@ content-addressed cache and verified against the sha256 the caller expects (from
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import requests
 from pypi_simple import ACCEPT_ANY, DistributionPackage, NoSuchProjectError, PyPISimple

@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from filelock import FileLock, Timeout
 
@@ -19,6 +19,7 @@ from . import bootstrap as bootstrap_stage
 from . import images as images_stage
 from . import smoke as smoke_stage
 from . import wheelhouse as wheelhouse_stage
+from .build import BuildFailedError, SdistBuilder
 from .cache import FileCache
 from .config import Config
 from .engine import Engine
@@ -29,7 +30,6 @@ from .progress import console
 from .registry import LocalRegistry, Registry, credentials
 from .report import print_summary
 from .toolchain import tool_wheel
-from .build import BuildFailedError, SdistBuilder
 
 
 @contextlib.contextmanager

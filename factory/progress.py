@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from types import TracebackType
-from typing import Callable
 
 from rich.console import Console
 from rich.filesize import decimal
@@ -30,12 +30,12 @@ class _CountColumn(ProgressColumn):
 class _BytesTracker:
     """A pypi-simple ``ProgressTracker`` feeding the shared bytes bar."""
 
-    def __init__(self, progress: "Progress", size: int | None) -> None:
+    def __init__(self, progress: Progress, size: int | None) -> None:
         self._p = progress
         if size:
             self._p.add_bytes_total(size)
 
-    def __enter__(self) -> "_BytesTracker":
+    def __enter__(self) -> _BytesTracker:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -64,7 +64,7 @@ class Progress:
         self._bytes_total = 0
         self._lock = threading.Lock()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         self._rich.__enter__()
         return self
 

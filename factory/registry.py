@@ -40,7 +40,7 @@ class ManifestInfo:
 
     def compressed_size(self) -> int:
         """Sum of config and layer blob sizes in bytes (an image manifest only)."""
-        blobs = [self.body.get("config", {})] + list(self.body.get("layers", []))
+        blobs = [self.body.get("config", {}), *list(self.body.get("layers", []))]
         return sum(int(b.get("size", 0)) for b in blobs)
 
 
@@ -244,7 +244,7 @@ class LocalRegistry:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         config = self.state_dir / "config.yml"
         config.write_text(self.config_text())
-        log = open(self.state_dir / "registry.log", "ab")
+        log = open(self.state_dir / "registry.log", "ab")  # noqa: SIM115 (handed to the detached process)
         proc = subprocess.Popen(
             [binary, "serve", str(config)],
             stdout=log,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .errors import RegistryError
 from .registry import Registry
@@ -31,7 +31,7 @@ VOLATILE_FIELDS = ("container", "container_config")
 
 def rfc3339(epoch: int) -> str:
     """``1767225600`` -> ``2026-01-01T00:00:00Z`` (the form image configs use)."""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def epoch_of(created: str) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from packaging.tags import Tag, compatible_tags, cpython_tags
 
@@ -97,7 +97,7 @@ class Target:
         }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _rank(target: Target, version: tuple[int, int]) -> dict[Tag, int]:
     return {t: i for i, t in enumerate(target._tags(version))}
 

@@ -11,8 +11,8 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from packaging.tags import Tag, sys_tags
 from packaging.utils import parse_wheel_filename

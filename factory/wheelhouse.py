@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -140,7 +141,7 @@ def select(lock: Lock, targets: tuple[Target, ...], python: str, index: Index, j
                 "drop the pin or fix its marker",
             )
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        pages = dict(zip((p.name for p in lock.pins), pool.map(index.files, [p.name for p in lock.pins])))
+        pages = dict(zip((p.name for p in lock.pins), pool.map(index.files, [p.name for p in lock.pins]), strict=False))
     choices: list[Choice] = []
     missing: list[tuple[Pin, Target]] = []
     for target in targets:
@@ -231,7 +232,7 @@ def current_manifest(out: Path, lock: Lock, targets: tuple[Target, ...], python:
     return manifest
 
 
-def built_entry(o: "BuildOutcome") -> dict:
+def built_entry(o: BuildOutcome) -> dict:
     """The manifest entry of a wheel built from its sdist (``"source": "built"``)."""
     return {
         "name": o.name,
@@ -263,7 +264,7 @@ def build_wheelhouse(
     out: Path,
     allow_missing: bool = False,
     jobs: int = 4,
-    builder: "Callable[[], SdistBuilder] | None" = None,
+    builder: Callable[[], SdistBuilder] | None = None,
 ) -> WheelhouseResult:
     """Select, download (once per file, ``jobs`` at a time), build, verify and lay out the wheelhouse.
 

@@ -13,11 +13,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from factory.config import load_config  # noqa: E402
-from factory.engine import Engine  # noqa: E402
-from factory.lockfile import read_lock  # noqa: E402
-from factory.registry import LocalRegistry  # noqa: E402
-from indexserver import free_port  # noqa: E402
+from indexserver import free_port
+
+from factory.config import load_config
+from factory.engine import Engine
+from factory.lockfile import read_lock
+from factory.registry import LocalRegistry
 
 ROOT = Path(__file__).parent.parent
 SMALL_REQUIREMENTS = "orjson==3.13.0\nmarkupsafe\nmsgpack\ntyping-extensions\n"

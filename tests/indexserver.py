@@ -54,13 +54,12 @@ def make_sdist(name: str, version: str, files: dict[str, str], requires: tuple[s
     buf = io.BytesIO()
     import gzip
 
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
-        with tarfile.open(fileobj=gz, mode="w") as tar:
-            for path, text in sorted(members.items()):
-                data = text.encode()
-                info = tarfile.TarInfo(f"{top}/{path}")
-                info.size, info.mtime, info.mode = len(data), 1700000000, 0o644
-                tar.addfile(info, io.BytesIO(data))
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        for path, text in sorted(members.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(f"{top}/{path}")
+            info.size, info.mtime, info.mode = len(data), 1700000000, 0o644
+            tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 
@@ -98,7 +97,7 @@ class FixtureIndex:
         self.url = f"http://127.0.0.1:{self._server.server_port}/simple/"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FixtureIndex":
+    def __enter__(self) -> FixtureIndex:
         self._thread.start()
         return self
 

@@ -7,10 +7,10 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from indexserver import free_port
 
 from factory.bootstrap import debian_version_in, release_epoch
 from factory.errors import BootstrapError
-from indexserver import free_port
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from indexserver import FixtureIndex, free_port, make_wheel, sha256
 
 ROOT = Path(__file__).parent.parent

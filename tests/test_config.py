@@ -70,7 +70,7 @@ def test_recipe_hash_changes_with_inputs():
     recipe = cfg.base("amd64").recipe
     assert recipe.digest("amd64", "3.14.8") == recipe.digest("amd64", "3.14.8")
     assert recipe.digest("amd64", "3.14.8") != recipe.digest("arm64", "3.14.8")
-    assert recipe.digest("amd64", "3.14.8") != dataclasses.replace(recipe, packages=recipe.packages + ("curl",)).digest("amd64", "3.14.8")
+    assert recipe.digest("amd64", "3.14.8") != dataclasses.replace(recipe, packages=(*recipe.packages, "curl")).digest("amd64", "3.14.8")
 
 
 PYPA_MUSL = "quay.io/pypa/musllinux_1_2_x86_64:2026.11.01-1@sha256:" + "c" * 64

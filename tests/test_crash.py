@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from indexserver import FixtureIndex, make_wheel, sha256
 
 from factory.cache import sha256_file
-from indexserver import FixtureIndex, make_wheel, sha256
 
 BIG = "big-1.0-py3-none-any.whl"
 SMALL = "small-2.0-py3-none-any.whl"

@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run
+from indexserver import FixtureIndex, make_sdist, sha256
+from tinysrc import C_SOURCE, c_project
+
 from factory.build import container_label
 from factory.cache import sha256_file
 from factory.engine import Engine
-from indexserver import FixtureIndex, make_sdist, sha256
-from tinysrc import C_SOURCE, c_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(1800)]
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from indexserver import FixtureIndex, make_wheel, sha256
 
 from factory.cache import FileCache
 from factory.errors import HashMismatchError, IndexResponseError, IndexUnreachableError
@@ -10,7 +11,6 @@ from factory.index import Index
 from factory.lockfile import Pin
 from factory.targets import parse_target
 from factory.wheelhouse import best_wheel
-from indexserver import FixtureIndex, make_wheel, sha256
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PY = "3.14.8"

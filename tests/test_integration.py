@@ -18,14 +18,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, run
+from indexserver import free_port
 
 from factory.config import load_config
 from factory.engine import Engine
 from factory.errors import SmokeError
 from factory.registry import LocalRegistry, Registry
 from factory.reproducible import epoch_of
-from conftest import ROOT, run
-from indexserver import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -131,7 +131,7 @@ def test_sboms_list_debian_packages_and_python_distributions(project, images, lo
 def test_final_image_has_no_pip_and_no_wheels(images):
     engine = Engine()
     amd64 = next(i for i in images["images"] if i["arch"] == "amd64")
-    status, out = engine.run(
+    _status, out = engine.run(
         amd64["ref"],
         ["sh", "-c", "ls /opt/venv/bin; ls /tmp/factory 2>&1; python3 -c 'import pip' 2>&1; echo uid=$(id -u)"],
         platform="linux/amd64",

@@ -9,11 +9,11 @@ import json
 
 import docker.errors
 import pytest
+from indexserver import free_port
 
 from factory.engine import Engine
 from factory.registry import MANIFEST_V2, LocalRegistry, Registry
 from factory.reproducible import epoch_of, normalized_config, pin_created, rfc3339
-from indexserver import free_port
 
 EPOCH = 1763596800  # 2025-11-20T00:00:00Z
 

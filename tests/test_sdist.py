@@ -7,12 +7,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from indexserver import make_sdist
 
 from factory.builddeps import BuildDependencyError, check_requires
 from factory.lockfile import read_lock
 from factory.sdist import LEGACY_REQUIRES, SdistError, inspect_sdist
 from factory.targets import parse_target
-from indexserver import make_sdist
 
 TARGET = parse_target("manylinux_2_28_x86_64")
 

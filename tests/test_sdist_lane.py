@@ -15,12 +15,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import run
 from elftools.elf.elffile import ELFFile
+from indexserver import FixtureIndex, make_sdist, sha256
+from tinysrc import BROKEN_SOURCE, C_SOURCE, CPP_SOURCE, c_project
 
 from factory.engine import Engine
-from indexserver import FixtureIndex, make_sdist, sha256
-from conftest import run
-from tinysrc import BROKEN_SOURCE, C_SOURCE, CPP_SOURCE, c_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 

@@ -4,10 +4,10 @@ import struct
 from pathlib import Path
 
 import pytest
+from indexserver import make_wheel
 
 from factory.targets import parse_target
 from factory.verify import WheelContentError, check_wheel
-from indexserver import make_wheel
 
 EM_X86_64, EM_AARCH64 = 62, 183
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from indexserver import FixtureIndex, make_wheel, sha256
 
 from factory.cache import FileCache
 from factory.errors import HashMismatchError, LockError, MissingWheelsError
@@ -12,7 +13,6 @@ from factory.index import Index
 from factory.lockfile import read_lock
 from factory.targets import parse_target
 from factory.wheelhouse import build_wheelhouse
-from indexserver import FixtureIndex, make_wheel, sha256
 
 PY = "3.14.8"
 TARGETS = tuple(
@@ -166,7 +166,7 @@ def test_marker_excluding_every_target(tmp_path):
 
 
 def test_a_current_wheelhouse_is_reused_without_the_index(tmp_path, served):
-    idx, index, lock = served
+    _idx, index, lock = served
     out = tmp_path / "wh"
     first = build_wheelhouse(lock, TARGETS, PY, index, out)
     dead = Index("http://127.0.0.1:9/simple/", FileCache(tmp_path / "cache"))
