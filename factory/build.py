@@ -55,8 +55,6 @@ from .verify import WheelContentError, check_musl_wheel, check_wheel, elf_export
 RESOURCES = Path(__file__).parent / "resources"
 BUILD_VERSION = 1  # bump when the build procedure changes, so every build cache key does
 LOG_TAIL = 12
-MUSL_LIBC = {"x86_64": "/usr/lib/x86_64-linux-musl/libc.so", "aarch64": "/usr/lib/aarch64-linux-musl/libc.so"}
-LIBPYTHON = {"x86_64": "/usr/lib/x86_64-linux-gnu/libpython3.14.so.1.0", "aarch64": "/usr/lib/aarch64-linux-gnu/libpython3.14.so.1.0"}
 
 
 @functools.cache
@@ -413,7 +411,8 @@ class SdistBuilder:
             names = set(json.loads(cache.read_text()))
         else:
             names = set()
-            for path in (MUSL_LIBC[target.arch], LIBPYTHON[target.arch]):
+            arch = target.docker_arch
+            for path in (f"/usr/lib/{arch.musl_triplet}/libc.so", f"/usr/lib/{arch.triplet}/libpython3.14.so.1.0"):
                 names |= elf_exports(self.engine.read_file(builder, path))
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps(sorted(names)))

@@ -24,8 +24,8 @@ from .errors import FactoryError
 from .index import Index
 from .lockfile import Lock
 from .sdist import SdistInfo
+from .selection import best_wheel
 from .targets import Target
-from .wheelhouse import best_wheel
 
 FIX_ADD = "add it to constraints/build.in and run `make build-lock`"
 

@@ -27,12 +27,12 @@ from .engine import Engine
 from .errors import BootstrapError, ConfigError
 from .index import Index
 from .registry import Registry
+from .targets import Arch
 from .toolchain import tool_requirements, tool_wheel
 
 # What the builder's /opt/python/cp314-cp314 holds (with their dependencies, all pinned in
 # the toolchain lock). Build backends are not here: they come per sdist from build.txt.
 BUILDER_TOOLS = ("pip", "build", "packaging", "pyproject-hooks", "auditwheel", "pyelftools", "wheel")
-TRIPLETS = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
 
 
 def builder_key(cfg: Config, arch: str, recipe_sha256: str, tools: list[Path]) -> str:
@@ -86,7 +86,7 @@ def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, i
                 f,
                 tag=f"{repo}:{tag}",
                 platform=platform,
-                buildargs={"TRIPLET": TRIPLETS[arch], "PIP_WHEEL": tools[0].name},
+                buildargs={"TRIPLET": Arch(arch).triplet, "PIP_WHEEL": tools[0].name},
                 labels={"org.opencontainers.image.title": "factory builder", "io.factory.builder.sha256": key},
                 nocache=not cfg.engine_cache,
             )

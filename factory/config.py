@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .targets import ARCHES, Target, parse_target
+from .targets import Arch, Target, parse_target
 
 # Bump when the bootstrap procedure itself changes, so every recipe hash changes.
 RECIPE_VERSION = 5
@@ -155,7 +155,7 @@ class Config:
                 return t
         raise ConfigError(
             f"no manylinux target for the {arch} image",
-            f"add manylinux_2_28_{'x86_64' if arch == 'amd64' else 'aarch64'} to targets",
+            f"add manylinux_2_28_{Arch(arch).machine} to targets",
         )
 
     def builder_image(self, target: Target) -> str | None:
@@ -231,7 +231,7 @@ def load_recipe(path: Path) -> Recipe:
 
 def _load_bases(root: Path, table: Mapping[str, Any], env: Mapping[str, str]) -> tuple[BaseSpec, ...]:
     bases = []
-    for arch in ARCHES.values():
+    for arch in Arch:
         spec = dict(table.get(arch, {}))
         if env.get(_env_key(f"base-{arch}")):
             spec = {"image": env[_env_key(f"base-{arch}")]}

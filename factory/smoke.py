@@ -25,6 +25,7 @@ from . import binfmt
 from .engine import Engine
 from .errors import SmokeError
 from .progress import Progress, console
+from .targets import Arch
 
 PIP_IN_CONTAINER = "/opt/factory/pip.whl"
 # Bootstrap strips every setuid/setgid bit; an upstream base may need entries here.
@@ -140,7 +141,7 @@ def smoke_image(engine: Engine, ref: str, arch: str, python: str, pip_wheel: Pat
         result.python, result.machine, result.uid = probe["version"], probe["machine"], probe["uid"]
         if probe["version"] != python:
             result.failures.append(f"{where}: python is {probe['version']}, expected {python}")
-        expected_machine = {"amd64": "x86_64", "arm64": "aarch64"}[arch]
+        expected_machine = Arch(arch).machine
         if probe["machine"] != expected_machine:
             result.failures.append(f"{where}: machine is {probe['machine']}, expected {expected_machine}")
         if probe["uid"] == 0:

@@ -11,13 +11,51 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 
 from packaging.tags import Tag, compatible_tags, cpython_tags
 
 from .errors import UnknownTargetError
 
-ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}
+
+class Arch(StrEnum):
+    """An image architecture (OCI ``platform.architecture``), ``amd64`` or ``arm64``.
+
+    The one place that maps it to the machine name of wheel tags and ``uname -m``
+    (``x86_64``/``aarch64``) and to Debian's multiarch triplets.
+    """
+
+    AMD64 = "amd64"
+    ARM64 = "arm64"
+
+    @property
+    def machine(self) -> str:
+        """``x86_64`` or ``aarch64``: the wheel-tag and ``platform.machine()`` spelling."""
+        return _MACHINES[self]
+
+    @property
+    def platform(self) -> str:
+        """The engine's platform string, ``linux/amd64`` or ``linux/arm64``."""
+        return f"linux/{self.value}"
+
+    @property
+    def triplet(self) -> str:
+        """Debian's multiarch triplet for glibc, e.g. ``aarch64-linux-gnu``."""
+        return f"{self.machine}-linux-gnu"
+
+    @property
+    def musl_triplet(self) -> str:
+        """Debian's multiarch triplet for musl, e.g. ``aarch64-linux-musl``."""
+        return f"{self.machine}-linux-musl"
+
+    @classmethod
+    def of_machine(cls, machine: str) -> Arch:
+        """The arch whose machine name is ``machine``; ``KeyError`` for any other."""
+        return {m: a for a, m in _MACHINES.items()}[machine]
+
+
+_MACHINES = {Arch.AMD64: "x86_64", Arch.ARM64: "aarch64"}
 # PEP 600 legacy aliases: manylinux1 = glibc 2.5, manylinux2010 = 2.12, manylinux2014 = 2.17.
 _LEGACY_ALIASES = {5: "manylinux1", 12: "manylinux2010", 17: "manylinux2014"}
 # Oldest glibc minor with manylinux wheels per arch (aarch64 started at manylinux2014).
@@ -39,9 +77,9 @@ class Target:
     arch: str
 
     @property
-    def docker_arch(self) -> str:
+    def docker_arch(self) -> Arch:
         """The OCI platform architecture (``amd64``/``arm64``) for this target's machine."""
-        return ARCHES[self.arch]
+        return Arch.of_machine(self.arch)
 
     def platforms(self) -> list[str]:
         """Platform tags this target accepts, most preferred first.
@@ -113,7 +151,7 @@ def parse_target(name: str) -> Target:
     manylinux_2_N / musllinux_1_N tag on x86_64 or aarch64."""
     m = _TARGET_RE.match(name)
     arch = m["arch"] if m else ""
-    ok = bool(m) and arch in ARCHES
+    ok = bool(m) and arch in _MACHINES.values()
     if ok and m["libc"] == "manylinux":
         ok = m["major"] == "2" and int(m["minor"]) >= _GLIBC_FLOOR_MIN[arch]
     elif ok:

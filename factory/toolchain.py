@@ -21,7 +21,7 @@ from .config import Config
 from .errors import LockError
 from .index import Index
 from .lockfile import Lock, read_lock
-from .wheelhouse import best_ranked
+from .selection import best_ranked
 
 
 def toolchain_lock(cfg: Config) -> Lock:

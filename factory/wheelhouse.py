@@ -21,24 +21,22 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.tags import Tag
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
-from pypi_simple import DistributionPackage
+from packaging.utils import canonicalize_name
 
 from . import atomic
 from .cache import sha256_file
-from .errors import HashMismatchError, LockError, MissingWheelsError
+from .errors import LockError, MissingWheelsError
 from .index import Index
 from .lockfile import Lock, Pin
 from .progress import Progress
 from .sbom import wheelhouse_sbom
+from .selection import Choice, best_wheel
 from .targets import Target
 from .verify import check_wheel
 
@@ -47,17 +45,6 @@ if TYPE_CHECKING:
 
 
 SBOM_NAME = "sbom.cdx.json"
-
-
-@dataclass(frozen=True)
-class Choice:
-    """The wheel chosen for one pin on one target."""
-
-    pin: Pin
-    target: Target
-    package: DistributionPackage
-    sha256: str
-    tag: str
 
 
 @dataclass(frozen=True)
@@ -77,56 +64,6 @@ class WheelhouseResult:
     missing: tuple[tuple[Pin, Target], ...] = field(default=())
     reused: bool = False
     outcomes: tuple = field(default=())
-
-
-def best_ranked(pin: Pin, rank: Mapping[Tag, int], files: list[DistributionPackage]) -> tuple[DistributionPackage, str, Tag] | None:
-    """The wheel of ``pin`` among the index ``files`` whose best tag ranks lowest in ``rank``
-    (tag -> preference, 0 best), as (file, sha256 hex, that tag).
-
-    Only wheels of the pinned version whose sha256 (from the index's ``#sha256=`` link
-    fragment, PEP 503, or the PEP 691 ``hashes``) is in the lock are eligible. Returns
-    None when no wheel's tags are in ``rank``. Raises ``HashMismatchError`` when fitting
-    wheels exist but none carries a hash the lock allows.
-    """
-    best: tuple[int, DistributionPackage, str, Tag] | None = None
-    rejected: list[tuple[str, str]] = []
-    for pkg in files:
-        if not pkg.filename.endswith(".whl"):
-            continue
-        try:
-            name, version, _build, tags = parse_wheel_filename(pkg.filename)
-            if name != pin.name or version != Version(pin.version):
-                continue
-        except (InvalidWheelFilename, InvalidVersion):
-            continue
-        fits = [(rank[t], t) for t in tags if t in rank]
-        if not fits:
-            continue
-        score, tag = min(fits)
-        sha = pkg.digests.get("sha256", "")
-        if sha not in pin.hashes:
-            rejected.append((pkg.filename, sha or "none"))
-            continue
-        if best is None or score < best[0]:
-            best = (score, pkg, sha, tag)
-    if best is None and rejected:
-        filename, sha = rejected[0]
-        raise HashMismatchError(
-            f"{filename}: the index lists sha256 {sha}, the lock allows {', '.join(sorted(pin.hashes))} "
-            f"({pin.name}=={pin.version}, line {pin.line})",
-            "regenerate the lock with `factory lock`, or check that the index is the one the lock was made from",
-        )
-    return best[1:] if best else None
-
-
-def best_wheel(pin: Pin, target: Target, python: str, files: list[DistributionPackage]) -> Choice | None:
-    """The most preferred wheel of ``pin`` for ``target`` (``best_ranked`` with the
-    target's tag ranking for CPython ``python``); None when no wheel fits it."""
-    found = best_ranked(pin, target.rank(python), files)
-    if found is None:
-        return None
-    pkg, sha, tag = found
-    return Choice(pin=pin, target=target, package=pkg, sha256=sha, tag=str(tag))
 
 
 def select(lock: Lock, targets: tuple[Target, ...], python: str, index: Index, jobs: int = 4) -> Selection:

@@ -9,8 +9,8 @@ from factory.cache import FileCache
 from factory.errors import HashMismatchError, IndexResponseError, IndexUnreachableError
 from factory.index import Index
 from factory.lockfile import Pin
+from factory.selection import best_wheel
 from factory.targets import parse_target
-from factory.wheelhouse import best_wheel
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PY = "3.14.8"
