@@ -14,13 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import faults
-from .errors import FactoryError
+from .errors import OutputError
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
-
-class OutputError(FactoryError):
-    """An output cannot be written (no space, no permission)."""
 
 
 def _output_error(path: Path, err: OSError) -> OutputError:

@@ -272,7 +272,7 @@ def bootstrap(cfg: Config, engine: Engine, registry: Registry) -> dict[str, Base
     """Bootstrap (or reuse) the base image of every configured arch and update ``bases.lock``.
 
     Returns the entries by arch. Raises ``BootstrapError``, ``BinfmtMissingError``,
-    ``RegistryError`` or ``BuildError``; ``bases.lock`` then keeps its previous content
+    ``RegistryError`` or ``EngineError``; ``bases.lock`` then keeps its previous content
     for the arches not yet done.
     """
     previous = read_bases_lock(cfg.bases_lock)

@@ -37,20 +37,20 @@ from pypi_simple import DistributionPackage
 
 from . import builders
 from .bootstrap import BaseImage
-from .builddeps import BuildDependencyError, builddeps_dir, check_requires
+from .builddeps import builddeps_dir, check_requires
 from .cache import sha256_file
 from .children import die_with_parent
 from .config import Config
 from .engine import Engine
-from .errors import FactoryError, LockError
+from .errors import BuildDependencyError, LockError, SdistError, WheelContentError
 from .index import Index
 from .lockfile import Lock, Pin, read_lock
 from .progress import console
 from .registry import Registry
-from .sdist import SdistError, inspect_sdist
+from .sdist import inspect_sdist
 from .targets import Target, parse_target
 from .toolchain import zig_root
-from .verify import WheelContentError, check_musl_wheel, check_wheel, elf_exports, glibc_versions_above
+from .verify import check_musl_wheel, check_wheel, elf_exports, glibc_versions_above
 
 RESOURCES = Path(__file__).parent / "resources"
 BUILD_VERSION = 1  # bump when the build procedure changes, so every build cache key does
@@ -108,9 +108,6 @@ class BuildOutcome:
     def wheel(self) -> Path:
         return Path(self.log).parent / self.filename
 
-
-class BuildFailedError(FactoryError):
-    """At least one sdist could not be built; nothing was published."""
 
 
 def best_sdist(pin: Pin, files: list[DistributionPackage]) -> tuple[DistributionPackage, str] | None:

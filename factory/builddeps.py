@@ -20,7 +20,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from . import atomic
 from .cache import sha256_file
-from .errors import FactoryError
+from .errors import BuildDependencyError
 from .index import Index
 from .lockfile import Lock
 from .sdist import SdistInfo
@@ -29,9 +29,6 @@ from .targets import Target
 
 FIX_ADD = "add it to constraints/build.in and run `make build-lock`"
 
-
-class BuildDependencyError(FactoryError):
-    """An sdist needs a build dependency that the build constraints do not provide."""
 
 
 def check_requires(sdist: SdistInfo, build_lock: Lock, target: Target, python: str) -> None:

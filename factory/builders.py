@@ -58,7 +58,7 @@ def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, i
 
     Returns its ``builders.lock`` entry (``ref`` is ``<repo>@sha256:…``, present in the local
     engine afterwards). Raises ``ConfigError`` for a missing recipe, ``BootstrapError`` /
-    ``BuildError`` / ``RegistryError`` / ``BinfmtMissingError`` from the steps.
+    ``EngineError`` / ``RegistryError`` / ``BinfmtMissingError`` from the steps.
     """
     assert cfg.builder_recipe is not None and cfg.builders_lock is not None and cfg.builder_dockerfile is not None
     if not cfg.builder_dockerfile.is_file():

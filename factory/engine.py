@@ -18,7 +18,7 @@ import docker.errors
 import requests
 
 from . import faults
-from .errors import BuildError, DockerUnavailableError, RegistryError
+from .errors import DockerUnavailableError, EngineError, RegistryError
 
 # Ryuk (testcontainers' reaper) is an image that cannot be pulled here; containers are
 # stopped explicitly instead.
@@ -62,7 +62,7 @@ class Engine:
         except docker.errors.ImageNotFound:
             return None
         except docker.errors.APIError as e:
-            raise BuildError(f"cannot inspect image {ref}: {e.explanation}", DOCKER_FIX) from None
+            raise EngineError(f"cannot inspect image {ref}: {e.explanation}", DOCKER_FIX) from None
         return ImageInfo(
             id=a["Id"],
             platform=f"{a.get('Os')}/{a.get('Architecture')}",
@@ -86,7 +86,7 @@ class Engine:
 
         ``platform`` is ``linux/amd64`` or ``linux/arm64`` (arm64 ``RUN`` steps go through
         QEMU binfmt). ``nocache`` builds without the engine's layer cache. Returns the image
-        id. Raises ``BuildError`` with the last log lines.
+        id. Raises ``EngineError`` with the last log lines.
         """
         tail: deque[str] = deque(maxlen=15)
         image_id = None
@@ -115,14 +115,14 @@ class Engine:
                     image_id = chunk["aux"]["ID"]
                 if "error" in chunk:
                     tail.append(chunk["error"].strip())
-                    raise BuildError(
+                    raise EngineError(
                         f"docker build of {tag} ({platform}) failed: {chunk['error'].strip()[:300]}",
                         "see the build log above: " + " | ".join(list(tail)[-5:])[:400],
                     )
         except docker.errors.APIError as e:
-            raise BuildError(f"docker build of {tag} failed: {e.explanation}", DOCKER_FIX) from None
+            raise EngineError(f"docker build of {tag} failed: {e.explanation}", DOCKER_FIX) from None
         if image_id is None:
-            raise BuildError(f"docker build of {tag} produced no image", "see: " + " | ".join(tail))
+            raise EngineError(f"docker build of {tag} produced no image", "see: " + " | ".join(tail))
         return image_id
 
     def push(self, repository: str, tag: str, auth: tuple[str, str] | None = None) -> str:
@@ -180,14 +180,14 @@ class Engine:
         try:
             container = self.client.containers.create(image, ["true"])
         except docker.errors.APIError as e:
-            raise BuildError(f"cannot read {path} from {image}: {e.explanation}", DOCKER_FIX) from None
+            raise EngineError(f"cannot read {path} from {image}: {e.explanation}", DOCKER_FIX) from None
         try:
             stream, _ = container.get_archive(path)
             with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
                 member = tar.extractfile(tar.getmembers()[0])
                 return member.read() if member else b""
         except docker.errors.APIError as e:
-            raise BuildError(f"cannot read {path} from {image}: {e.explanation}", "check the image") from None
+            raise EngineError(f"cannot read {path} from {image}: {e.explanation}", "check the image") from None
         finally:
             container.remove(force=True)
 
@@ -219,7 +219,7 @@ class Engine:
                 network_mode=None if network else "none",
             )
         except docker.errors.APIError as e:
-            raise BuildError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
+            raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
         try:
             container.start()
             status = container.wait()["StatusCode"]
@@ -238,7 +238,7 @@ class Engine:
             for c in containers:
                 c.remove(force=True)
         except docker.errors.APIError as e:
-            raise BuildError(f"cannot remove stale build containers: {e.explanation}", DOCKER_FIX) from None
+            raise EngineError(f"cannot remove stale build containers: {e.explanation}", DOCKER_FIX) from None
         return len(containers)
 
     def exec_in(self, container: Any, command: list[str], user: str = "") -> tuple[int, bytes]:
@@ -252,7 +252,7 @@ class Engine:
         with a read-only root filesystem and a tmpfs ``/tmp``; stopped on exit.
 
         ``exec([...])`` on it runs checks inside. ``volumes`` are (host path, container path)
-        pairs mounted read-only. Raises ``BuildError`` if the engine cannot start it.
+        pairs mounted read-only. Raises ``EngineError`` if the engine cannot start it.
         """
         from testcontainers.core.container import DockerContainer
 
@@ -265,7 +265,7 @@ class Engine:
         except docker.errors.APIError as e:
             with contextlib.suppress(Exception):
                 c.stop()
-            raise BuildError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
+            raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
         try:
             yield c
         finally:

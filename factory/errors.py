@@ -69,9 +69,47 @@ class BootstrapError(FactoryError):
     """A base image could not be bootstrapped."""
 
 
-class BuildError(FactoryError):
-    """A docker build or a container run failed."""
+class EngineError(FactoryError):
+    """The container engine refused an operation: inspect, build, run, read a file, remove."""
+
+
+class ImageBuildError(FactoryError):
+    """A runtime image could not be built or does not have the expected shape."""
+
+
+class LockCompileError(FactoryError):
+    """pip-compile (``factory lock``) failed."""
 
 
 class SmokeError(FactoryError):
     """A smoke check failed on an image."""
+
+
+class OutputError(FactoryError):
+    """An output cannot be written (no space, no permission)."""
+
+
+class BuildFailedError(FactoryError):
+    """At least one sdist could not be built; nothing was published."""
+
+
+class BuildDependencyError(FactoryError):
+    """An sdist needs a build dependency that the build constraints do not provide."""
+
+
+class WheelhouseMismatchError(FactoryError):
+    """The wheelhouse was built from another lock than the one given."""
+
+    exit_code = 2
+
+
+class PerfRegressionError(FactoryError):
+    """With ``--strict``: a new image regressed past a gate."""
+
+
+class SdistError(FactoryError):
+    """An sdist is not a readable tar archive or carries an unsafe member."""
+
+
+class WheelContentError(FactoryError):
+    """A wheel's metadata or binaries contradict its filename."""

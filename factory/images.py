@@ -35,7 +35,7 @@ from .bootstrap import BaseImage
 from .cache import sha256_file
 from .config import Config
 from .engine import Engine
-from .errors import BuildError, FactoryError
+from .errors import ImageBuildError, WheelhouseMismatchError
 from .lockfile import Lock
 from .progress import Progress, console
 from .registry import Registry
@@ -60,11 +60,6 @@ class BuiltImage:
     sbom: str = ""
     perf: dict | None = None
 
-
-class WheelhouseMismatchError(FactoryError):
-    """The wheelhouse was built from another lock than the one given."""
-
-    exit_code = 2
 
 
 def source_revision(root: Path) -> str:
@@ -129,7 +124,7 @@ def _base_facts(engine: Engine, registry: Registry, base: BaseImage, platform: s
     try:
         epoch = epoch_of(info.created)
     except ValueError:
-        raise BuildError(f"base image {base.ref} has no usable created time ({info.created!r})", "rebuild or repin the base image") from None
+        raise ImageBuildError(f"base image {base.ref} has no usable created time ({info.created!r})", "rebuild or repin the base image") from None
     return info.size, manifest.compressed_size() if manifest else 0, epoch
 
 
@@ -177,7 +172,7 @@ def build_image(
             )
     info = engine.inspect(image_id)
     if info is None or info.platform != platform:
-        raise BuildError(f"image {repo}:{tag} inspects as {info.platform if info else 'missing'}", "check the engine")
+        raise ImageBuildError(f"image {repo}:{tag} inspects as {info.platform if info else 'missing'}", "check the engine")
     digest = pin_created(registry, cfg.repository, tag, engine.push(repo, tag, registry.auth), epoch)
     engine.ensure_local(f"{repo}@{digest}", platform, registry.auth)  # the pinned config (same layers)
     manifest = registry.manifest(cfg.repository, digest)
@@ -212,7 +207,7 @@ def build_images(
     ``PerfRegressionError`` before the index tags move and before ``out`` is written.
 
     Raises ``WheelhouseMismatchError`` if ``wheelhouse/manifest.json`` was made from
-    another lock, ``BuildError``/``RegistryError``/``BinfmtMissingError`` from the steps.
+    another lock, ``ImageBuildError``/``RegistryError``/``BinfmtMissingError`` from the steps.
     """
     manifest = json.loads((wheelhouse / "manifest.json").read_text())
     if manifest.get("lock_sha256") != lock.sha256:
@@ -230,7 +225,7 @@ def build_images(
         for arch in cfg.arches:
             target = cfg.image_target(arch)
             if target.name not in manifest["targets"] or not (wheelhouse / target.name).is_dir():
-                raise BuildError(f"{wheelhouse} has no {target.name} wheels", f"build the wheelhouse for {target.name} first")
+                raise ImageBuildError(f"{wheelhouse} has no {target.name} wheels", f"build the wheelhouse for {target.name} first")
             inputs = image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, toolchain_sha256)
             task = progress.step(f"image {arch}")
             sbom = sbom_path(out, arch)

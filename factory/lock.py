@@ -15,7 +15,7 @@ from pathlib import Path
 from .bootstrap import BaseImage
 from .config import Config
 from .engine import Engine
-from .errors import BuildError, LockError
+from .errors import LockCompileError, LockError
 from .index import Index
 from .lockfile import Lock, read_lock
 from .toolchain import tool_wheel
@@ -34,7 +34,7 @@ def compile_lock(cfg: Config, engine: Engine, index: Index, base: BaseImage, sou
     """Run pip-compile on ``source`` in ``base`` and write ``out`` atomically.
 
     ``command`` is what the lock's header says regenerates it. Returns the validated
-    new lock. Raises ``LockError`` when ``source`` is missing, ``BuildError`` when
+    new lock. Raises ``LockError`` when ``source`` is missing, ``LockCompileError`` when
     pip-compile fails (with its last lines).
     """
     if not source.is_file():
@@ -72,7 +72,7 @@ def compile_lock(cfg: Config, engine: Engine, index: Index, base: BaseImage, sou
         )
         if status != 0:
             tail = " | ".join(logs.strip().splitlines()[-4:])
-            raise BuildError(f"pip-compile failed (exit {status}): {tail[:400]}", "fix the requirements or the index")
+            raise LockCompileError(f"pip-compile failed (exit {status}): {tail[:400]}", "fix the requirements or the index")
         text = (work / "out.txt").read_text()
         staged = out.parent / f".{out.name}.tmp-{os.getpid()}"
         staged.write_text(text)

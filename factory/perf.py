@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 
 from .engine import Engine
-from .errors import FactoryError
 from .smoke import TOP_LEVEL
 
 RUNS = 3
@@ -30,9 +29,6 @@ for m in mods:
 print(json.dumps({"import_s": time.perf_counter() - start, "modules": len(mods)}))
 """
 
-
-class PerfRegressionError(FactoryError):
-    """With ``--strict``: a new image regressed past a gate."""
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from . import bootstrap as bootstrap_stage
 from . import images as images_stage
 from . import smoke as smoke_stage
 from . import wheelhouse as wheelhouse_stage
-from .build import BuildFailedError, SdistBuilder
+from .build import SdistBuilder
 from .cache import FileCache
 from .config import Config
 from .engine import Engine
-from .errors import BootstrapError
+from .errors import BootstrapError, BuildFailedError
 from .index import Index
 from .lockfile import Lock, read_lock
 from .progress import console

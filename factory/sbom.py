@@ -53,7 +53,7 @@ def image_sbom(engine: Engine, ref: str, arch: str, wheels: list[dict]) -> str:
     """The CycloneDX JSON document for the image ``ref`` (``repo@sha256:…``) of ``arch``.
 
     ``wheels`` are the wheelhouse manifest entries of the image's target, used for hashes.
-    Raises ``BuildError`` if the image cannot be read or run.
+    Raises ``EngineError`` if the image cannot be read or run.
     """
     status = engine.read_file(ref, "/var/lib/dpkg/status")
     code, output = engine.run(ref, ["python3", "-c", _DISTS], platform=f"linux/{arch}", network=False)

@@ -12,14 +12,11 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import FactoryError
+from .errors import SdistError
 
 LEGACY_REQUIRES = ("setuptools>=40.8.0",)
 LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
 
-
-class SdistError(FactoryError):
-    """An sdist is not a readable tar archive or carries an unsafe member."""
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,12 @@ from elftools.elf.elffile import ELFFile
 from packaging.tags import parse_tag
 from packaging.utils import parse_wheel_filename
 
-from .errors import FactoryError
+from .errors import WheelContentError
 from .targets import Target
 
 ELF_MACHINE = {"x86_64": "EM_X86_64", "aarch64": "EM_AARCH64"}
 FIX = "the file on the index is mislabelled or tampered with; do not ship it (pick another version or build it)"
 
-
-class WheelContentError(FactoryError):
-    """A wheel's metadata or binaries contradict its filename."""
 
 
 def check_wheel(path: Path, target: Target) -> None:

@@ -216,7 +216,8 @@ def build_wheelhouse(
     ``allow_missing``; then nothing is written. ``out`` is replaced atomically. A wheelhouse
     that is already current (``current_manifest``) is kept as it is, without reading the index.
     """
-    from .build import BuildFailedError, BuildRequest
+    from .build import BuildRequest
+    from .errors import BuildFailedError
     from .report import readiness, write_readiness
 
     current = current_manifest(out, lock, targets, python)

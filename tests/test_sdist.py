@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from indexserver import make_sdist
 
-from factory.builddeps import BuildDependencyError, check_requires
+from factory.builddeps import check_requires
+from factory.errors import BuildDependencyError, SdistError
 from factory.lockfile import read_lock
-from factory.sdist import LEGACY_REQUIRES, SdistError, inspect_sdist
+from factory.sdist import LEGACY_REQUIRES, inspect_sdist
 from factory.targets import parse_target
 
 TARGET = parse_target("manylinux_2_28_x86_64")

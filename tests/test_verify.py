@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 from indexserver import make_wheel
 
+from factory.errors import WheelContentError
 from factory.targets import parse_target
-from factory.verify import WheelContentError, check_wheel
+from factory.verify import check_wheel
 
 EM_X86_64, EM_AARCH64 = 62, 183
 
