@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import docker
+import docker.auth
 import docker.errors
 import requests
 
@@ -38,6 +39,15 @@ class ImageInfo:
     repo_digests: tuple[str, ...]
     labels: dict
     created: str = ""
+
+
+def docker_login_credentials(address: str) -> tuple[str, str] | None:
+    """(user, password) that ``docker login ADDRESS`` stored in the Docker config
+    (``~/.docker/config.json`` or ``$DOCKER_CONFIG``), read with the Docker SDK; None if none."""
+    found = docker.auth.resolve_authconfig(docker.auth.load_config(), address) or {}
+    if found.get("username") and found.get("password"):
+        return str(found["username"]), str(found["password"])
+    return None
 
 
 class Engine:

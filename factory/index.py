@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
+from packaging.utils import canonicalize_name
 from pypi_simple import ACCEPT_ANY, DistributionPackage, NoSuchProjectError, PyPISimple
 from pypi_simple.errors import UnsupportedContentTypeError, UnsupportedRepoVersionError
 
@@ -53,6 +54,7 @@ class Index:
         ``IndexResponseError`` for a page that is neither PEP 503 HTML nor PEP 691 JSON
         or lists no file at all.
         """
+        project = canonicalize_name(project)  # one page per project, however the caller spells it
         with self._lock:
             if project in self._pages:
                 return self._pages[project]

@@ -12,7 +12,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .bootstrap import BaseImage
 from .config import Config
 from .engine import Engine
 from .errors import LockCompileError, LockError
@@ -30,8 +29,9 @@ PIP_COMPILE_ARGS = [
 ]
 
 
-def compile_lock(cfg: Config, engine: Engine, index: Index, base: BaseImage, source: Path, out: Path, command: str) -> Lock:
-    """Run pip-compile on ``source`` in ``base`` and write ``out`` atomically.
+def compile_lock(cfg: Config, engine: Engine, index: Index, base_ref: str, source: Path, out: Path, command: str) -> Lock:
+    """Run pip-compile on ``source`` in the amd64 base image ``base_ref`` (``repo@sha256:…``)
+    and write ``out`` atomically.
 
     ``command`` is what the lock's header says regenerates it. Returns the validated
     new lock. Raises ``LockError`` when ``source`` is missing, ``LockCompileError`` when
@@ -63,7 +63,7 @@ def compile_lock(cfg: Config, engine: Engine, index: Index, base: BaseImage, sou
             f"--index-url \"$PIP_INDEX_URL\" -o out.txt {source.name}"
         )
         status, logs = engine.run(
-            base.ref,
+            base_ref,
             ["sh", "-c", script],
             volumes=volumes,
             environment=env,

@@ -22,7 +22,7 @@ from . import wheelhouse as wheelhouse_stage
 from .build import SdistBuilder
 from .cache import FileCache
 from .config import Config
-from .engine import Engine
+from .engine import Engine, docker_login_credentials
 from .errors import BootstrapError, BuildFailedError
 from .index import Index
 from .lockfile import Lock, read_lock
@@ -78,7 +78,7 @@ def connect_registry(cfg: Config) -> Registry:
     """
     if cfg.registry_local:
         local_registry(cfg).start()
-    registry = Registry(cfg.registry, credentials(cfg.registry))
+    registry = Registry(cfg.registry, credentials(cfg.registry, docker_login=docker_login_credentials))
     registry.check()
     return registry
 

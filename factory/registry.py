@@ -9,11 +9,14 @@ manifest list (``application/vnd.docker.distribution.manifest.list.v2+json``), t
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import shutil
 import subprocess
 import time
+import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
@@ -44,23 +47,33 @@ class ManifestInfo:
         return sum(int(b.get("size", 0)) for b in blobs)
 
 
-def credentials(address: str, env: dict[str, str] | None = None) -> tuple[str, str] | None:
+def credentials(
+    address: str, env: Mapping[str, str] | None = None, docker_login: Callable[[str], tuple[str, str] | None] | None = None
+) -> tuple[str, str] | None:
     """(user, password) for the registry at ``address``, or None.
 
-    From ``FACTORY_REGISTRY_USER`` / ``FACTORY_REGISTRY_PASSWORD``, else from the Docker
-    config (``~/.docker/config.json``, as ``docker login`` writes it, read with the Docker
-    SDK). The password is never logged or put into an error message.
+    From ``FACTORY_REGISTRY_USER`` / ``FACTORY_REGISTRY_PASSWORD``, else from
+    ``docker_login(address)`` (the pipeline passes ``engine.docker_login_credentials``,
+    which reads the Docker config that ``docker login`` writes). The password is never
+    logged or put into an error message.
     """
     env = os.environ if env is None else env
     user, password = env.get("FACTORY_REGISTRY_USER"), env.get("FACTORY_REGISTRY_PASSWORD")
     if user and password:
         return user, password
-    import docker.auth
+    return docker_login(address) if docker_login is not None else None
 
-    found = docker.auth.resolve_authconfig(docker.auth.load_config(), address) or {}
-    if found.get("username") and found.get("password"):
-        return found["username"], found["password"]
-    return None
+
+def is_loopback(address: str) -> bool:
+    """True when the registry ``address`` (``host:port``, ``[v6]:port`` or a bare host) is on
+    loopback (127.0.0.0/8, ``::1`` or ``localhost``), where it is spoken to in plain HTTP."""
+    host = urllib.parse.urlsplit(f"//{address}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Registry:
@@ -72,7 +85,7 @@ class Registry:
     def __init__(self, address: str, auth: tuple[str, str] | None = None) -> None:
         self.address = address
         self.auth = auth
-        scheme = "http" if address.split(":")[0] in ("127.0.0.1", "localhost", "[::1]") else "https"
+        scheme = "http" if is_loopback(address) else "https"
         self.base = f"{scheme}://{address}/v2/"
         self.session = requests.Session()
         if auth:

@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from clirun import run_factory
 from indexserver import free_port
 
 from factory.config import load_config
@@ -26,12 +27,7 @@ SMALL_REQUIREMENTS = "orjson==3.13.0\nmarkupsafe\nmsgpack\ntyping-extensions\n"
 
 
 def run(cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "factory", *args], cwd=cwd, capture_output=True, text=True, timeout=2400, env={**os.environ, **(env or {})}
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"factory {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
+    return run_factory(cwd, *args, env=env, timeout=2400, check=check)
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,10 @@ no traceback, and nothing written to the output."""
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_factory, start_factory
 from indexserver import FixtureIndex, free_port, make_wheel, sha256
 
 ROOT = Path(__file__).parent.parent
@@ -32,8 +32,7 @@ recipe = "{ROOT / 'images/recipes/forky-slim.toml'}"
 
 
 def factory(cwd, *args, env=None):
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "factory", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120)
+    return run_factory(cwd, *args, env=env, timeout=120)
 
 
 def assert_clean_failure(proc, *needles):
@@ -140,6 +139,7 @@ def test_binfmt_for_arm64_missing(tmp_path):
     assert_clean_failure(proc, "no QEMU binfmt_misc handler for arm64", "make binfmt")
 
 
+@pytest.mark.integration  # bootstrap reaches the Docker engine before the registry
 def test_registry_down(tmp_path):
     project(tmp_path)
     proc = factory(tmp_path, "bootstrap")
@@ -165,9 +165,8 @@ def test_concurrent_runs_on_one_cache_and_output(tmp_path):
     with FixtureIndex({"six": {WHEEL: data}}) as idx:
         good_lock(tmp_path / "req.lock", data)
         env = {**os.environ, "FACTORY_INDEX_URL": idx.url}
-        cmd = [sys.executable, "-m", "factory", "wheelhouse", "--lock", "req.lock", "--out", "wh"]
         with FileLock(str(tmp_path / ".cache.lock")):
-            waiting = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            waiting = start_factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", env=env, text=True)
             time.sleep(3)
             assert waiting.poll() is None, "the second run did not wait for the lock"
             assert not (tmp_path / "wh").exists()
@@ -175,7 +174,7 @@ def test_concurrent_runs_on_one_cache_and_output(tmp_path):
         assert waiting.returncode == 0, err
         assert "waiting for another factory run" in err
         (tmp_path / "wh" / "manifest.json").unlink()  # not current: both runs below do the work
-        procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        procs = [start_factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", env=env, text=True) for _ in range(2)]
         results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
     manifest = json.loads((tmp_path / "wh" / "manifest.json").read_text())

@@ -7,12 +7,11 @@ temporary file may remain, and every cache entry must still hash to its name.
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from clirun import start_factory
 from indexserver import FixtureIndex, make_wheel, sha256
 
 from factory.cache import sha256_file
@@ -33,10 +32,7 @@ def served(tmp_path):
 
 
 def start(cwd, url, out="wh", **env):
-    return subprocess.Popen(
-        [sys.executable, "-m", "factory", "wheelhouse", "--lock", "req.lock", "--out", out],
-        cwd=cwd, env={**os.environ, "FACTORY_INDEX_URL": url, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    return start_factory(cwd, "wheelhouse", "--lock", "req.lock", "--out", out, env={"FACTORY_INDEX_URL": url, **env})
 
 
 def temp_leftovers(root: Path) -> list[Path]:

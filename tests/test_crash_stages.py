@@ -11,11 +11,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from clirun import start_factory
 from conftest import ROOT, run
 from indexserver import FixtureIndex, make_sdist, sha256
 from tinysrc import C_SOURCE, c_project
@@ -28,10 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(1
 
 
 def start(cwd: Path, *args: str, **env: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "factory", *args], cwd=cwd, env={**os.environ, **env},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    return start_factory(cwd, *args, env=env, stderr=subprocess.STDOUT, text=True)
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:

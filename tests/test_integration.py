@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_factory
 from conftest import ROOT, run
 from indexserver import free_port
 
@@ -237,7 +236,7 @@ def test_warm_rerun_reads_no_index_and_rebuilds_nothing(project, images):
     dead = f"http://127.0.0.1:{free_port()}/simple/"
     env = {**os.environ, "FACTORY_INDEX_URL": dead}
     for args in (["wheelhouse", "--out", "wheelhouse"], ["images", "--wheelhouse", "wheelhouse", "--images-lock", "images.lock"]):
-        proc = subprocess.run([sys.executable, "-m", "factory", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+        proc = run_factory(project, *args, env=env)
         assert proc.returncode == 0, proc.stderr
     again = json.loads((project / "images.lock").read_text())
     assert again == images
@@ -293,8 +292,7 @@ recipe = "{ROOT / 'images/recipes/forky-slim.toml'}"
     )
 
     def bootstrap(**env):
-        return subprocess.run([sys.executable, "-m", "factory", "bootstrap"], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=1200, env={**os.environ, **env})
+        return run_factory(tmp_path, "bootstrap", env=env, timeout=1200)
 
     try:
         for env in ({}, {"FACTORY_REGISTRY_USER": "factory", "FACTORY_REGISTRY_PASSWORD": "wrong-" + password}):
