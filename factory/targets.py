@@ -75,6 +75,13 @@ class Target:
     libc: str
     floor: tuple[int, int]
     arch: str
+    # "" is the interpreter's default (GIL) ABI, cp3XY; "cp314t" is the free-threaded lane.
+    abi: str = ""
+
+    @property
+    def free_threaded(self) -> bool:
+        """True in the free-threaded lane (``abi`` ending in ``t``, e.g. ``cp314t``)."""
+        return self.abi.endswith("t")
 
     @property
     def docker_arch(self) -> Arch:
@@ -101,18 +108,21 @@ class Target:
     def tags(self, python: str) -> list[Tag]:
         """Every wheel tag CPython ``python`` (``"3.14.8"``) accepts on this target, best first.
 
-        cp314-cp314, cp3x-abi3, cp314-none per platform, then pure-Python tags down to
-        ``py3-none-any`` (``packaging.tags.cpython_tags`` + ``compatible_tags``).
+        Default lane: cp314-cp314, cp3x-abi3, cp314-none per platform, then pure-Python tags
+        down to ``py3-none-any`` (``packaging.tags.cpython_tags`` + ``compatible_tags``).
+        Free-threaded lane (``abi="cp314t"``): cp314-cp314t and cp314-none per platform, then
+        the pure-Python tags; no stable-ABI tag (``abi3``, ``abi3t``), because a free-threaded
+        3.14 does not load abi3 extensions.
         """
         return list(self._tags(python_version(python)))
 
     def _tags(self, version: tuple[int, int]) -> list[Tag]:
         interp = f"cp{version[0]}{version[1]}"
         plats = self.platforms()
-        return [
-            *cpython_tags(version, abis=[interp], platforms=plats),
-            *compatible_tags(version, interpreter=interp, platforms=plats),
-        ]
+        binary = cpython_tags(version, abis=[self.abi or interp], platforms=plats)
+        if self.free_threaded:
+            binary = (t for t in binary if not t.abi.startswith("abi3"))
+        return [*binary, *compatible_tags(version, interpreter=interp, platforms=plats)]
 
     def rank(self, python: str) -> dict[Tag, int]:
         """Map each accepted tag to its preference (0 = best) for CPython ``python``."""
@@ -146,7 +156,20 @@ def python_version(python: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def parse_target(name: str) -> Target:
+def lane_abi(abi: str, python: str) -> str:
+    """The normalized ABI of a lane for CPython ``python``: ``""`` for the default (GIL)
+    ABI (``cp314`` or empty), ``cp314t`` for the free-threaded one. ``ValueError`` for any
+    other value (e.g. ``cp313t`` with python 3.14.8)."""
+    major, minor = python_version(python)
+    default = f"cp{major}{minor}"
+    if abi in ("", default):
+        return ""
+    if abi == f"{default}t":
+        return abi
+    raise ValueError(f"abi {abi!r} is neither {default} nor {default}t")
+
+
+def parse_target(name: str, abi: str = "") -> Target:
     """Parse a target name. Raises ``UnknownTargetError`` for anything but a
     manylinux_2_N / musllinux_1_N tag on x86_64 or aarch64."""
     m = _TARGET_RE.match(name)
@@ -162,4 +185,4 @@ def parse_target(name: str) -> Target:
             "use a wheel platform tag such as manylinux_2_28_x86_64, manylinux_2_28_aarch64, "
             "musllinux_1_2_x86_64 or musllinux_1_2_aarch64",
         )
-    return Target(name=name, libc=m["libc"], floor=(int(m["major"]), int(m["minor"])), arch=arch)
+    return Target(name=name, libc=m["libc"], floor=(int(m["major"]), int(m["minor"])), arch=arch, abi=abi)

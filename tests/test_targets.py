@@ -66,3 +66,41 @@ def test_marker_environment():
     assert env["python_full_version"] == "3.14.8"
     assert env["python_version"] == "3.14"
     assert env["sys_platform"] == "linux"
+
+
+@pytest.mark.parametrize("name", ["manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "musllinux_1_2_x86_64", "musllinux_1_2_aarch64"])
+def test_free_threaded_lane_has_cp314t_and_pure_tags_only(name):
+    tags = parse_target(name, abi="cp314t").tags("3.14.8")
+    abis = {t.abi for t in tags}
+    assert abis == {"cp314t", "none"}, abis  # no abi3, no abi3t, no GIL cp314
+    assert str(tags[0]).startswith("cp314-cp314t-")
+    assert any(str(t) == "py3-none-any" for t in tags)
+    default = parse_target(name).tags("3.14.8")
+    assert {t.abi for t in default} == {"cp314", "abi3", "none"}
+
+
+def test_free_threaded_target_ranks_a_gil_wheel_out():
+    from packaging.tags import parse_tag
+
+    ft = parse_target("manylinux_2_28_x86_64", abi="cp314t").rank("3.14.8")
+    gil = parse_target("manylinux_2_28_x86_64").rank("3.14.8")
+    (cp314,) = parse_tag("cp314-cp314-manylinux_2_17_x86_64")
+    (cp314t,) = parse_tag("cp314-cp314t-manylinux_2_17_x86_64")
+    (abi3,) = parse_tag("cp39-abi3-manylinux_2_17_x86_64")
+    assert cp314 in gil and abi3 in gil and cp314t not in gil
+    assert cp314t in ft and cp314 not in ft and abi3 not in ft
+
+
+@pytest.mark.parametrize("abi, expected", [("", ""), ("cp314", ""), ("cp314t", "cp314t")])
+def test_lane_abi_normalizes(abi, expected):
+    from factory.targets import lane_abi
+
+    assert lane_abi(abi, "3.14.8") == expected
+
+
+@pytest.mark.parametrize("abi", ["cp313t", "cp314d", "abi3", "t"])
+def test_lane_abi_refuses_other_abis(abi):
+    from factory.targets import lane_abi
+
+    with pytest.raises(ValueError):
+        lane_abi(abi, "3.14.8")
