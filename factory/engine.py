@@ -37,7 +37,7 @@ class ImageInfo:
     platform: str
     size: int
     repo_digests: tuple[str, ...]
-    labels: dict
+    labels: dict[str, str]
     created: str = ""
 
 
@@ -133,7 +133,7 @@ class Engine:
             raise EngineError(f"docker build of {tag} failed: {e.explanation}", DOCKER_FIX) from None
         if image_id is None:
             raise EngineError(f"docker build of {tag} produced no image", "see: " + " | ".join(tail))
-        return image_id
+        return str(image_id)
 
     def push(self, repository: str, tag: str, auth: tuple[str, str] | None = None) -> str:
         """Push ``repository:tag`` and return the manifest digest the registry reported.
@@ -158,7 +158,7 @@ class Engine:
             raise RegistryError(f"push of {repository}:{tag} failed: {e.explanation}", "check the registry") from None
         if not digest:
             raise RegistryError(f"push of {repository}:{tag} returned no digest", "check the registry")
-        return digest
+        return str(digest)
 
     def pull(self, ref: str, platform: str | None = None, auth: tuple[str, str] | None = None) -> None:
         """Pull ``ref`` (``repo@sha256:…`` or ``repo:tag``). Raises ``RegistryError``."""
@@ -207,7 +207,7 @@ class Engine:
         image: str,
         command: list[str],
         *,
-        volumes: dict[str, dict] | None = None,
+        volumes: dict[str, dict[str, str]] | None = None,
         environment: dict[str, str] | None = None,
         user: str | None = None,
         platform: str | None = None,

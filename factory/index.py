@@ -12,14 +12,14 @@ from pathlib import Path
 
 import requests
 from packaging.utils import canonicalize_name
-from pypi_simple import ACCEPT_ANY, DistributionPackage, NoSuchProjectError, PyPISimple
+from pypi_simple import ACCEPT_ANY, DistributionPackage, NoSuchProjectError, ProgressTracker, PyPISimple
 from pypi_simple.errors import UnsupportedContentTypeError, UnsupportedRepoVersionError
 
 from .cache import FileCache, sha256_file
 from .errors import HashMismatchError, IndexResponseError, IndexUnreachableError
 
 TIMEOUT = (15, 120)  # seconds: connect, read
-ProgressFactory = Callable[[int | None], object]
+ProgressFactory = Callable[[int | None], ProgressTracker]
 
 
 def _short(err: BaseException) -> str:

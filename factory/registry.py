@@ -19,6 +19,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import requests
@@ -39,7 +40,7 @@ class ManifestInfo:
     digest: str
     media_type: str
     size: int
-    body: dict
+    body: dict[str, Any]
 
     def compressed_size(self) -> int:
         """Sum of config and layer blob sizes in bytes (an image manifest only)."""

@@ -173,12 +173,10 @@ def parse_target(name: str, abi: str = "") -> Target:
     """Parse a target name. Raises ``UnknownTargetError`` for anything but a
     manylinux_2_N / musllinux_1_N tag on x86_64 or aarch64."""
     m = _TARGET_RE.match(name)
-    arch = m["arch"] if m else ""
-    ok = bool(m) and arch in _MACHINES.values()
-    if ok and m["libc"] == "manylinux":
-        ok = m["major"] == "2" and int(m["minor"]) >= _GLIBC_FLOOR_MIN[arch]
-    elif ok:
-        ok = m["major"] == "1"
+    ok = False
+    if m is not None and m["arch"] in _MACHINES.values():
+        arch = m["arch"]
+        ok = m["major"] == "2" and int(m["minor"]) >= _GLIBC_FLOOR_MIN[arch] if m["libc"] == "manylinux" else m["major"] == "1"
     if not ok or m is None:
         raise UnknownTargetError(
             f"unknown target {name!r}",

@@ -1,0 +1,99 @@
+"""Build-log classification: every failure gets a named cause, not an exit code."""
+
+from __future__ import annotations
+
+import pytest
+
+from factory.failures import CauseKind, classify, provider
+
+PSYCOPG2 = """\
+building 'psycopg2._psycopg' extension
+gcc -pthread -fno-strict-overflow -Wsign-compare -DNDEBUG -g -O2 -Wall -fPIC -DPSYCOPG_VERSION=2.9.9 -I/usr/include/python3.14 -c psycopg/adapter_asis.c
+In file included from psycopg/adapter_asis.c:28:
+./psycopg/psycopg.h:36:10: fatal error: libpq-fe.h: No such file or directory
+   36 | #include <libpq-fe.h>
+      |          ^~~~~~~~~~~~
+compilation terminated.
+error: command '/usr/bin/gcc' failed with exit code 1
+"""
+
+ZIG_HEADER_THEN_FALLBACK = """\
+src/_yaml.c:1234:10: fatal error: 'yaml.h' file not found
+#include <yaml.h>
+         ^~~~~~~~
+1 error generated.
+WARNING: The C extension could not be compiled, speedups are not enabled.
+Building pure Python wheel.
+cibuildwheel: Build failed because a pure Python wheel was generated.
+"""
+
+CASES = [
+    (PSYCOPG2, CauseKind.MISSING_HEADER, "libpq-fe.h", "libpq-dev"),
+    (ZIG_HEADER_THEN_FALLBACK, CauseKind.MISSING_HEADER, "yaml.h", "libyaml-dev"),
+    ("/usr/bin/ld: cannot find -lpq: No such file or directory\ncollect2: error: ld returned 1 exit status", CauseKind.MISSING_LIBRARY, "-lpq", "libpq-dev"),
+    ("error: unable to find dynamic system library 'git2' using strategy 'paths_first'", CauseKind.MISSING_LIBRARY, "-lgit2", "libgit2-dev"),
+    ("ld.lld: error: unable to find library -lffi", CauseKind.MISSING_LIBRARY, "-lffi", "libffi-dev"),
+    ("Package libxml-2.0 was not found in the pkg-config search path.\nPerhaps you should add the directory", CauseKind.MISSING_LIBRARY, "pkg-config module libxml-2.0", ""),
+    ("/bin/sh: 1: pkg-config: not found\nTraceback (most recent call last):", CauseKind.MISSING_PROGRAM, "pkg-config", "pkgconf"),
+    ("Error: pg_config executable not found.\n\npg_config is required to build psycopg2 from source.", CauseKind.MISSING_PROGRAM, "pg_config", "libpq-dev"),
+    ("error: can't find Rust compiler\n\nIf you are using an outdated pip version", CauseKind.RUST, "", ""),
+    ("error[E0463]: can't find crate for `std`\n  |\n  = note: the `x86_64-unknown-linux-musl` target may not be installed", CauseKind.RUST, "", ""),
+    ("src/ext.c:40:5: error: implicit declaration of function '_PyLong_AsByteArray' [-Wimplicit-function-declaration]", CauseKind.CAPI_REMOVED, "_PyLong_AsByteArray", ""),
+    ("src/foo.c:9:12: error: call to undeclared function '_PyUnicode_AsString'; ISO C99 and later do not support", CauseKind.CAPI_REMOVED, "_PyUnicode_AsString", ""),
+    ("msgpack/_cmsgpack.c:3110:58: error: 'PyLongObject' {aka 'struct _longobject'} has no member named 'ob_digit'", CauseKind.CAPI_REMOVED, "ob_digit", ""),
+    (
+        "Error compiling Cython file:\nmsgpack/_unpacker.pyx:40:5: Cannot assign type 'int (void *) except? -1 nogil' to 'execute_fn'. "
+        "Exception values are incompatible. Suggest adding 'noexcept' to the type of the value being assigned.",
+        CauseKind.CYTHON3, "", "",
+    ),
+    (
+        'auditwheel: cannot repair "x-1.0-cp314-cp314-linux_x86_64.whl" to "manylinux_2_28_x86_64" ABI because of the presence of too-recent versioned symbols.',
+        CauseKind.ABOVE_FLOOR, "", "",
+    ),
+    (
+        "Traceback (most recent call last):\n  File \".../pyproject_hooks/_in_process/_in_process.py\", line 389, in <module>\n"
+        "ModuleNotFoundError: No module named 'pkg_resources'",
+        CauseKind.BACKEND_IMPORT, "pkg_resources", "",
+    ),
+    ("cibuildwheel: Build failed because a pure Python wheel was generated.", CauseKind.PURE_FALLBACK, "", ""),
+]
+
+
+@pytest.mark.parametrize("log, kind, detail, debian", CASES, ids=[f"{c[1].name}-{i}" for i, c in enumerate(CASES)])
+def test_real_build_log_signatures_are_classified(log, kind, detail, debian):
+    cause = classify(log)
+    assert cause.kind is kind, (cause, log)
+    if detail:
+        assert cause.detail == detail
+    if debian:
+        assert debian in cause.fix
+    assert cause.evidence and cause.evidence in log
+    assert str(cause).startswith(str(kind)) and "(fix: " in str(cause)
+
+
+def test_missing_header_is_the_root_cause_of_a_pure_python_fallback():
+    cause = classify(ZIG_HEADER_THEN_FALLBACK)
+    assert cause.kind is CauseKind.MISSING_HEADER and cause.fell_back
+    assert "fell back to pure Python" in str(cause)
+
+
+def test_timeout_is_its_own_cause():
+    assert classify("compiling …\n", timed_out=True).kind is CauseKind.TIMEOUT
+
+
+def test_an_unknown_failure_names_its_last_error_line():
+    cause = classify("step 1\nsomething odd happened: error: widget frobnication failed\nsome trailing output\n")
+    assert cause.kind is CauseKind.UNKNOWN
+    assert cause.detail == "something odd happened: error: widget frobnication failed"
+
+
+def test_an_unknown_header_names_the_header_and_a_general_fix():
+    cause = classify("x.c:1:10: fatal error: frobnicate/frob.h: No such file or directory")
+    assert cause.kind is CauseKind.MISSING_HEADER and cause.detail == "frobnicate/frob.h"
+    assert "frobnicate/frob.h" in cause.fix
+
+
+@pytest.mark.parametrize("header", ["libpq-fe.h", "ffi.h", "zlib.h", "jpeglib.h", "png.h", "libxml/xmlversion.h", "libxslt/xslt.h", "openssl/ssl.h", "yaml.h", "mysql.h", "git2.h", "crc32c/crc32c.h"])
+def test_the_issue_s_libraries_are_known(header):
+    known = provider("headers", header)
+    assert known is not None and known["debian"] and known["recipe"]
