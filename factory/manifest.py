@@ -164,6 +164,7 @@ class NotNeeded:
     targets: tuple[str, ...]
 
     def to_json(self) -> dict[str, Any]:
+        """``{"name", "version", "marker", "targets": [name, ...]}``."""
         return {"name": self.name, "version": self.version, "marker": self.marker, "targets": list(self.targets)}
 
     @classmethod
@@ -187,6 +188,7 @@ class MissingCell:
     target: str
 
     def to_json(self) -> dict[str, Any]:
+        """``{"name", "version", "target"}``."""
         return {"name": self.name, "version": self.version, "target": self.target}
 
     @classmethod

@@ -80,6 +80,7 @@ class Cell:
         return f"not needed (marker `{self.marker}`)"
 
     def to_json(self) -> dict[str, Any]:
+        """The cell's JSON object: ``status`` and the fields that status carries."""
         out: dict[str, Any] = {"status": self.status.value}
         if self.status in (Status.INDEX, Status.BUILT):
             out["tag"] = self.tag
@@ -128,7 +129,7 @@ class Row:
     @property
     def needed_nowhere(self) -> bool:
         """True when the pin's marker excludes every target."""
-        return all(c.status is Status.NOT_NEEDED for c in self.cells.values())
+        return bool(self.cells) and all(c.status is Status.NOT_NEEDED for c in self.cells.values())
 
 
 @dataclass(frozen=True)

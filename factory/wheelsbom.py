@@ -3,7 +3,8 @@
 One component per distinct wheel file (``bom-ref`` = its file name), with its sha256, a
 ``pkg:pypi/<name>@<version>?file_name=<file>`` purl (purl spec), one ``factory:target``
 property per target it serves and a ``factory:source`` property (``index``/``built``).
-The serial number is a UUID5 of the lock's sha256 and the target names, so the same
+The serial number is a UUID5 of the lock's sha256 and the target names, and the subject's
+``bom-ref`` is ``wheelhouse@<lock sha256>`` (the library's default is random), so the same
 wheelhouse gives the same document apart from its timestamp. Built with ``cyclonedx-python-lib``.
 """
 
@@ -26,7 +27,9 @@ NAMESPACE = uuid.UUID("5d0f3c4e-8f1e-4c55-9d8b-6a3f2f1c0b7a")
 def wheelhouse_sbom(manifest: Manifest) -> str:
     """The CycloneDX 1.6 JSON text for the wheelhouse described by ``manifest``."""
     bom = Bom(serial_number=uuid.uuid5(NAMESPACE, manifest.lock_sha256 + "|" + ",".join(sorted(manifest.targets))))
-    bom.metadata.component = Component(type=ComponentType.APPLICATION, name="wheelhouse", version=manifest.lock_sha256)
+    bom.metadata.component = Component(
+        type=ComponentType.APPLICATION, name="wheelhouse", version=manifest.lock_sha256, bom_ref=f"wheelhouse@{manifest.lock_sha256}"
+    )
     files: dict[str, tuple[ManifestEntry, list[str]]] = {}
     for target in sorted(manifest.targets):
         for e in manifest.entries(target):

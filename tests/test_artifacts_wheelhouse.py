@@ -307,3 +307,19 @@ def test_the_wheelhouse_side_imports_neither_the_report_nor_the_sbom_stage(modul
         assert imported <= {"__future__", "collections", "collections.abc", "dataclasses", "enum", "pathlib", "typing", "uuid",
                             "lockfile", "manifest", "cyclonedx.model", "cyclonedx.model.bom", "cyclonedx.model.component",
                             "cyclonedx.output.json", "packageurl"}, imported
+
+
+def test_the_wheelhouse_sbom_lists_each_file_once_and_is_the_same_for_the_same_manifest():
+    from factory.wheelsbom import wheelhouse_sbom
+
+    manifest = synthetic_manifest()
+    first, second = (json.loads(wheelhouse_sbom(manifest)) for _ in range(2))
+    for doc in (first, second):
+        del doc["metadata"]["timestamp"]
+    assert first == second
+    by_ref = {c["bom-ref"]: c for c in first["components"]}
+    assert set(by_ref) == {"six-1.17.0-py3-none-any.whl", built_entry().filename}
+    six = by_ref["six-1.17.0-py3-none-any.whl"]
+    assert [p["value"] for p in six["properties"] if p["name"] == "factory:target"] == [X86, MUSL_X86]
+    assert six["hashes"] == [{"alg": "SHA-256", "content": "a" * 64}]
+    assert {p["value"] for p in by_ref[built_entry().filename]["properties"] if p["name"] == "factory:source"} == {"built"}
