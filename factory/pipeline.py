@@ -117,7 +117,9 @@ def run_wheelhouse(cfg: Config, lock: Lock, out: Path, allow_missing: bool, buil
     with exclusive(cfg.cache_dir, out):
         index = make_index(cfg)
         builder = sdist_builder(cfg, index) if build and not allow_missing else None
-        return wheelhouse_stage.build_wheelhouse(lock, cfg.targets, cfg.python, index, out, allow_missing, cfg.jobs, builder)
+        return wheelhouse_stage.build_wheelhouse(
+            wheelhouse_stage.WheelhouseRequest(lock, cfg.targets, cfg.python, index, out, allow_missing=allow_missing, jobs=cfg.jobs, builder=builder)
+        )
 
 
 def run_images(cfg: Config, lock: Lock, wheelhouse: Path, out: Path, strict: bool = False) -> dict:
@@ -154,7 +156,7 @@ def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, 
     index = make_index(cfg)
     try:
         result = wheelhouse_stage.build_wheelhouse(
-            lock, cfg.targets, cfg.python, index, wheelhouse, False, cfg.jobs, sdist_builder(cfg, index, engine, registry)
+            wheelhouse_stage.WheelhouseRequest(lock, cfg.targets, cfg.python, index, wheelhouse, jobs=cfg.jobs, builder=sdist_builder(cfg, index, engine, registry))
         )
     except BuildFailedError:
         print_summary(wheelhouse.parent / f"{wheelhouse.name}.failed", None)

@@ -1,20 +1,27 @@
-"""The report stage: the readiness matrix and the summary printed at the end of ``make images``.
+"""The report stage: the summary printed at the end of ``make images`` and by ``factory report``.
 
-The readiness matrix (the migration playbooks' dependency readiness checklist, as a
-product) has one row per dependency and one cell per target: a wheel from the index (its
-tag), built from the sdist (its tag and build time; musllinux cells "cross-built, not
-import-tested"), failed (the reason and the log's last lines), or not applicable (marker).
-It is written as ``readiness.json`` and ``readiness.md`` into the wheelhouse, or, when a
-build failed and nothing was published, beside it as ``<wheelhouse>.failed/``.
+The readiness matrix itself (``readiness.Readiness``) is written by the wheelhouse stage
+as ``readiness.json``/``.md``. At real-lock size (hundreds of pins) the terminal gets a
+digest of it instead of the whole table: the cell counts per target, then only the rows
+that are not plain index wheels everywhere, then a note naming the pins no target needs.
+The images table gives each arch's image and base digests and sizes.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from .readiness import Readiness, Row, Status
+
+_STYLE = {Status.INDEX: "", Status.BUILT: "[cyan]", Status.FAILED: "[red]", Status.MISSING: "[red]", Status.NOT_NEEDED: "[dim]"}
+_COUNTED = (Status.INDEX, Status.BUILT, Status.NOT_NEEDED, Status.FAILED, Status.MISSING)
+_HEADINGS = {Status.INDEX: "from the index", Status.BUILT: "built", Status.NOT_NEEDED: "not needed", Status.FAILED: "failed", Status.MISSING: "missing"}
 
 
 def human(n: int) -> str:
@@ -22,114 +29,41 @@ def human(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-def readiness_table(manifest: dict) -> Table:
-    """pins × targets: the chosen index wheel's tag (``cp314-cp314-manylinux_2_17_x86_64``…)."""
-    targets = list(manifest["targets"])
-    table = Table(title=f"wheelhouse: python {manifest['python']}, lock {manifest['lock_sha256'][:12]}")
-    table.add_column("pin")
-    for t in targets:
-        table.add_column(t)
-    cells: dict[str, dict[str, str]] = {}
-    for t, entries in manifest["targets"].items():
-        for e in entries:
-            tag = e.get("tag", e["filename"])
-            cells.setdefault(f"{e['name']}=={e['version']}", {})[t] = tag if e["source"] == "index" else f"{e['source']}: {tag}"
-    for m in manifest.get("missing", []):
-        cells.setdefault(f"{m['name']}=={m['version']}", {})[m["target"]] = "[red]MISSING[/red]"
-    for pin in sorted(cells):
-        table.add_row(pin, *(cells[pin].get(t, "n/a (marker)") for t in targets))
+def counts_table(matrix: Readiness) -> Table:
+    """One row per target: how many pins come from the index, are built, not needed, failed, missing."""
+    table = Table(title=f"readiness: CPython {matrix.python} ({matrix.abi}), lock {matrix.lock_sha256[:12]}, {len(matrix.rows)} pins")
+    table.add_column("target")
+    for status in _COUNTED:
+        table.add_column(_HEADINGS[status], justify="right")
+    for target, counts in matrix.counts().items():
+        table.add_row(target, *(str(counts[s]) for s in _COUNTED))
     return table
 
 
-CROSS_NOTE = "cross-built, not import-tested"
-
-
-def readiness(python: str, lock_sha256: str, pins: list[tuple[str, str, list[str]]], targets: list[str], manifest_targets: dict, outcomes: list) -> dict:
-    """The readiness matrix as JSON-ready data.
-
-    ``pins`` is (name, version, targets the pin applies to); ``manifest_targets`` the
-    manifest's ``targets`` dict (index and built entries); ``outcomes`` the build stage's
-    ``BuildOutcome``s (failed ones included). Returns ``{"python", "lock_sha256",
-    "targets", "rows": [{"name", "version", "cells": {target: cell}}]}`` where a cell is
-    ``{"status": "index"|"built"|"failed"|"n/a", "tag"?, "seconds"?, "note"?, "reason"?,
-    "log_tail"?, "log"?}``.
-    """
-    entries = {(e["name"], t): e for t, es in manifest_targets.items() for e in es}
-    failed = {(o.name, o.target): o for o in outcomes if not o.ok}
-    rows = []
-    for name, version, applies in pins:
-        cells = {}
-        for t in targets:
-            e = entries.get((name, t))
-            if (name, t) in failed:
-                o = failed[(name, t)]
-                cells[t] = {"status": "failed", "reason": o.reason, "log_tail": o.log_tail, "log": o.log}
-            elif e is not None and e["source"] == "built":
-                cells[t] = {"status": "built", "tag": e["tag"], "seconds": e.get("build_seconds", 0.0)}
-                if e.get("cross_built"):
-                    cells[t]["note"] = CROSS_NOTE
-            elif e is not None:
-                cells[t] = {"status": "index", "tag": e["tag"]}
-            elif t in applies:
-                cells[t] = {"status": "failed", "reason": "no wheel on the index and not built"}
-            else:
-                cells[t] = {"status": "n/a", "note": "marker excludes this target"}
-        rows.append({"name": name, "version": version, "cells": cells})
-    return {"python": python, "lock_sha256": lock_sha256, "targets": targets, "rows": rows}
-
-
-def _cell_text(cell: dict) -> str:
-    if cell["status"] == "index":
-        return f"wheel from index (`{cell['tag']}`)"
-    if cell["status"] == "built":
-        note = f"; {cell['note']}" if cell.get("note") else ""
-        return f"built from sdist (`{cell['tag']}`, {cell['seconds']:.0f} s{note})"
-    if cell["status"] == "failed":
-        return f"**FAILED**: {cell['reason']}"
-    return "n/a"
-
-
-def readiness_markdown(matrix: dict) -> str:
-    """The matrix as a Markdown table, followed by the failed cells' log tails."""
-    targets = matrix["targets"]
-    lines = [
-        f"# Dependency readiness: CPython {matrix['python']}, lock {matrix['lock_sha256'][:12]}",
-        "",
-        "| dependency | " + " | ".join(targets) + " |",
-        "| --- |" + " --- |" * len(targets),
-    ]
-    for row in matrix["rows"]:
-        cells = [_cell_text(row["cells"][t]).replace("|", "\\|") for t in targets]
-        lines.append(f"| {row['name']}=={row['version']} | " + " | ".join(cells) + " |")
-    for row in matrix["rows"]:
-        for t in targets:
-            cell = row["cells"][t]
-            if cell["status"] == "failed" and cell.get("log_tail"):
-                lines += ["", f"## {row['name']}=={row['version']} on {t}", "", f"log: {cell.get('log', '')}", "", "```", *cell["log_tail"], "```"]
-    return "\n".join(lines) + "\n"
-
-
-def write_readiness(directory: Path, matrix: dict) -> None:
-    """Write ``readiness.json`` and ``readiness.md`` into ``directory``, each atomically."""
-    from . import atomic
-
-    atomic.write_json(directory / "readiness.json", matrix)
-    atomic.write_text(directory / "readiness.md", readiness_markdown(matrix))
-
-
-def matrix_table(matrix: dict) -> Table:
-    """The readiness matrix as a rich table for the terminal."""
-    table = Table(title=f"readiness: CPython {matrix['python']}, lock {matrix['lock_sha256'][:12]}")
+def rows_table(matrix: Readiness, rows: tuple[Row, ...]) -> Table:
+    """``rows`` of the matrix as a rich table (cell texts without Markdown)."""
+    table = Table(title=f"{len(rows)} of {len(matrix.rows)} pins are not plain index wheels on every target")
     table.add_column("dependency")
-    for t in matrix["targets"]:
+    for t in matrix.targets:
         table.add_column(t)
-    style = {"index": "", "built": "[cyan]", "failed": "[red]", "n/a": "[dim]"}
-    for row in matrix["rows"]:
-        table.add_row(f"{row['name']}=={row['version']}", *(style[row["cells"][t]["status"]] + _cell_text(row["cells"][t]).replace("**", "").replace("`", "") for t in matrix["targets"]))
+    for row in rows:
+        cells = (row.cells[t] for t in matrix.targets)
+        table.add_row(escape(f"{row.name}=={row.version}"), *(_STYLE[c.status] + escape(c.text().replace("**", "").replace("`", "")) for c in cells))
     return table
 
 
-def images_table(images_lock: dict) -> Table:
+def print_readiness(matrix: Readiness, console: Console) -> None:
+    """Counts per target, the notable rows (if any), and a note on pins no target needs."""
+    console.print(counts_table(matrix))
+    notable = matrix.notable_rows()
+    if notable:
+        console.print(rows_table(matrix, notable))
+    for row in matrix.needed_nowhere():
+        marker = next(iter(row.cells.values())).marker
+        console.print(f"note: {escape(row.name)}=={escape(row.version)} is needed on no target (marker {escape(marker or '')}); left out of the wheelhouse")
+
+
+def images_table(images_lock: dict[str, Any]) -> Table:
     """arch, image and base digests, sizes (unpacked and compressed)."""
     table = Table(title=f"images: index {images_lock['index']}")
     for col in ("arch", "image digest", "base digest", "base size", "final size"):
@@ -146,11 +80,18 @@ def images_table(images_lock: dict) -> Table:
 
 
 def print_summary(wheelhouse: Path | None, images_lock: Path | None, console: Console | None = None) -> None:
-    """Print whichever of the two tables has its input file present."""
+    """Print the readiness digest of ``<wheelhouse>/readiness.json`` and the images table
+    of ``images_lock``, each when its file is present. A readiness file of another format
+    (an older factory's) is named, not printed; the full matrix is in ``readiness.md``."""
     console = console or Console(width=200)
-    if wheelhouse is not None and (wheelhouse / "readiness.json").exists():
-        console.print(matrix_table(json.loads((wheelhouse / "readiness.json").read_text())))
-    elif wheelhouse is not None and (wheelhouse / "manifest.json").exists():
-        console.print(readiness_table(json.loads((wheelhouse / "manifest.json").read_text())))
+    readiness = wheelhouse / "readiness.json" if wheelhouse is not None else None
+    if readiness is not None and readiness.exists():
+        try:
+            matrix = Readiness.load(readiness)
+        except ValueError as e:
+            console.print(f"[yellow]{escape(str(readiness))} is not a readiness matrix of this factory ({escape(str(e))}); rebuild the wheelhouse[/yellow]")
+        else:
+            print_readiness(matrix, console)
+            console.print(f"full matrix: {escape(str(readiness.with_suffix('.md')))}")
     if images_lock is not None and images_lock.exists():
         console.print(images_table(json.loads(images_lock.read_text())))

@@ -1,10 +1,10 @@
-"""CycloneDX SBOMs (JSON, spec 1.6) with ``cyclonedx-python-lib``.
+"""CycloneDX SBOMs (JSON, spec 1.6) with ``cyclonedx-python-lib``: per image (the
+wheelhouse's is built by the domain module ``wheelsbom``):
 
-- per image: the Debian packages from the image's dpkg status database
+- the Debian packages from the image's dpkg status database
   (``pkg:deb/debian/<name>@<version>?arch=<arch>``) and the Python distributions
   installed in ``/opt/venv`` (``pkg:pypi/<name>@<version>``, with the wheel's sha256 from
-  the wheelhouse manifest);
-- for the wheelhouse: every wheel file, with its sha256 and the targets it serves.
+  the wheelhouse manifest).
 
 The serial number is derived from the subject (image digest, lock hash), so the same
 input gives the same document apart from its timestamp.
@@ -78,31 +78,6 @@ def image_sbom(engine: Engine, ref: str, arch: str, wheels: list[dict]) -> str:
         props = [Property(name="factory:wheel", value=wheel["filename"])] if wheel else []
         bom.components.add(
             Component(type=ComponentType.LIBRARY, name=name, version=version, purl=purl, bom_ref=str(purl), hashes=hashes, properties=props)
-        )
-    return _dump(bom)
-
-
-def wheelhouse_sbom(manifest: dict) -> str:
-    """The CycloneDX JSON document for a wheelhouse ``manifest`` (one component per file)."""
-    bom = Bom(serial_number=uuid.uuid5(_NAMESPACE, manifest["lock_sha256"] + "|" + ",".join(sorted(manifest["targets"]))))
-    bom.metadata.component = Component(type=ComponentType.APPLICATION, name="wheelhouse", version=manifest["lock_sha256"])
-    files: dict[str, tuple[dict, list[str]]] = {}
-    for target, entries in sorted(manifest["targets"].items()):
-        for e in entries:
-            files.setdefault(e["filename"], (e, []))[1].append(target)
-    for filename, (e, targets) in sorted(files.items()):
-        purl = PackageURL("pypi", None, e["name"], e["version"], {"file_name": filename})
-        bom.components.add(
-            Component(
-                type=ComponentType.LIBRARY,
-                name=e["name"],
-                version=e["version"],
-                purl=purl,
-                bom_ref=filename,
-                hashes=[HashType(alg=HashAlgorithm.SHA_256, content=e["sha256"])],
-                properties=[Property(name="factory:target", value=t) for t in targets]
-                + [Property(name="factory:source", value=e["source"])],
-            )
         )
     return _dump(bom)
 

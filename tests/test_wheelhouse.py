@@ -8,11 +8,14 @@ import pytest
 from indexserver import FixtureIndex, make_wheel, sha256
 
 from factory.cache import FileCache
-from factory.errors import HashMismatchError, LockError, MissingWheelsError
+from factory.errors import HashMismatchError, MissingWheelsError
 from factory.index import Index
 from factory.lockfile import read_lock
+from factory.manifest import Manifest
+from factory.readiness import Readiness
 from factory.targets import parse_target
-from factory.wheelhouse import build_wheelhouse
+from factory.wheelhouse import WheelhouseRequest
+from factory.wheelhouse import build_wheelhouse as _build_wheelhouse
 
 PY = "3.14.8"
 TARGETS = tuple(
@@ -42,6 +45,10 @@ FILES = {
 VERSIONS = {"orjson": "3.13.0", "markupsafe": "3.0.4", "typing-extensions": "4.16.0", "nomusl": "1.0"}
 
 
+def build_wheelhouse(lock, targets, python, index, out, **options):
+    return _build_wheelhouse(WheelhouseRequest(lock, targets, python, index, out, **options))
+
+
 def projects(names):
     return {n: {f: make_wheel(f) for f in FILES[n]} for n in names}
 
@@ -67,8 +74,9 @@ def test_four_targets_best_wheels_manifest_and_simple_index(tmp_path, served):
     out = tmp_path / "wh"
     result = build_wheelhouse(lock, TARGETS, PY, index, out)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest == result.manifest
-    assert set(manifest) == {"python", "lock_sha256", "targets"}
+    assert Manifest.load(out / "manifest.json") == result.manifest and manifest == result.manifest.to_json()
+    assert set(manifest) == {"python", "abi", "lock_sha256", "targets", "not_needed", "missing"}
+    assert manifest["abi"] == "cp314" and manifest["not_needed"] == [] and manifest["missing"] == []
     assert manifest["python"] == PY and manifest["lock_sha256"] == lock.sha256
     by = {t: {e["name"]: e for e in entries} for t, entries in manifest["targets"].items()}
     assert set(by) == {t.name for t in TARGETS}
@@ -132,6 +140,9 @@ def test_allow_missing_reports_them(tmp_path):
         result = build_wheelhouse(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "c")), tmp_path / "wh", allow_missing=True)
     assert {(p.name, t.name) for p, t in result.missing} == {("nomusl", "musllinux_1_2_x86_64"), ("nomusl", "musllinux_1_2_aarch64")}
     assert json.loads((tmp_path / "wh" / "manifest.json").read_text())["missing"][0]["name"] == "nomusl"
+    assert {m.target for m in result.manifest.missing} == {"musllinux_1_2_x86_64", "musllinux_1_2_aarch64"}
+    cells = {r.name: r.cells for r in Readiness.load(tmp_path / "wh" / "readiness.json").rows}
+    assert cells["nomusl"]["musllinux_1_2_x86_64"].status == "missing" and cells["nomusl"]["manylinux_2_28_x86_64"].status == "index"
 
 
 def test_a_failed_run_keeps_the_previous_wheelhouse(tmp_path, served):
@@ -157,12 +168,18 @@ def test_index_hash_not_in_lock(tmp_path):
     assert not (tmp_path / "wh").exists()
 
 
-def test_marker_excluding_every_target(tmp_path):
+def test_a_pin_no_target_needs_is_reported_not_refused(tmp_path):
+    """A universal lock's win32-only pin: not needed anywhere, so its page is never read."""
     projs = projects(["typing-extensions"])
     with FixtureIndex(projs) as idx:
-        lock = write_lock(tmp_path / "req.lock", {}, extra=f'typing-extensions==4.16.0 ; sys_platform == "win32" --hash=sha256:{"a" * 64}\n')
-        with pytest.raises(LockError, match="marker .* excludes every target"):
-            build_wheelhouse(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "c")), tmp_path / "wh")
+        lock = write_lock(tmp_path / "req.lock", projs, extra=f'tzdata==2025.2 ; sys_platform == "win32" --hash=sha256:{"a" * 64}\n')
+        result = build_wheelhouse(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "c")), tmp_path / "wh")
+    assert not [p for p in idx.requests if "tzdata" in p]
+    (excluded,) = result.manifest.not_needed_anywhere()
+    assert (excluded.name, excluded.marker, set(excluded.targets)) == ("tzdata", 'sys_platform == "win32"', {t.name for t in TARGETS})
+    assert all(e.name != "tzdata" for t in result.manifest.targets for e in result.manifest.entries(t))
+    (row,) = Readiness.load(tmp_path / "wh" / "readiness.json").needed_nowhere()
+    assert row.name == "tzdata"
 
 
 def test_a_current_wheelhouse_is_reused_without_the_index(tmp_path, served):
@@ -179,4 +196,4 @@ def test_a_current_wheelhouse_is_reused_without_the_index(tmp_path, served):
     rebuilt = build_wheelhouse(lock, TARGETS, PY, index, out)
     assert not rebuilt.reused
     assert sha256(victim.read_bytes()) == next(
-        e["sha256"] for e in rebuilt.manifest["targets"]["musllinux_1_2_x86_64"] if e["name"] == "markupsafe")
+        e.sha256 for e in rebuilt.manifest.entries("musllinux_1_2_x86_64") if e.name == "markupsafe")
