@@ -56,12 +56,12 @@ def read_lock(path: Path | str) -> Lock:
     except tomllib.TOMLDecodeError as e:
         if named_toml:
             raise LockError(f"{path}: invalid TOML: {e}", "fix the file or regenerate it") from None
-        return read_requirements(path, data, sha256)
+        return read_requirements(path, sha256)
     if "lock-version" in toml:
         return read_pylock(path, text, toml, sha256)
     if named_toml:
         raise LockError(f"{path}: TOML without lock-version is not a PEP 751 lock", "give a pylock.toml (PEP 751) or a hashed requirements file")
-    return read_requirements(path, data, sha256)
+    return read_requirements(path, sha256)
 
 
 def check_for(lock: Lock, python: str, targets: Iterable[Target]) -> None:
@@ -76,7 +76,7 @@ def check_for(lock: Lock, python: str, targets: Iterable[Target]) -> None:
     """
     if lock.requires_python is not None and not SpecifierSet(lock.requires_python).contains(Version(python), prereleases=True):
         raise LockError(
-            f"{lock.path}: requires-python {lock.requires_python} does not admit the configured CPython {python}",
+            f"{lock.path}: requires-python {lock.requires_python} does not admit CPython {python} (the configured python)",
             "set `python` to a version the lock admits, or regenerate the lock for it (uv: --python-version)",
         )
     for target in targets:

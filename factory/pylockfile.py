@@ -63,7 +63,8 @@ def read_pylock(path: Path, text: str, data: Mapping[str, Any], sha256: str) -> 
     except PylockValidationError as e:
         m = _CONTEXT_INDEX.match(e.context or "")
         head = where(int(m[1])) if m else str(path)
-        raise LockError(f"{head}: {e} (PEP 751)", REGEN) from None
+        where_in = f" in {e.context!r}" if e.context else ""
+        raise LockError(f"{head}: {e.message.strip().splitlines()[0]}{where_in} (PEP 751)", REGEN) from None
 
     pins = [_pin(where(i), lines[i] if i < len(lines) else 0, pkg) for i, pkg in enumerate(pylock.packages)]
     dup = unmarked_duplicate(pins)

@@ -18,9 +18,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pip_requirements_parser import InstallRequirement, OptionLine, RequirementsFile
-
 from packaging.utils import canonicalize_name
+from pip_requirements_parser import InstallRequirement, OptionLine, RequirementsFile
 
 from .errors import LockError
 from .locktypes import Lock, Pin, unmarked_duplicate
@@ -39,8 +38,8 @@ _OPTION_FIXES = {
 }
 
 
-def read_requirements(path: Path, data: bytes, sha256: str) -> Lock:
-    """Parse and validate the requirements lock ``path`` whose bytes are ``data``.
+def read_requirements(path: Path, sha256: str) -> Lock:
+    """Parse and validate the requirements lock ``path`` (``sha256``: hex of its bytes).
 
     Returns a ``Lock`` with ``format="requirements"`` and ``index_url`` from ``--index-url``.
     Raises ``LockError`` naming ``file:line`` for: an unparsable line (an invalid marker
@@ -96,8 +95,8 @@ def _option(path: Path, opt: OptionLine, index_url: str | None) -> tuple[LockErr
 def _pin(where: str, req: InstallRequirement) -> Pin:
     if req.is_editable or req.link is not None or not req.name:
         raise LockError(
-            f"{where}: {req.line.strip()!r} is an editable, path or URL requirement, not an index pin",
-            "leave the project itself out of the lock (uv export --no-emit-project; pip-compile without -e) and pin the rest as name==version",
+            f"{where}: {req.line.strip()!r} is not an index requirement (editable, path or URL)",
+            f"leave the project itself out of the lock (uv export --no-emit-project; pip-compile without -e) and pin the rest as name==version; {REGEN}",
         )
     specs = list(req.specifier or [])
     if len(specs) != 1 or specs[0].operator not in ("==", "===") or "*" in specs[0].version:
