@@ -54,14 +54,20 @@ class Pin:
     files: tuple[LockedFile, ...] = ()
     index: str | None = None
 
-    def applies_to(self, target: Target, python: str, extras: Collection[str] = ()) -> bool:
+    def applies_to(self, target: Target, python: str, extras: Collection[str] = (), groups: Collection[str] = ()) -> bool:
         """True when the pin's marker holds for CPython ``python`` (``"3.14.8"``) on
-        ``target`` with the lock's ``extras`` selected (PEP 751 ``'x' in extras``; also
-        fills PEP 508 ``extra``, empty). A pin without marker always applies."""
+        ``target`` with ``extras`` and dependency ``groups`` selected (PEP 751 markers
+        ``'x' in extras``, ``'g' in dependency_groups``; PEP 508 ``extra`` is empty).
+        A pin without marker always applies. ``Lock.pins_for`` passes a pylock's
+        ``default-groups``."""
         if self.marker is None:
             return True
         env: dict[str, str | frozenset[str]] = dict(target.marker_environment(python))
-        env |= {"extra": "", "extras": frozenset(canonicalize_name(e) for e in extras), "dependency_groups": frozenset()}
+        env |= {
+            "extra": "",
+            "extras": frozenset(canonicalize_name(e) for e in extras),
+            "dependency_groups": frozenset(canonicalize_name(g) for g in groups),
+        }
         return Marker(self.marker).evaluate(env, context="lock_file")
 
 
@@ -71,8 +77,10 @@ class Lock:
 
     ``path`` as given; ``sha256`` hex of its bytes; ``pins`` in file order; ``format``
     ``"requirements"`` or ``"pylock"``; ``requires_python`` (pylock ``requires-python``)
-    and ``environments`` (pylock ``environments`` markers) or None/empty; ``index_url``
-    the requirements file's ``--index-url`` or None.
+    and ``environments`` (pylock ``environments`` markers) or None/empty;
+    ``default_groups`` (pylock ``default-groups``, the dependency groups selected when
+    none are asked for) or empty; ``index_url`` the requirements file's ``--index-url``
+    or None.
     """
 
     path: Path
@@ -82,6 +90,7 @@ class Lock:
     requires_python: str | None = None
     environments: tuple[str, ...] = ()
     index_url: str | None = None
+    default_groups: tuple[str, ...] = ()
 
     def pin(self, name: str) -> Pin | None:
         """The first pin for ``name`` (any spelling), or None. A lock may pin one name
@@ -90,8 +99,9 @@ class Lock:
         return next((p for p in self.pins if p.name == wanted), None)
 
     def pins_for(self, target: Target, python: str) -> tuple[Pin, ...]:
-        """The pins whose marker holds on ``target`` for CPython ``python``, in file order."""
-        return tuple(p for p in self.pins if p.applies_to(target, python))
+        """The pins whose marker holds on ``target`` for CPython ``python`` (no extras,
+        the lock's default dependency groups), in file order."""
+        return tuple(p for p in self.pins if p.applies_to(target, python, groups=self.default_groups))
 
 
 def unmarked_duplicate(pins: Collection[Pin]) -> tuple[Pin, Pin] | None:

@@ -35,7 +35,8 @@ def package_lines(text: str) -> list[int]:
 def read_pylock(path: Path, text: str, data: Mapping[str, Any], sha256: str) -> Lock:
     """Validate the parsed pylock ``data`` (TOML of ``text``, read from ``path``).
 
-    Returns a ``Lock`` with ``format="pylock"``, ``requires_python``, ``environments`` and
+    Returns a ``Lock`` with ``format="pylock"``, ``requires_python``, ``environments``,
+    ``default_groups`` and
     one ``Pin`` per package (``line`` = its ``[[packages]]`` header, ``files`` its wheels
     and sdist, ``hashes`` their sha256, ``index``). Raises ``LockError`` naming the file
     (and the package and its line where there is one) for: a lock-version whose major is
@@ -83,6 +84,7 @@ def read_pylock(path: Path, text: str, data: Mapping[str, Any], sha256: str) -> 
         format="pylock",
         requires_python=str(pylock.requires_python) if pylock.requires_python is not None else None,
         environments=tuple(str(m) for m in pylock.environments or ()),
+        default_groups=tuple(pylock.default_groups or ()),
     )
 
 

@@ -237,6 +237,14 @@ def test_pylock_errors_are_one_line_naming_file_and_package(tmp_path, head, body
     one_line_error(pylock(tmp_path, body, head), message)
 
 
+def test_default_groups_select_group_pins(tmp_path):
+    lock = read_lock(pylock(tmp_path, 'default-groups = ["Web"]\n' + package(marker="'web' in dependency_groups")
+                            + package(name="bar", marker="'test' in dependency_groups")))
+    assert lock.default_groups == ("Web",)
+    assert [p.name for p in lock.pins_for(TARGETS[0], PY)] == ["foo"]
+    assert lock.pins[1].applies_to(TARGETS[0], PY, groups=["test"])
+
+
 def test_pylock_duplicates_under_markers_are_read_and_checked_per_target(tmp_path):
     p = pylock(tmp_path, package(marker="platform_machine == 'x86_64'")
                + package(marker="platform_machine == 'aarch64'", sha=f'sha256 = "{H2}"'))
