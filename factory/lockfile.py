@@ -1,109 +1,97 @@
-"""Reading and validating a pip-tools requirements lock (``pip-compile --generate-hashes``).
+"""Reading and validating a lock, in any format teams use, into one typed pin list.
 
-A valid lock pins every requirement with ``==`` to one exact version and gives at least
-one ``--hash=sha256:<hex>`` for it (pip's hash-checking mode). Parsing uses
-``pip-requirements-parser``, which reuses pip's own requirements-file grammar.
+Formats, detected from the content (the file name only settles how a broken file is
+reported):
+
+- **requirements**: ``pip-compile --generate-hashes``, ``uv pip compile --generate-hashes``
+  (also ``--universal``) and ``uv export --format requirements-txt`` (``reqlock``);
+- **pylock**: PEP 751 ``pylock.toml`` lock-version 1.x, from ``uv pip compile -o
+  pylock.toml``, ``uv export --format pylock.toml`` or ``pip lock`` (``pylockfile``).
+
+A file is a pylock when it parses as TOML into a table with a ``lock-version`` key; a
+``*.toml`` file that does not is refused (invalid TOML, or not a PEP 751 lock); anything
+else is read as a requirements file. ``check_for`` then holds a lock to the configured
+CPython and targets (pylock ``requires-python`` and ``environments``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-from dataclasses import dataclass
+import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 
 from packaging.markers import Marker
-from packaging.utils import canonicalize_name
-from pip_requirements_parser import RequirementsFile
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from .errors import LockError
+from .locktypes import Lock, LockedFile, LockFormat, Pin
+from .pylockfile import read_pylock
+from .reqlock import REGEN, read_requirements
 from .targets import Target
 
-_REGEN = "regenerate it with `factory lock` (pip-compile --generate-hashes)"
-_SHA256_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
-
-
-@dataclass(frozen=True)
-class Pin:
-    """One locked requirement: canonical ``name``, exact ``version``, allowed sha256 hexes."""
-
-    name: str
-    version: str
-    hashes: frozenset[str]
-    marker: str | None
-    line: int
-
-    def applies_to(self, target: Target, python: str) -> bool:
-        """True when the pin's PEP 508 marker holds for CPython ``python`` on ``target``."""
-        return self.marker is None or Marker(self.marker).evaluate(target.marker_environment(python))
-
-
-@dataclass(frozen=True)
-class Lock:
-    """A validated lock: its path, the sha256 hex of its bytes, and its pins in file order."""
-
-    path: Path
-    sha256: str
-    pins: tuple[Pin, ...]
-
-    def pin(self, name: str) -> Pin | None:
-        """The pin for ``name`` (any spelling), or None."""
-        wanted = canonicalize_name(name)
-        return next((p for p in self.pins if p.name == wanted), None)
+__all__ = ["Lock", "LockFormat", "LockedFile", "Pin", "check_for", "read_lock"]
 
 
 def read_lock(path: Path | str) -> Lock:
-    """Parse and validate the lock at ``path``.
+    """Read and validate the lock at ``path``, of any accepted format (module docstring).
 
-    Raises ``LockError`` naming ``file:line`` for: a missing file, an unparsable line,
-    an editable or URL requirement, a requirement not pinned with a single ``==``, a
-    requirement without ``--hash``, a hash that is not sha256, a name pinned twice, or
-    a lock with no requirement at all.
+    Raises ``LockError`` (one line, naming the file and line or package, with the fix)
+    for a missing or unreadable file, invalid TOML in a ``*.toml`` file or one that is
+    TOML but not a PEP 751 lock, and every format's own errors (``reqlock``, ``pylockfile``).
     """
     path = Path(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise LockError(f"lock {path} not found", f"create it: {_REGEN}") from None
+        raise LockError(f"lock {path} not found", f"create it: {REGEN}") from None
     except OSError as e:
         raise LockError(f"lock {path} cannot be read: {e.strerror}", "check the path and its permissions") from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    text = data.decode("utf-8", errors="replace")
+    named_toml = path.name.endswith(".toml")
+    try:
+        toml = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        if named_toml:
+            raise LockError(f"{path}: invalid TOML: {e}", "fix the file or regenerate it") from None
+        return read_requirements(path, sha256)
+    if "lock-version" in toml:
+        return read_pylock(path, text, toml, sha256)
+    if named_toml:
+        raise LockError(f"{path}: TOML without lock-version is not a PEP 751 lock", "give a pylock.toml (PEP 751) or a hashed requirements file")
+    return read_requirements(path, sha256)
 
-    parsed = RequirementsFile.from_file(str(path))
-    for bad in parsed.invalid_lines:
-        first = bad.error_message.strip().splitlines()[0] if bad.error_message else "invalid"
-        raise LockError(f"{path}:{bad.line_number}: cannot parse {bad.line.strip()!r} ({first})", _REGEN)
 
-    pins: list[Pin] = []
-    seen: dict[str, int] = {}
-    for req in parsed.requirements:
-        where = f"{path}:{req.line_number}"
-        if req.is_editable or req.link is not None or not req.name:
-            raise LockError(f"{where}: {req.line.strip()!r} is not an index requirement", f"pin it as name==version; {_REGEN}")
-        name = canonicalize_name(req.name)
-        specs = list(req.specifier or [])
-        if len(specs) != 1 or specs[0].operator not in ("==", "===") or "*" in specs[0].version:
-            found = str(req.specifier) if req.specifier else "no version"
-            raise LockError(f"{where}: {req.name} is not pinned with == ({found})", f"pin one exact version; {_REGEN}")
-        if not req.hash_options:
-            raise LockError(f"{where}: {req.name}=={specs[0].version} has no --hash", f"add sha256 hashes; {_REGEN}")
-        hashes = set()
-        for h in req.hash_options:
-            m = _SHA256_RE.match(h)
-            if not m:
-                raise LockError(f"{where}: {req.name} has a non-sha256 or malformed hash {h!r}", f"use --hash=sha256:<64 hex>; {_REGEN}")
-            hashes.add(m[1])
-        if name in seen:
-            raise LockError(f"{where}: {req.name} is pinned twice (also line {seen[name]})", "keep one pin per project")
-        seen[name] = req.line_number
-        pins.append(
-            Pin(
-                name=name,
-                version=specs[0].version,
-                hashes=frozenset(hashes),
-                marker=str(req.marker) if req.marker else None,
-                line=req.line_number,
-            )
+def check_for(lock: Lock, python: str, targets: Iterable[Target]) -> None:
+    """Check that ``lock`` was made for CPython ``python`` (``"3.14.8"``) and ``targets``.
+
+    Raises ``LockError`` when the lock's ``requires-python`` does not admit ``python``;
+    when the lock has ``environments`` (PEP 751) and one of them matches no target's
+    marker environment for ``python`` (``Target.marker_environment``) — that target was
+    not resolved for, so its wheelhouse would not be what the lock promises; or when two
+    pins of one name both apply to one target (overlapping markers). A pin whose marker
+    holds on no target is fine (not needed there).
+    """
+    if lock.requires_python is not None and not SpecifierSet(lock.requires_python).contains(Version(python), prereleases=True):
+        raise LockError(
+            f"{lock.path}: requires-python {lock.requires_python} does not admit CPython {python} (the configured python)",
+            "set `python` to a version the lock admits, or regenerate the lock for it (uv: --python-version)",
         )
-    if not pins:
-        raise LockError(f"lock {path} pins nothing", _REGEN)
-    return Lock(path=path, sha256=hashlib.sha256(data).hexdigest(), pins=tuple(pins))
+    for target in targets:
+        env = target.marker_environment(python)
+        if lock.environments and not any(Marker(m).evaluate(dict(env), context="lock_file") for m in lock.environments):
+            raise LockError(
+                f"{lock.path}: environments {list(lock.environments)} match no environment of target {target.name} (CPython {python})",
+                f"regenerate the lock with an environment covering {target.name} (uv: [tool.uv] environments), or drop the target",
+            )
+        seen: dict[str, Pin] = {}
+        for pin in lock.pins_for(target, python):
+            if pin.name in seen:
+                raise LockError(
+                    f"{lock.path}:{pin.line}: {pin.name} {pin.version} and {seen[pin.name].version} (line {seen[pin.name].line}) "
+                    f"both apply to target {target.name} (CPython {python})",
+                    "make their markers disjoint, or keep one pin",
+                )
+            seen[pin.name] = pin

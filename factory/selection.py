@@ -3,7 +3,10 @@
 A wheel fits a target when one of its tags (PEP 425, from its file name) is in the
 target's ordered tag list (``targets.Target.rank``); the best fit is the one whose best tag
 ranks lowest. Hashes come from the index listing (PEP 503 ``#sha256=`` fragments or PEP 691
-``hashes``) and must be among those the lock allows.
+``hashes``) and must be among those the lock allows. When the lock names its files (PEP 751
+``pylock.toml``), an index file is matched to a locked one by file name and sha256, never
+by URL (mirrors rewrite hosts), and a listed file whose name is locked under another
+sha256 is an error.
 """
 
 from __future__ import annotations
@@ -32,16 +35,35 @@ class Choice:
     tag: str
 
 
+def check_listing(pin: Pin, files: list[DistributionPackage]) -> None:
+    """Raise ``HashMismatchError`` when the index ``files`` list a file (wheel or sdist)
+    that ``pin`` locks by name (``Pin.files``, PEP 751) with a sha256 other than the
+    locked one. Pins without files (requirements locks) and files the index lists
+    without a sha256 are not checked here."""
+    locked = {f.filename: f.sha256 for f in pin.files}
+    for pkg in files:
+        want = locked.get(pkg.filename)
+        sha = pkg.digests.get("sha256")
+        if want is not None and sha is not None and sha != want:
+            raise HashMismatchError(
+                f"{pkg.filename}: the index lists sha256 {sha}, the lock has {want} ({pin.name}=={pin.version}, line {pin.line})",
+                "check that the index is the one the lock was made from, or regenerate the lock",
+            )
+
 
 def best_ranked(pin: Pin, rank: Mapping[Tag, int], files: list[DistributionPackage]) -> tuple[DistributionPackage, str, Tag] | None:
     """The wheel of ``pin`` among the index ``files`` whose best tag ranks lowest in ``rank``
     (tag -> preference, 0 best), as (file, sha256 hex, that tag).
 
-    Only wheels of the pinned version whose sha256 (from the index's ``#sha256=`` link
+    Only wheels of the pinned version (and, for a pin with ``files``, of a locked file
+    name) whose sha256 (from the index's ``#sha256=`` link
     fragment, PEP 503, or the PEP 691 ``hashes``) is in the lock are eligible. Returns
     None when no wheel's tags are in ``rank``. Raises ``HashMismatchError`` when fitting
-    wheels exist but none carries a hash the lock allows.
+    wheels exist but none carries a hash the lock allows, or when a file the lock names
+    (PEP 751) is listed with another sha256 (``check_listing``).
     """
+    check_listing(pin, files)
+    locked = {f.filename for f in pin.files}
     best: tuple[int, DistributionPackage, str, Tag] | None = None
     rejected: list[tuple[str, str]] = []
     for pkg in files:
@@ -53,6 +75,8 @@ def best_ranked(pin: Pin, rank: Mapping[Tag, int], files: list[DistributionPacka
                 continue
         except (InvalidWheelFilename, InvalidVersion):
             continue
+        if pin.files and pkg.filename not in locked:
+            continue  # a PEP 751 lock names the files it allows
         fits = [(rank[t], t) for t in tags if t in rank]
         if not fits:
             continue

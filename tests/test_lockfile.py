@@ -48,7 +48,7 @@ def test_valid_lock(tmp_path):
         (f"foo==1.0,<2 --hash=sha256:{H1}\n", r":1: foo is not pinned with =="),
         ("bar==1.0\n", r":1: bar==1.0 has no --hash"),
         ("bar==1.0 --hash=md5:abc\n", r":1: bar has a non-sha256 or malformed hash"),
-        (f"bar==1.0 --hash=sha256:{H1}\nBar==1.0 --hash=sha256:{H2}\n", r":2: Bar is pinned twice \(also line 1\)"),
+        (f"bar==1.0 --hash=sha256:{H1}\nBar==1.0 --hash=sha256:{H2}\n", r":2: bar is pinned twice \(also line 1\)"),
         ("this is not a requirement\n", r":1: cannot parse"),
         ("-e git+https://example.invalid/x#egg=x\n", r":1: .* is not an index requirement"),
         ("# only a comment\n", r"pins nothing"),
