@@ -41,7 +41,8 @@ from .targets import Target
 from .verify import check_wheel
 
 if TYPE_CHECKING:
-    from .build import BuildOutcome, SdistBuilder
+    from .build import SdistBuilder
+    from .buildoutcome import BuildOutcome
 
 
 SBOM_NAME = "sbom.cdx.json"
@@ -216,7 +217,7 @@ def build_wheelhouse(
     ``allow_missing``; then nothing is written. ``out`` is replaced atomically. A wheelhouse
     that is already current (``current_manifest``) is kept as it is, without reading the index.
     """
-    from .build import BuildRequest
+    from .buildoutcome import BuildRequest
     from .errors import BuildFailedError
     from .report import readiness, write_readiness
 
@@ -276,7 +277,7 @@ def build_wheelhouse(
                 atomic.link_or_copy(o.wheel, tmp / o.target / o.filename)
         if sdist_builder is not None:
             for t in targets:
-                sdist_builder.import_check(t, tmp / t.name, outcomes)
+                outcomes[:] = sdist_builder.import_check(t, tmp / t.name, outcomes)
         if any(not o.ok for o in outcomes):
             raise _Failed
         (tmp / "install").mkdir()
