@@ -8,10 +8,12 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from indexserver import FixtureIndex, make_sdist, make_wheel, sha256
 from pypi_simple import DistributionPackage
 
 from factory import atomic, cibw, resources, toolchain
@@ -409,3 +411,126 @@ def test_import_check_fails_only_the_wheels_that_do_not_import(tmp_path):
     assert volumes[str(resources.path("checks/import_check.sh"))]["mode"] == "ro" and platform == "linux/amd64"
     assert checks.import_check(parse_target("musllinux_1_2_x86_64"), tmp_path, [musl]) == [musl]
     assert len(engine.runs) == 2  # musllinux: no container
+
+
+# -- the cibuildwheel runner -----------------------------------------------------------
+def _fake_cibuildwheel(monkeypatch, script: str) -> None:
+    """Stand in for cibuildwheel: ``script`` runs with argv [out]; nothing else changes."""
+    monkeypatch.setattr(cibw, "command", lambda sdist, target, out, config: [sys.executable, "-c", script, str(out)])
+
+
+def test_cibw_run_captures_the_log_and_the_wheel(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIBW_BUILD", "cp39-*")  # the host's own CIBW_* must not leak in
+    _fake_cibuildwheel(monkeypatch, (
+        "import os, sys, pathlib; out = pathlib.Path(sys.argv[1]); out.mkdir()\n"
+        "[print('line', i) for i in range(20)]\n"
+        "print('CIBW_BUILD=' + os.environ['CIBW_BUILD'], 'FOO=' + os.environ.get('CIBW_FOO', '-'))\n"
+        "(out / 'x-1.0-cp314-cp314-manylinux_2_28_x86_64.whl').write_bytes(b'w')\n"
+    ))  # fmt: skip
+    result = cibw.run(tmp_path / "x.tar.gz", parse_target("manylinux_2_28_x86_64"), {"CIBW_BUILD": "cp314-manylinux_x86_64"}, tmp_path, 60)
+    assert result.returncode == 0 and result.failure == "" and result.seconds >= 0
+    assert [w.name for w in result.wheels] == ["x-1.0-cp314-cp314-manylinux_2_28_x86_64.whl"]
+    assert len(result.tail) == cibw.LOG_TAIL and result.tail[-1] == "CIBW_BUILD=cp314-manylinux_x86_64 FOO=-"
+    assert result.log == tmp_path / "build.log" and "line 0" in result.log.read_text()
+
+
+def test_cibw_run_failures_are_results(tmp_path, monkeypatch):
+    _fake_cibuildwheel(monkeypatch, "import sys; print('error: no compiler'); sys.exit(3)")
+    failed = cibw.run(tmp_path / "x.tar.gz", parse_target("manylinux_2_28_x86_64"), {}, tmp_path, 60)
+    assert failed.failure == "cibuildwheel exited with 3" and failed.tail == ("error: no compiler",) and failed.wheels == ()
+    _fake_cibuildwheel(monkeypatch, "import time; time.sleep(30)")
+    slow = cibw.run(tmp_path / "x.tar.gz", parse_target("manylinux_2_28_x86_64"), {}, tmp_path, 0.5)
+    assert slow.returncode is None and slow.failure == "build timed out"
+    _fake_cibuildwheel(monkeypatch, "import pathlib, sys; pathlib.Path(sys.argv[1]).mkdir(exist_ok=True)")
+    none = cibw.run(tmp_path / "x.tar.gz", parse_target("manylinux_2_28_x86_64"), {}, tmp_path, 60)
+    assert none.failure == "cibuildwheel produced 0 wheels, expected 1"
+
+
+# -- the orchestrator, with only cibuildwheel stood in ---------------------------------
+UPSTREAM = "quay.io/pypa/manylinux_2_28_x86_64:2026.11.01-1@sha256:" + "c" * 64
+SETUPTOOLS = make_wheel("setuptools-80.0.0-py3-none-any.whl")
+
+
+@pytest.fixture
+def lane(tmp_path, resources_copy, monkeypatch):
+    """A real index on loopback (an sdist, setuptools), a project whose x86_64 manylinux target
+    builds in an upstream image (no Docker), and a stand-in cibuildwheel that records its runs."""
+    from factory.build import SdistBuilder
+    from factory.cache import FileCache
+    from factory.index import Index
+
+    sdists = {
+        "tinyc": make_sdist("tinyc", "1.0", {"setup.py": "from setuptools import setup\nsetup()\n"}),
+        "needsmaturin": make_sdist("needsmaturin", "1.0", {}, requires=("maturin>=1",)),
+    }
+    projects = {name: {f"{name}-1.0.tar.gz": data} for name, data in sdists.items()}
+    projects["setuptools"] = {"setuptools-80.0.0-py3-none-any.whl": SETUPTOOLS}
+    (tmp_path / "toolchain.txt").write_text("pip==25.0 --hash=sha256:" + "0" * 64 + "\n")
+    (tmp_path / "build.txt").write_text(f"setuptools==80.0.0 --hash=sha256:{hashlib.sha256(SETUPTOOLS).hexdigest()}\n")
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.factory]\ncache-dir = "{tmp_path / "cache"}"\ntoolchain = "toolchain.txt"\nbuild-constraints = "build.txt"\n'
+        f'[tool.factory.builders]\nmanylinux_2_28_x86_64 = "{UPSTREAM}"\n'
+    )
+    cfg = load_config(tmp_path / "pyproject.toml", env={})
+    runs: list[dict[str, str]] = []
+    exit_code = [0]
+
+    def run(sdist, target, env, work, timeout):
+        runs.append(dict(env))
+        (work / "build.log").write_text("Building wheel\n")
+        wheels: tuple[Path, ...] = ()
+        if exit_code[0] == 0:
+            (work / "out").mkdir()
+            wheel = work / "out" / "tinyc-1.0-cp314-cp314-manylinux_2_28_x86_64.whl"
+            wheel.write_bytes(make_wheel(wheel.name))
+            wheels = (wheel,)
+        return cibw.CibwRun(exit_code[0], 1.5, work / "build.log", ("Building wheel",), wheels)
+
+    monkeypatch.setattr(cibw, "run", run)
+
+    def connect() -> Connection:
+        raise AssertionError("nothing here needs the container engine")
+
+    with FixtureIndex(projects) as idx:
+        index = Index(idx.url, FileCache(cfg.cache_dir))
+        pins = {name: Pin(name, "1.0", frozenset({sha256(data)}), None, 1) for name, data in sdists.items()}
+        yield SdistBuilder(cfg, index, connect), pins, runs, exit_code
+
+
+def _build(builder, pin):
+    req = builder.request(pin, parse_target("manylinux_2_28_x86_64"))
+    assert not isinstance(req, BuildOutcome), req
+    return builder.build(req)
+
+
+def test_a_cell_is_built_once_and_rebuilt_when_its_wrapper_changes(lane, resources_copy):
+    builder, pins, runs, _ = lane
+    first = _build(builder, pins["tinyc"])
+    assert first.ok and not first.cached and first.builder == UPSTREAM and first.seconds == 1.5
+    assert first.tag == "cp314-cp314-manylinux_2_28_x86_64" and first.sha256 == hashlib.sha256(first.wheel.read_bytes()).hexdigest()
+    assert first.toolchain_sha256 == hashlib.sha256(builder.cfg.toolchain.read_bytes()).hexdigest()
+    assert runs[0]["CIBW_MANYLINUX_X86_64_IMAGE"] == UPSTREAM and "--label=io.factory.build-cache=" in runs[0]["CIBW_CONTAINER_ENGINE"]
+    again = _build(builder, pins["tinyc"])
+    assert again.cached and again.sha256 == first.sha256 and len(runs) == 1
+    with open(resources_copy / "sdist" / "zig-cc.sh", "a") as f:
+        f.write("# edited\n")
+    rebuilt = _build(builder, pins["tinyc"])
+    assert rebuilt.ok and not rebuilt.cached and len(runs) == 2
+
+
+def test_a_cell_that_fails_before_building_needs_no_engine(lane):
+    builder, pins, runs, _ = lane
+    outcome = _build(builder, pins["needsmaturin"])
+    assert not outcome.ok and "maturin>=1" in outcome.reason and runs == []
+    missing = builder.request(Pin("tinyc", "1.0", frozenset({"9" * 64}), None, 1), parse_target("manylinux_2_28_x86_64"))
+    assert isinstance(missing, BuildOutcome) and not missing.ok and "no sdist" in missing.reason
+
+
+def test_a_failed_build_is_retried_next_time(lane):
+    builder, pins, runs, exit_code = lane
+    exit_code[0] = 2
+    failed = _build(builder, pins["tinyc"])
+    assert not failed.ok and failed.reason == "cibuildwheel exited with 2" and failed.log_tail == ("Building wheel",)
+    assert Path(failed.log).read_text() == "Building wheel\n" and Path(failed.log).parent.name == "failed"
+    exit_code[0] = 0
+    assert _build(builder, pins["tinyc"]).ok and len(runs) == 2
