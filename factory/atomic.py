@@ -96,6 +96,26 @@ def sweep(out: Path) -> list[Path]:
     return gone
 
 
+def sweep_dir(parent: Path) -> list[Path]:
+    """Remove every temporary sibling a killed run left in ``parent``, whatever output it was
+    for: direct children named ``.<name>.tmp-*`` or ``.<name>.old-*`` (``replace_dir`` and
+    ``write_text``), and ``.tmp-*`` (the ``tempfile.mkdtemp`` names of earlier versions).
+    For caches whose entries are keyed (one output per key). Call it only while holding the
+    run lock of what ``parent`` belongs to. Returns what went; a missing ``parent`` is empty.
+    """
+    if not parent.is_dir():
+        return []
+    gone = []
+    for stale in parent.iterdir():
+        if stale.name.startswith(".") and (".tmp-" in stale.name or ".old-" in stale.name):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+            gone.append(stale)
+    return gone
+
+
 def link_or_copy(src: Path, dst: Path) -> None:
     """Hard-link ``src`` to ``dst`` (same filesystem), else copy it."""
     try:

@@ -11,9 +11,7 @@ a container without network.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -62,8 +60,8 @@ def builddeps_dir(cache_dir: Path, build_lock: Lock, target: Target, python: str
     ``<cache>/builddeps/<target>/<lock sha256[:16]>/`` holds the wheels (hash-verified on
     download and re-verified here on every reuse, against ``files.json``) and
     ``constraints.txt`` (``name==version`` lines, for ``PIP_CONSTRAINT``). Built in a temporary
-    directory and renamed. Raises ``BuildDependencyError`` when a pin has no wheel for the
-    target, plus the index's download errors.
+    sibling and renamed (``atomic.replace_dir``). Raises ``BuildDependencyError`` when a pin
+    has no wheel for the target, plus the index's download errors and ``OutputError``.
     """
     root = cache_dir / "builddeps" / target.name / build_lock.sha256[:16]
     recorded = root / "files.json"
@@ -82,18 +80,21 @@ def builddeps_dir(cache_dir: Path, build_lock: Lock, target: Target, python: str
                 "pin a version with a wheel for that target in constraints/build.in and run `make build-lock`",
             )
         chosen.append(choice)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root.parent))
-    try:
-        files = {}
+
+    def fill(tmp: Path) -> None:
+        files: dict[str, str] = {}
         for choice in chosen:
             path = index.fetch(choice.package, choice.sha256)
             atomic.link_or_copy(path, tmp / choice.package.filename)
             files[choice.package.filename] = choice.sha256
         (tmp / "constraints.txt").write_text("".join(f"{p.name}=={p.version}\n" for p in pins))
         (tmp / "files.json").write_text(json.dumps(files, indent=1, sort_keys=True))
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    atomic.replace_dir(root, fill)
     return root
+
+
+def sweep(cache_dir: Path) -> list[Path]:
+    """Remove the half-filled find-links directories a killed run left (run lock held)."""
+    root = cache_dir / "builddeps"
+    return [p for target in (sorted(root.iterdir()) if root.is_dir() else []) for p in atomic.sweep_dir(target)]

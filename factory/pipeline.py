@@ -7,7 +7,6 @@ targets, images for both arches, smoke, summary.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from filelock import FileLock, Timeout
 
 from . import atomic
 from . import bootstrap as bootstrap_stage
+from . import build as build_stage
 from . import images as images_stage
 from . import smoke as smoke_stage
 from . import wheelhouse as wheelhouse_stage
@@ -29,6 +29,7 @@ from .lockfile import Lock, read_lock
 from .progress import console
 from .registry import LocalRegistry, Registry, credentials
 from .report import print_summary
+from .sdistplan import Connection
 from .toolchain import tool_wheel
 
 
@@ -53,8 +54,7 @@ def exclusive(cache_dir: Path, *outputs: Path) -> Iterator[None]:
             stack.callback(lock.release)
         FileCache(cache_dir).sweep()
         bootstrap_stage.sweep(cache_dir)
-        for stale in [*cache_dir.glob("builds/.tmp-*"), *cache_dir.glob("builddeps/*/.tmp-*"), *cache_dir.glob("zig/.tmp-*")]:
-            shutil.rmtree(stale, ignore_errors=True)
+        build_stage.sweep(cache_dir)
         for out in outputs:
             atomic.sweep(out)
         yield
@@ -105,10 +105,10 @@ def sdist_builder(cfg: Config, index: Index, engine: Engine | None = None, regis
     """A factory for the build stage's ``SdistBuilder``: Docker, the registry and the base
     images are only reached when some cell actually needs a build."""
 
-    def connect() -> tuple[Engine, Registry, dict[str, bootstrap_stage.BaseImage], Path]:
+    def connect() -> Connection:
         eng = engine or Engine()
         reg = registry or connect_registry(cfg)
-        return eng, reg, bases_for(cfg), tool_wheel(cfg, index, "pip")
+        return Connection(engine=eng, registry=reg, bases=bases_for(cfg), pip_wheel=tool_wheel(cfg, index, "pip"))
 
     return lambda: SdistBuilder(cfg, index, connect)
 

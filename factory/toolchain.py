@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,11 +16,13 @@ from pathlib import Path
 from packaging.tags import Tag, sys_tags
 from packaging.utils import parse_wheel_filename
 
+from . import atomic, resources
 from .config import Config
 from .errors import LockError
 from .index import Index
 from .lockfile import Lock, read_lock
 from .selection import best_ranked
+from .targets import Target
 
 
 def toolchain_lock(cfg: Config) -> Lock:
@@ -70,35 +71,39 @@ def tool_requirements(cfg: Config, names: tuple[str, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-ZIG_WRAPPER = """#!/bin/sh
-# factory: {tool} for the build's target ($FACTORY_ZIG_TARGET, e.g. aarch64-linux-gnu.2.28).
-# zig is the host's native binary (static), so it runs at native speed even inside an
-# emulated aarch64 builder. /opt/factory/pyinc holds just <triplet>/python3.14, which
-# Debian's multiarch pyconfig.h includes; zig does not search /usr/include when cross-targeting.
-exec /opt/factory/zig/zig {tool} -target "$FACTORY_ZIG_TARGET" -isystem /opt/factory/pyinc "$@"
-"""
+ZIG_WRAPPER = "sdist/zig-cc.sh"  # the resource installed as bin/cc and bin/c++ in zig_root()
+
+
+def zig_target(target: Target) -> str:
+    """zig's ``-target`` for a wheel target: its glibc floor (``aarch64-linux-gnu.2.28``) for
+    manylinux, ``<arch>-linux-musl`` for musllinux."""
+    if target.libc == "manylinux":
+        return f"{target.arch}-linux-gnu.{target.floor[0]}.{target.floor[1]}"
+    return f"{target.arch}-linux-musl"
 
 
 def zig_root(cfg: Config, index: Index) -> Path:
     """The toolchain's ziglang wheel for this host, unpacked once into the cache.
 
-    Returns ``<cache>/zig/<wheel sha256>/``, holding ``zig/`` (the wheel's ``ziglang``
-    directory: the static ``zig`` binary and its ``lib/``) and ``bin/cc``, ``bin/c++``
-    wrappers, mounted read-only at ``/opt/factory/zig`` and ``/opt/factory/bin`` in builders. Unpacked to a
-    temporary directory and renamed, so a killed run leaves no half tree.
+    Returns ``<cache>/zig/<wheel sha256>-<wrapper sha256[:16]>/``, holding ``zig/`` (the
+    wheel's ``ziglang`` directory: the static ``zig`` binary and its ``lib/``) and ``bin/cc``,
+    ``bin/c++`` (copies of the ``sdist/zig-cc.sh`` resource), mounted read-only at
+    ``/opt/factory/zig`` and ``/opt/factory/bin`` in builders. The directory is named by the
+    wheel and the wrapper, so an edited wrapper is written out afresh. Built in a temporary
+    sibling and renamed (``atomic.replace_dir``), so a killed run leaves no half tree.
 
     Raises ``LockError`` if the toolchain does not pin ziglang or the index has no wheel of
-    it for this host, plus download errors.
+    it for this host, plus download errors and ``OutputError``.
     """
     host = {t: i for i, t in enumerate(sys_tags())}
     path = tool_wheel(cfg, index, "ziglang", rank=host)
+    wrapper = resources.path(ZIG_WRAPPER)
     # FileCache keeps each file in a directory named by its sha256, checked by tool_wheel
-    root = cfg.cache_dir / "zig" / path.parent.name
+    root = cfg.cache_dir / "zig" / f"{path.parent.name}-{resources.digest(ZIG_WRAPPER)[:16]}"
     if (root / "zig" / "zig").is_file():
         return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root.parent))
-    try:
+
+    def unpack(tmp: Path) -> None:
         with zipfile.ZipFile(path) as z:
             for member in z.namelist():
                 if member.startswith("ziglang/") and not member.endswith("/"):
@@ -107,10 +112,13 @@ def zig_root(cfg: Config, index: Index) -> Path:
         os.chmod(tmp / "zig" / "zig", 0o755)
         (tmp / "bin").mkdir()
         for tool in ("cc", "c++"):
-            wrapper = tmp / "bin" / tool
-            wrapper.write_text(ZIG_WRAPPER.format(tool=tool))
-            os.chmod(wrapper, 0o755)
-        os.replace(tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copyfile(wrapper, tmp / "bin" / tool)
+            os.chmod(tmp / "bin" / tool, 0o755)
+
+    atomic.replace_dir(root, unpack)
     return root
+
+
+def sweep(cache_dir: Path) -> list[Path]:
+    """Remove the half-unpacked zig trees a killed run left (call with the cache's run lock)."""
+    return atomic.sweep_dir(cache_dir / "zig")

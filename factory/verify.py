@@ -13,7 +13,10 @@ from email.parser import Parser
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
+from elftools.elf.sections import SymbolTableSection
 from packaging.tags import parse_tag
 from packaging.utils import parse_wheel_filename
 
@@ -79,7 +82,7 @@ def glibc_versions_above(path: Path, floor: tuple[int, int]) -> list[str]:
         versym = elf.get_section_by_name(".gnu.version")
         dynsym = elf.get_section_by_name(".dynsym")
         verneed = elf.get_section_by_name(".gnu.version_r")
-        if versym is None or dynsym is None or verneed is None:
+        if not (isinstance(versym, GNUVerSymSection) and isinstance(dynsym, SymbolTableSection) and isinstance(verneed, GNUVerNeedSection)):
             continue
         names = {}
         for _, auxes in verneed.iter_versions():
@@ -98,7 +101,7 @@ def elf_exports(data: bytes) -> set[str]:
     """Names of the global/weak symbols an ELF shared object defines in ``.dynsym``."""
     elf = ELFFile(io.BytesIO(data))
     dynsym = elf.get_section_by_name(".dynsym")
-    if dynsym is None:
+    if not isinstance(dynsym, SymbolTableSection):
         return set()
     return {
         s.name
@@ -128,14 +131,15 @@ def check_musl_wheel(path: Path, target: Target, exports: set[str]) -> None:
         if elf.header["e_machine"] != want_machine:
             raise WheelContentError(f"{path.name}: {member} is built for {elf.header['e_machine']}, not {want_machine}", fix)
         dynamic = elf.get_section_by_name(".dynamic")
-        needed = {t.needed for t in dynamic.iter_tags() if t.entry.d_tag == "DT_NEEDED"} if dynamic else set()
+        tags = dynamic.iter_tags("DT_NEEDED") if isinstance(dynamic, DynamicSection) else []
+        needed = {t.needed for t in tags}  # type: ignore[attr-defined]  # pyelftools sets it on DT_NEEDED tags
         extra = needed - {libc} - bundled
         if extra:
             raise WheelContentError(f"{path.name}: {member} needs {', '.join(sorted(extra))}; a musllinux wheel may need only {libc}", fix)
         dynsym = elf.get_section_by_name(".dynsym")
         missing = sorted(
             s.name
-            for s in (dynsym.iter_symbols() if dynsym else [])
+            for s in (dynsym.iter_symbols() if isinstance(dynsym, SymbolTableSection) else [])
             if s.name and s["st_shndx"] == "SHN_UNDEF" and s["st_info"]["bind"] == "STB_GLOBAL" and s.name not in provided
         )
         if missing:

@@ -47,7 +47,8 @@ from .verify import check_wheel
 from .wheelsbom import wheelhouse_sbom
 
 if TYPE_CHECKING:
-    from .build import BuildOutcome, SdistBuilder
+    from .build import SdistBuilder
+    from .buildoutcome import BuildOutcome
 
 
 SBOM_NAME = "sbom.cdx.json"
@@ -254,7 +255,7 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
     atomically. A wheelhouse that is already current (``current_manifest``) is kept as it
     is, without reading the index.
     """
-    from .build import BuildRequest
+    from .buildoutcome import BuildRequest
     from .errors import BuildFailedError
 
     current = current_manifest(req)
@@ -306,7 +307,7 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
                 atomic.link_or_copy(o.wheel, tmp / o.target / o.filename)
         if sdist_builder is not None:
             for t in req.targets:
-                sdist_builder.import_check(t, tmp / t.name, outcomes)
+                outcomes[:] = sdist_builder.import_check(t, tmp / t.name, outcomes)
         if any(not o.ok for o in outcomes):
             raise _Failed
         (tmp / "install").mkdir()

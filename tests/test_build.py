@@ -1,17 +1,33 @@
-"""The build stage's pure parts: zig targets, cibuildwheel variables, sdist choice, modules."""
+"""The sdist lane's pure parts: zig targets, cibuildwheel variables, sdist choice, modules,
+the cell planner, outcome records, the build cache key and entries, the zig tree."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+from indexserver import FixtureIndex, make_sdist, make_wheel, sha256
 from pypi_simple import DistributionPackage
 
-from factory.build import best_sdist, cibuildwheel_env, top_level_modules, zig_target
+from factory import atomic, cibw, resources, toolchain
+from factory.buildcache import BuildCache, cell_key
+from factory.buildchecks import WheelChecks, top_level_modules
+from factory.buildoutcome import BuildOutcome
+from factory.cibw import Mounts, cibuildwheel_env
+from factory.config import load_config
 from factory.lockfile import Pin
+from factory.sdistplan import CellPlanner, Connection, best_sdist
 from factory.targets import parse_target
+from factory.toolchain import zig_target
 
-DEPS, ZIG, ZIG_CACHE = Path("/c/builddeps/t/x"), Path("/c/zig/abc"), Path("/c/zig-cache")
+MOUNTS = Mounts(Path("/c/builddeps/t/x"), Path("/c/zig/abc"), Path("/c/zig-cache"), Path("/f/resources/sdist"))
 
 
 def test_zig_target_is_the_glibc_floor_or_musl():
@@ -21,32 +37,52 @@ def test_zig_target_is_the_glibc_floor_or_musl():
 
 
 def test_bootstrapped_builder_env_is_offline_with_zig():
-    env = cibuildwheel_env("3.14.8", parse_target("musllinux_1_2_aarch64"), "r/builder@sha256:1", DEPS, ZIG, ZIG_CACHE, 1700000000, "io.factory.build-cache=ab")
+    env = cibuildwheel_env("3.14.8", parse_target("musllinux_1_2_aarch64"), "r/builder@sha256:1", MOUNTS, 1700000000, "io.factory.build-cache=ab")
     assert env["CIBW_BUILD"] == "cp314-musllinux_aarch64"
     assert env["CIBW_MUSLLINUX_AARCH64_IMAGE"] == "r/builder@sha256:1"
     engine = env["CIBW_CONTAINER_ENGINE"]
     assert engine.startswith("docker; disable_host_mount: true; create_args: --network=none ")
     assert "--label=io.factory.build-cache=ab" in engine
-    assert f"--volume={DEPS}:/opt/factory/deps:ro" in engine and f"--volume={ZIG}/zig:/opt/factory/zig:ro" in engine
+    assert f"--volume={MOUNTS.deps}:/opt/factory/deps:ro" in engine and f"--volume={MOUNTS.zig}/zig:/opt/factory/zig:ro" in engine
+    assert f"--volume={MOUNTS.resources}:/opt/factory/resources:ro" in engine
     assert "FACTORY_ZIG_TARGET=aarch64-linux-musl" in env["CIBW_ENVIRONMENT"]
     assert "PIP_NO_INDEX=1" in env["CIBW_ENVIRONMENT"] and "SOURCE_DATE_EPOCH=1700000000" in env["CIBW_ENVIRONMENT"]
-    assert "musl_repair.py" in env["CIBW_REPAIR_WHEEL_COMMAND"]
-    many = cibuildwheel_env("3.14.8", parse_target("manylinux_2_28_x86_64"), "b", DEPS, ZIG, ZIG_CACHE, 1)
+    assert env["CIBW_REPAIR_WHEEL_COMMAND"] == "python /opt/factory/resources/musl_repair.py {wheel} {dest_dir} aarch64"
+    many = cibuildwheel_env("3.14.8", parse_target("manylinux_2_28_x86_64"), "b", MOUNTS, 1)
     assert many["CIBW_REPAIR_WHEEL_COMMAND"].startswith("auditwheel repair")
 
 
+def test_compiler_environment_is_the_one_builds_always_had():
+    # byte for byte what build.py passed before the split: same inputs, same wheels
+    env = cibuildwheel_env("3.14.8", parse_target("manylinux_2_28_aarch64"), "b", MOUNTS, 42)
+    assert env["CIBW_ENVIRONMENT"] == (
+        "CC=/opt/factory/bin/cc CXX=/opt/factory/bin/c++ LDSHARED='/opt/factory/bin/cc -shared' "
+        "LDCXXSHARED='/opt/factory/bin/c++ -shared' FACTORY_ZIG_TARGET=aarch64-linux-gnu.2.28 "
+        "ZIG_GLOBAL_CACHE_DIR=/opt/factory/zig-cache ZIG_LOCAL_CACHE_DIR=/tmp/zig-local-cache "
+        "PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/factory/deps PIP_CONSTRAINT=/opt/factory/deps/constraints.txt SOURCE_DATE_EPOCH=42"
+    )
+
+
 def test_upstream_builder_env_uses_its_own_compiler():
-    env = cibuildwheel_env("3.14.8", parse_target("musllinux_1_2_x86_64"), "quay.io/pypa/m@sha256:1", DEPS, None, ZIG_CACHE, 1)
+    upstream = Mounts(MOUNTS.deps, None, MOUNTS.zig_cache, MOUNTS.resources)
+    env = cibuildwheel_env("3.14.8", parse_target("musllinux_1_2_x86_64"), "quay.io/pypa/m@sha256:1", upstream, 1)
     assert "CC=" not in env["CIBW_ENVIRONMENT"] and "zig" not in env["CIBW_CONTAINER_ENGINE"]
     assert "CIBW_REPAIR_WHEEL_COMMAND" not in env  # cibuildwheel's default auditwheel repair
     assert "--network=none" in env["CIBW_CONTAINER_ENGINE"] and "PIP_NO_INDEX=1" in env["CIBW_ENVIRONMENT"]
+
+
+def test_cibuildwheel_command_reads_only_our_options(tmp_path):
+    cmd = cibw.command(tmp_path / "x-1.0.tar.gz", parse_target("musllinux_1_2_aarch64"), tmp_path / "out", resources.path(cibw.CONFIG_FILE))
+    assert cmd[1:4] == ["-m", "cibuildwheel", str(tmp_path / "x-1.0.tar.gz")]
+    assert cmd[cmd.index("--archs") + 1] == "aarch64" and cmd[cmd.index("--platform") + 1] == "linux"
+    assert Path(cmd[cmd.index("--config-file") + 1]).is_absolute()
 
 
 def _pkg(filename: str, sha: str) -> DistributionPackage:
     return DistributionPackage(
         filename=filename, url=f"https://x/{filename}", project=None, version=None, package_type="sdist",
         digests={"sha256": sha}, requires_python=None, has_sig=None,
-    )
+    )  # fmt: skip
 
 
 def test_best_sdist_needs_a_locked_hash():
@@ -54,7 +90,8 @@ def test_best_sdist_needs_a_locked_hash():
     files = [_pkg("asyncpg-0.30.0.tar.gz", "b" * 64), _pkg("asyncpg-0.29.0.tar.gz", "a" * 64)]
     assert best_sdist(pin, files) is None
     files.append(_pkg("asyncpg-0.30.0.tar.gz", "a" * 64))
-    assert best_sdist(pin, files)[1] == "a" * 64
+    found = best_sdist(pin, files)
+    assert found is not None and found[1] == "a" * 64
 
 
 def test_top_level_modules(tmp_path):
@@ -65,31 +102,435 @@ def test_top_level_modules(tmp_path):
     assert top_level_modules(wheel) == ["_speed", "mod", "pkg"]
 
 
-def test_musl_cross_builds_take_build_dependencies_for_the_builder(tmp_path):
-    from factory.build import SdistBuilder
-    from factory.config import load_config
+def _no_connection() -> Connection:
+    raise AssertionError("the planner must not reach the engine here")
 
+
+def test_musl_cross_builds_take_build_dependencies_for_the_builder(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.factory]\n")
     cfg = load_config(tmp_path / "pyproject.toml", env={})
-    builder = SdistBuilder(cfg, index=None, connect=lambda: None)
+    planner = CellPlanner(cfg, index=None, connection=_no_connection)  # type: ignore[arg-type]
     # zig cross-builds musl wheels in the glibc builder: pip installs Cython etc. there
-    assert builder.build_platform(parse_target("musllinux_1_2_aarch64")).name == "manylinux_2_28_aarch64"
-    assert builder.build_platform(parse_target("manylinux_2_28_x86_64")).name == "manylinux_2_28_x86_64"
+    assert planner.build_platform(parse_target("musllinux_1_2_aarch64")).name == "manylinux_2_28_aarch64"
+    assert planner.build_platform(parse_target("manylinux_2_28_x86_64")).name == "manylinux_2_28_x86_64"
     pypa = "quay.io/pypa/musllinux_1_2_x86_64:2026.11.01-1@sha256:" + "c" * 64
     (tmp_path / "pyproject.toml").write_text(f'[tool.factory.builders]\nmusllinux_1_2_x86_64 = "{pypa}"\n')
-    upstream = SdistBuilder(load_config(tmp_path / "pyproject.toml", env={}), index=None, connect=lambda: None)
+    upstream = CellPlanner(load_config(tmp_path / "pyproject.toml", env={}), index=None, connection=_no_connection)  # type: ignore[arg-type]
     assert upstream.build_platform(parse_target("musllinux_1_2_x86_64")).name == "musllinux_1_2_x86_64"
+    assert upstream.builder_for(parse_target("musllinux_1_2_x86_64")) == pypa and upstream.upstream(parse_target("musllinux_1_2_x86_64"))
 
 
 def test_per_package_build_constraints(tmp_path):
-    from factory.build import SdistBuilder
-    from factory.config import load_config
-
     (tmp_path / "build.txt").write_text("cython==3.3.1 --hash=sha256:" + "a" * 64 + "\n")
     (tmp_path / "old-cython.txt").write_text("cython==0.29.37 --hash=sha256:" + "b" * 64 + "\n")
     (tmp_path / "pyproject.toml").write_text(
         '[tool.factory]\nbuild-constraints = "build.txt"\n[tool.factory.build-overrides]\nLegacy_Pkg = "old-cython.txt"\n'
     )
-    builder = SdistBuilder(load_config(tmp_path / "pyproject.toml", env={}), index=None, connect=lambda: None)
-    assert builder.build_lock("legacy-pkg").pin("cython").version == "0.29.37"
-    assert builder.build_lock("asyncpg").pin("cython").version == "3.3.1"
+    planner = CellPlanner(load_config(tmp_path / "pyproject.toml", env={}), index=None, connection=_no_connection)  # type: ignore[arg-type]
+    assert planner.build_lock("legacy-pkg").pin("cython").version == "0.29.37"
+    assert planner.build_lock("asyncpg").pin("cython").version == "3.3.1"
+
+
+# -- outcome records -------------------------------------------------------------------
+OK = BuildOutcome(
+    "tinyc", "1.0", "manylinux_2_28_x86_64", ok=True, sdist="tinyc-1.0.tar.gz", sdist_sha256="a" * 64,
+    builder="r/b@sha256:" + "b" * 64, toolchain_sha256="c" * 64, build_constraints_sha256="d" * 64,
+    filename="tinyc-1.0-cp314-cp314-manylinux_2_5_x86_64.whl", sha256="e" * 64, tag="cp314-cp314-manylinux_2_5_x86_64",
+    seconds=12.5, log_tail=("a", "b"), log="/c/builds/k/build.log",
+)  # fmt: skip
+
+
+def test_outcome_json_round_trip():
+    data = json.loads(json.dumps(OK.to_json()))
+    assert data["log_tail"] == ["a", "b"] and set(data) >= {"name", "sdist_sha256", "builder", "seconds", "cross_built", "cached"}
+    assert BuildOutcome.from_json(data) == OK
+    assert OK.wheel == Path("/c/builds/k") / OK.filename
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda d: d.pop("name"), lambda d: d.update(ok="yes"), lambda d: d.update(seconds=True), lambda d: d.update(log_tail=[1])],
+)
+def test_outcome_json_refuses_bad_records(change):
+    data = OK.to_json()
+    change(data)
+    with pytest.raises(ValueError):
+        BuildOutcome.from_json(data)
+    with pytest.raises(ValueError):
+        BuildOutcome.from_json(["not", "an", "object"])
+
+
+# -- the build cache key ---------------------------------------------------------------
+KEY_ARGS = dict(
+    python="3.14.8", target=parse_target("manylinux_2_28_x86_64"), builder="r/b@sha256:" + "1" * 64, zig=True,
+    sdist_sha256="2" * 64, epoch=1700000000, toolchain_sha256="3" * 64, build_constraints_sha256="4" * 64,
+)  # fmt: skip
+
+
+@pytest.fixture
+def resources_copy(tmp_path, monkeypatch):
+    """The package's resources, copied: edits to the copy are what the key must see."""
+    root = tmp_path / "resources"
+    shutil.copytree(resources.ROOT, root, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(resources, "ROOT", root)
+    return root
+
+
+def test_identical_inputs_give_the_same_key(resources_copy):
+    assert cell_key(**KEY_ARGS) == cell_key(**KEY_ARGS)
+    assert cell_key(**KEY_ARGS).hexdigest() == cell_key(**KEY_ARGS).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("python", "3.14.9"),
+        ("target", parse_target("musllinux_1_2_x86_64")),
+        ("builder", "r/b@sha256:" + "9" * 64),
+        ("zig", False),
+        ("sdist_sha256", "9" * 64),
+        ("epoch", 1700000001),
+        ("toolchain_sha256", "9" * 64),
+        ("build_constraints_sha256", "9" * 64),
+    ],
+)
+def test_each_input_changes_the_key(resources_copy, field, value):
+    assert cell_key(**{**KEY_ARGS, field: value}).hexdigest() != cell_key(**KEY_ARGS).hexdigest()
+
+
+@pytest.mark.parametrize("name", ["sdist/zig-cc.sh", "sdist/cibuildwheel.toml", "sdist/musl_repair.py", "sdist/new-helper.sh"])
+def test_editing_a_build_resource_changes_the_key(resources_copy, name):
+    before = cell_key(**KEY_ARGS).hexdigest()
+    path = resources_copy / name
+    path.write_bytes((path.read_bytes() if path.exists() else b"") + b"\n# edited\n")
+    assert cell_key(**KEY_ARGS).hexdigest() != before
+
+
+def test_resources_outside_the_build_leave_the_key(resources_copy):
+    before = cell_key(**KEY_ARGS).hexdigest()
+    with open(resources_copy / "checks" / "import_check.sh", "a") as f:
+        f.write("# edited\n")
+    assert cell_key(**KEY_ARGS).hexdigest() == before
+
+
+def test_a_compiler_flag_changes_the_key(resources_copy, monkeypatch):
+    before = cell_key(**KEY_ARGS).hexdigest()
+    monkeypatch.setitem(cibw.ZIG_COMPILERS, "CFLAGS", "-O3")
+    assert cell_key(**KEY_ARGS).hexdigest() != before
+    monkeypatch.delitem(cibw.ZIG_COMPILERS, "CFLAGS")
+    monkeypatch.setitem(cibw.ZIG_COMPILERS, "CC", "'/opt/factory/bin/cc -fno-plt'")
+    assert cell_key(**KEY_ARGS).hexdigest() != before
+
+
+def test_the_cibuildwheel_version_changes_the_key(resources_copy, monkeypatch):
+    before = cell_key(**KEY_ARGS).hexdigest()
+    monkeypatch.setattr(cibw, "version", lambda: "9.9.9")
+    assert cell_key(**KEY_ARGS).hexdigest() != before
+
+
+# -- build cache entries ---------------------------------------------------------------
+def _wheel_build(name: str = OK.filename, ok: bool = True):
+    def build(work: Path) -> BuildOutcome:
+        (work / "build.log").write_text("compiling\nok\n")
+        if not ok:
+            return BuildOutcome("tinyc", "1.0", "manylinux_2_28_x86_64", ok=False, sdist="s", sdist_sha256="a" * 64, reason="boom")
+        (work / name).write_bytes(b"wheel bytes")
+        return BuildOutcome(
+            "tinyc", "1.0", "manylinux_2_28_x86_64", ok=True, sdist="s", sdist_sha256="a" * 64,
+            filename=name, sha256=hashlib.sha256(b"wheel bytes").hexdigest(), seconds=3.0,
+        )  # fmt: skip
+
+    return build
+
+
+def _leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".tmp-" in p.name or ".old-" in p.name]
+
+
+def test_a_stored_build_is_reused_verified(tmp_path, resources_copy):
+    cache, key = BuildCache(tmp_path / "builds"), cell_key(**KEY_ARGS)
+    assert cache.get(key) is None
+    stored = cache.put(key, _wheel_build())
+    entry = cache.entry(key)
+    assert stored.ok and not stored.cached and stored.log == str(entry / "build.log") and stored.wheel.read_bytes() == b"wheel bytes"
+    again = cache.get(key)
+    assert again is not None and again.cached and again.seconds == 3.0 and again.sha256 == stored.sha256
+    assert not _leftovers(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda e: (e / OK.filename).write_bytes(b"tampered"),
+        lambda e: (e / OK.filename).unlink(),
+        lambda e: (e / "outcome.json").write_text("{not json"),
+        lambda e: (e / "outcome.json").write_text('{"name": "tinyc"}'),
+    ],
+)
+def test_a_corrupt_entry_is_evicted(tmp_path, resources_copy, damage):
+    cache, key = BuildCache(tmp_path / "builds"), cell_key(**KEY_ARGS)
+    cache.put(key, _wheel_build())
+    damage(cache.entry(key))
+    assert cache.get(key) is None
+    assert not cache.entry(key).exists()  # evicted: the next put rebuilds it
+    assert cache.put(key, _wheel_build()).ok and cache.get(key) is not None
+
+
+def test_a_failed_build_is_not_cached_and_keeps_its_log(tmp_path, resources_copy):
+    cache, key = BuildCache(tmp_path / "builds"), cell_key(**KEY_ARGS)
+    failed = cache.put(key, _wheel_build(ok=False))
+    assert not failed.ok and not cache.entry(key).exists()
+    assert Path(failed.log) == tmp_path / "builds" / "failed" / "tinyc-1.0-manylinux_2_28_x86_64.log"
+    assert Path(failed.log).read_text() == "compiling\nok\n"
+    assert not _leftovers(tmp_path)
+
+
+def test_a_build_that_raises_leaves_nothing(tmp_path, resources_copy):
+    cache, key = BuildCache(tmp_path / "builds"), cell_key(**KEY_ARGS)
+
+    def build(work: Path) -> BuildOutcome:
+        (work / "build.log").write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.put(key, build)
+    assert not cache.entry(key).exists() and not _leftovers(tmp_path)
+
+
+def test_sweep_removes_a_killed_runs_temporary_directories(tmp_path):
+    from factory.build import sweep
+
+    stale = [
+        tmp_path / "builds" / ".abc.tmp-1",
+        tmp_path / "builds" / ".tmp-legacy",
+        tmp_path / "builddeps" / "manylinux_2_28_x86_64" / ".0123.tmp-x",
+        tmp_path / "zig" / ".z.old-y",
+    ]
+    kept = [tmp_path / "builds" / "abc", tmp_path / "builddeps" / "manylinux_2_28_x86_64" / "0123", tmp_path / "zig" / "z"]
+    for d in stale + kept:
+        (d / "sub").mkdir(parents=True)
+    (tmp_path / "builds" / "failed").mkdir()
+    (tmp_path / "builds" / "failed" / ".x.log.tmp-1").write_text("")
+    gone = sweep(tmp_path)
+    assert sorted(gone) == sorted([*stale, tmp_path / "builds" / "failed" / ".x.log.tmp-1"])
+    assert all(d.is_dir() for d in kept) and not any(d.exists() for d in stale)
+    assert atomic.sweep_dir(tmp_path / "missing") == []
+
+
+# -- the zig tree ----------------------------------------------------------------------
+@pytest.fixture
+def zig_wheel(tmp_path, monkeypatch):
+    """A stand-in ziglang wheel in a FileCache-like directory named by its sha256."""
+    staged = tmp_path / "staged.whl"
+    with zipfile.ZipFile(staged, "w") as z:
+        z.writestr("ziglang/zig", '#!/bin/sh\necho zig "$@"\n')
+        z.writestr("ziglang/lib/libc.txt", "libc")
+        z.writestr("ziglang-0.15.1.dist-info/RECORD", "")
+    sha = hashlib.sha256(staged.read_bytes()).hexdigest()
+    wheel = tmp_path / "files" / sha / "ziglang-0.15.1-py3-none-manylinux_2_12_x86_64.whl"
+    wheel.parent.mkdir(parents=True)
+    staged.rename(wheel)
+    monkeypatch.setattr(toolchain, "tool_wheel", lambda cfg, index, name, rank=None: wheel)
+    (tmp_path / "pyproject.toml").write_text(f'[tool.factory]\ncache-dir = "{tmp_path / "cache"}"\n')
+    return load_config(tmp_path / "pyproject.toml", env={}), sha
+
+
+def test_zig_root_unpacks_once(zig_wheel, resources_copy):
+    cfg, sha = zig_wheel
+    root = toolchain.zig_root(cfg, None)  # type: ignore[arg-type]
+    assert root.parent == cfg.cache_dir / "zig" and root.name.startswith(sha)
+    assert (root / "zig" / "zig").read_text().startswith("#!/bin/sh") and os.access(root / "zig" / "zig", os.X_OK)
+    assert (root / "zig" / "lib" / "libc.txt").is_file()
+    for tool in ("cc", "c++"):
+        assert (root / "bin" / tool).read_bytes() == (resources_copy / toolchain.ZIG_WRAPPER).read_bytes()
+        assert os.access(root / "bin" / tool, os.X_OK)
+    mtime = (root / "bin" / "cc").stat().st_mtime_ns
+    assert toolchain.zig_root(cfg, None) == root and (root / "bin" / "cc").stat().st_mtime_ns == mtime  # type: ignore[arg-type]
+    assert not _leftovers(cfg.cache_dir)
+
+
+def test_zig_root_rewrites_an_edited_wrapper(zig_wheel, resources_copy):
+    cfg, _ = zig_wheel
+    first = toolchain.zig_root(cfg, None)  # type: ignore[arg-type]
+    wrapper = resources_copy / toolchain.ZIG_WRAPPER
+    wrapper.write_text(wrapper.read_text().replace("-isystem /opt/factory/pyinc", "-isystem /opt/factory/pyinc -g0"))
+    second = toolchain.zig_root(cfg, None)  # type: ignore[arg-type]
+    assert second != first
+    assert "-g0" in (second / "bin" / "cc").read_text() and "-g0" in (second / "bin" / "c++").read_text()
+
+
+@pytest.mark.parametrize("tool", ["cc", "c++"])
+def test_zig_wrapper_calls_zig_for_its_name_and_the_target(tmp_path, tool):
+    fake = tmp_path / "zig"
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    fake.chmod(0o755)
+    text = resources.path(toolchain.ZIG_WRAPPER).read_text().replace("/opt/factory/zig/zig", str(fake))
+    wrapper = tmp_path / tool
+    wrapper.write_text(text)
+    wrapper.chmod(0o755)
+    out = subprocess.run([str(wrapper), "-c", "x.c"], env={"FACTORY_ZIG_TARGET": "aarch64-linux-gnu.2.28", "PATH": os.environ["PATH"]},
+                         capture_output=True, text=True, check=True).stdout.split("\n")  # fmt: skip
+    assert out[:7] == [tool, "-target", "aarch64-linux-gnu.2.28", "-isystem", "/opt/factory/pyinc", "-c", "x.c"]
+
+
+# -- the import check ------------------------------------------------------------------
+class _Engine:
+    """Records container runs; a wheel named in ``broken`` fails to import."""
+
+    def __init__(self, broken: set[str]) -> None:
+        self.broken, self.runs = broken, []
+
+    def ensure_local(self, ref, platform, auth):
+        pass
+
+    def run(self, image, command, *, volumes, platform, network):
+        self.runs.append((image, command, volumes, platform, network))
+        return (1, "ModuleNotFoundError: No module named '_tinyc'\n") if command[2] in self.broken else (0, "imported\n")
+
+
+def test_import_check_fails_only_the_wheels_that_do_not_import(tmp_path):
+    from factory.bootstrap import BaseImage
+
+    (tmp_path / "pyproject.toml").write_text("[tool.factory]\n")
+    cfg = load_config(tmp_path / "pyproject.toml", env={})
+    good = OK
+    bad = BuildOutcome(**{**OK.to_json(), "name": "broken", "filename": "broken-1.0-cp314-cp314-manylinux_2_5_x86_64.whl", "log_tail": ()})
+    musl = BuildOutcome(**{**OK.to_json(), "target": "musllinux_1_2_x86_64", "log_tail": ()})
+    for o in (good, bad):
+        with zipfile.ZipFile(tmp_path / o.filename, "w") as z:
+            z.writestr("_tinyc.cpython-314-x86_64-linux-gnu.so", "")
+    engine = _Engine({bad.filename})
+    base = BaseImage(arch="amd64", ref="r/python@sha256:" + "f" * 64, tag="t", source="bootstrap")
+    conn = Connection(engine=engine, registry=type("R", (), {"auth": None})(), bases={"amd64": base}, pip_wheel=tmp_path / "pip.whl")  # type: ignore[arg-type]
+    checks = WheelChecks(cfg, lambda: conn)
+    checked = checks.import_check(parse_target("manylinux_2_28_x86_64"), tmp_path, [good, bad, musl])
+    assert checked[0] == good and checked[2] == musl
+    assert not checked[1].ok and "importing _tinyc" in checked[1].reason and checked[1].log_tail[-1].startswith("ModuleNotFoundError")
+    _, command, volumes, platform, network = engine.runs[0]
+    assert command[:2] == ["sh", "/opt/factory/import_check.sh"] and command[3:] == ["_tinyc"] and network is False
+    assert volumes[str(resources.path("checks/import_check.sh"))]["mode"] == "ro" and platform == "linux/amd64"
+    assert checks.import_check(parse_target("musllinux_1_2_x86_64"), tmp_path, [musl]) == [musl]
+    assert len(engine.runs) == 2  # musllinux: no container
+
+
+# -- the cibuildwheel runner -----------------------------------------------------------
+def _fake_cibuildwheel(monkeypatch, script: str) -> None:
+    """Stand in for cibuildwheel: ``script`` runs with argv [out]; nothing else changes."""
+    monkeypatch.setattr(cibw, "command", lambda sdist, target, out, config: [sys.executable, "-c", script, str(out)])
+
+
+def test_cibw_run_captures_the_log_and_the_wheel(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIBW_BUILD", "cp39-*")  # the host's own CIBW_* must not leak in
+    _fake_cibuildwheel(monkeypatch, (
+        "import os, sys, pathlib; out = pathlib.Path(sys.argv[1]); out.mkdir()\n"
+        "[print('line', i) for i in range(20)]\n"
+        "print('CIBW_BUILD=' + os.environ['CIBW_BUILD'], 'FOO=' + os.environ.get('CIBW_FOO', '-'))\n"
+        "(out / 'x-1.0-cp314-cp314-manylinux_2_28_x86_64.whl').write_bytes(b'w')\n"
+    ))  # fmt: skip
+    result = cibw.run(tmp_path / "x.tar.gz", parse_target("manylinux_2_28_x86_64"), {"CIBW_BUILD": "cp314-manylinux_x86_64"}, tmp_path, 60)
+    assert result.returncode == 0 and result.failure == "" and result.seconds >= 0
+    assert [w.name for w in result.wheels] == ["x-1.0-cp314-cp314-manylinux_2_28_x86_64.whl"]
+    assert len(result.tail) == cibw.LOG_TAIL and result.tail[-1] == "CIBW_BUILD=cp314-manylinux_x86_64 FOO=-"
+    assert result.log == tmp_path / "build.log" and "line 0" in result.log.read_text()
+
+
+def test_cibw_run_failures_are_results(tmp_path, monkeypatch):
+    _fake_cibuildwheel(monkeypatch, "import sys; print('error: no compiler'); sys.exit(3)")
+    failed = cibw.run(tmp_path / "x.tar.gz", parse_target("manylinux_2_28_x86_64"), {}, tmp_path, 60)
+    assert failed.failure == "cibuildwheel exited with 3" and failed.tail == ("error: no compiler",) and failed.wheels == ()
+    _fake_cibuildwheel(monkeypatch, "import time; time.sleep(30)")
+    slow = cibw.run(tmp_path / "x.tar.gz", parse_target("manylinux_2_28_x86_64"), {}, tmp_path, 0.5)
+    assert slow.returncode is None and slow.failure == "build timed out"
+    _fake_cibuildwheel(monkeypatch, "import pathlib, sys; pathlib.Path(sys.argv[1]).mkdir(exist_ok=True)")
+    none = cibw.run(tmp_path / "x.tar.gz", parse_target("manylinux_2_28_x86_64"), {}, tmp_path, 60)
+    assert none.failure == "cibuildwheel produced 0 wheels, expected 1"
+
+
+# -- the orchestrator, with only cibuildwheel stood in ---------------------------------
+UPSTREAM = "quay.io/pypa/manylinux_2_28_x86_64:2026.11.01-1@sha256:" + "c" * 64
+SETUPTOOLS = make_wheel("setuptools-80.0.0-py3-none-any.whl")
+
+
+@pytest.fixture
+def lane(tmp_path, resources_copy, monkeypatch):
+    """A real index on loopback (an sdist, setuptools), a project whose x86_64 manylinux target
+    builds in an upstream image (no Docker), and a stand-in cibuildwheel that records its runs."""
+    from factory.build import SdistBuilder
+    from factory.cache import FileCache
+    from factory.index import Index
+
+    sdists = {
+        "tinyc": make_sdist("tinyc", "1.0", {"setup.py": "from setuptools import setup\nsetup()\n"}),
+        "needsmaturin": make_sdist("needsmaturin", "1.0", {}, requires=("maturin>=1",)),
+    }
+    projects = {name: {f"{name}-1.0.tar.gz": data} for name, data in sdists.items()}
+    projects["setuptools"] = {"setuptools-80.0.0-py3-none-any.whl": SETUPTOOLS}
+    (tmp_path / "toolchain.txt").write_text("pip==25.0 --hash=sha256:" + "0" * 64 + "\n")
+    (tmp_path / "build.txt").write_text(f"setuptools==80.0.0 --hash=sha256:{hashlib.sha256(SETUPTOOLS).hexdigest()}\n")
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.factory]\ncache-dir = "{tmp_path / "cache"}"\ntoolchain = "toolchain.txt"\nbuild-constraints = "build.txt"\n'
+        f'[tool.factory.builders]\nmanylinux_2_28_x86_64 = "{UPSTREAM}"\n'
+    )
+    cfg = load_config(tmp_path / "pyproject.toml", env={})
+    runs: list[dict[str, str]] = []
+    exit_code = [0]
+
+    def run(sdist, target, env, work, timeout):
+        runs.append(dict(env))
+        (work / "build.log").write_text("Building wheel\n")
+        wheels: tuple[Path, ...] = ()
+        if exit_code[0] == 0:
+            (work / "out").mkdir()
+            wheel = work / "out" / "tinyc-1.0-cp314-cp314-manylinux_2_28_x86_64.whl"
+            wheel.write_bytes(make_wheel(wheel.name))
+            wheels = (wheel,)
+        return cibw.CibwRun(exit_code[0], 1.5, work / "build.log", ("Building wheel",), wheels)
+
+    monkeypatch.setattr(cibw, "run", run)
+
+    def connect() -> Connection:
+        raise AssertionError("nothing here needs the container engine")
+
+    with FixtureIndex(projects) as idx:
+        index = Index(idx.url, FileCache(cfg.cache_dir))
+        pins = {name: Pin(name, "1.0", frozenset({sha256(data)}), None, 1) for name, data in sdists.items()}
+        yield SdistBuilder(cfg, index, connect), pins, runs, exit_code
+
+
+def _build(builder, pin):
+    req = builder.request(pin, parse_target("manylinux_2_28_x86_64"))
+    assert not isinstance(req, BuildOutcome), req
+    return builder.build(req)
+
+
+def test_a_cell_is_built_once_and_rebuilt_when_its_wrapper_changes(lane, resources_copy):
+    builder, pins, runs, _ = lane
+    first = _build(builder, pins["tinyc"])
+    assert first.ok and not first.cached and first.builder == UPSTREAM and first.seconds == 1.5
+    assert first.tag == "cp314-cp314-manylinux_2_28_x86_64" and first.sha256 == hashlib.sha256(first.wheel.read_bytes()).hexdigest()
+    assert first.toolchain_sha256 == hashlib.sha256(builder.cfg.toolchain.read_bytes()).hexdigest()
+    assert runs[0]["CIBW_MANYLINUX_X86_64_IMAGE"] == UPSTREAM and "--label=io.factory.build-cache=" in runs[0]["CIBW_CONTAINER_ENGINE"]
+    again = _build(builder, pins["tinyc"])
+    assert again.cached and again.sha256 == first.sha256 and len(runs) == 1
+    with open(resources_copy / "sdist" / "zig-cc.sh", "a") as f:
+        f.write("# edited\n")
+    rebuilt = _build(builder, pins["tinyc"])
+    assert rebuilt.ok and not rebuilt.cached and len(runs) == 2
+
+
+def test_a_cell_that_fails_before_building_needs_no_engine(lane):
+    builder, pins, runs, _ = lane
+    outcome = _build(builder, pins["needsmaturin"])
+    assert not outcome.ok and "maturin>=1" in outcome.reason and runs == []
+    missing = builder.request(Pin("tinyc", "1.0", frozenset({"9" * 64}), None, 1), parse_target("manylinux_2_28_x86_64"))
+    assert isinstance(missing, BuildOutcome) and not missing.ok and "no sdist" in missing.reason
+
+
+def test_a_failed_build_is_retried_next_time(lane):
+    builder, pins, runs, exit_code = lane
+    exit_code[0] = 2
+    failed = _build(builder, pins["tinyc"])
+    assert not failed.ok and failed.reason == "cibuildwheel exited with 2" and failed.log_tail == ("Building wheel",)
+    assert Path(failed.log).read_text() == "Building wheel\n" and Path(failed.log).parent.name == "failed"
+    exit_code[0] = 0
+    assert _build(builder, pins["tinyc"]).ok and len(runs) == 2

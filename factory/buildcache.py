@@ -1,0 +1,154 @@
+"""The build cache: one entry per cell build, named by a content key over every input that
+shapes the wheel.
+
+``<cache>/builds/<key>/`` holds the wheel, ``build.log`` and ``outcome.json``
+(``BuildOutcome.to_json``). The key (``BuildKey``) covers the sdist's sha256, the target,
+the Python version, the builder image reference (by digest), the toolchain lock's and the
+build constraints lock's sha256, every file of the build's resources directory
+(cibuildwheel options, musl repair, zig wrapper: ``resources.digest``), the ``CIBW_*``
+environment (compiler variables and flags, repair command, container options; host paths
+replaced by placeholders), the cibuildwheel version and ``PROCEDURE_VERSION``. An entry is
+written in a temporary sibling and renamed (``atomic.replace_dir``); on reuse the wheel is
+re-hashed against ``outcome.json`` and a corrupt entry is evicted. Failed builds are not
+cached: their logs go to ``<cache>/builds/failed/<name>-<version>-<target>.log``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import atomic, cibw, resources
+from .buildoutcome import BuildOutcome
+from .cache import sha256_file
+from .targets import Target
+
+# Bump when factory's own build code changes the wheels in a way no other key input shows.
+PROCEDURE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class BuildKey:
+    """Everything that shapes one cell's wheel; ``hexdigest()`` names its cache entry.
+
+    Hashes are sha256 hex; ``environment`` is the sorted ``CIBW_*`` items of
+    ``cibw.cibuildwheel_env`` with ``cibw.Mounts.placeholders``.
+    """
+
+    sdist_sha256: str
+    target: str
+    python: str
+    builder: str
+    toolchain_sha256: str
+    build_constraints_sha256: str
+    resources_sha256: str
+    environment: tuple[tuple[str, str], ...]
+    cibuildwheel_version: str
+    procedure: int = PROCEDURE_VERSION
+
+    def hexdigest(self) -> str:
+        """sha256 hex of the key's fields as canonical JSON."""
+        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()
+
+
+def cell_key(
+    *,
+    python: str,
+    target: Target,
+    builder: str,
+    zig: bool,
+    sdist_sha256: str,
+    epoch: int,
+    toolchain_sha256: str,
+    build_constraints_sha256: str,
+) -> BuildKey:
+    """The ``BuildKey`` of one cell, reading the current resources and cibuildwheel version.
+
+    ``zig`` says whether the builder is bootstrapped (zig compilers) or upstream; ``epoch``
+    is the build's SOURCE_DATE_EPOCH (``cibw.sdist_epoch``). ``FileNotFoundError`` if the
+    package lacks its build resources.
+    """
+    env = cibw.cibuildwheel_env(python, target, builder, cibw.Mounts.placeholders(zig), epoch)
+    return BuildKey(
+        sdist_sha256=sdist_sha256,
+        target=target.name,
+        python=python,
+        builder=builder,
+        toolchain_sha256=toolchain_sha256,
+        build_constraints_sha256=build_constraints_sha256,
+        resources_sha256=resources.digest(cibw.RESOURCE_DIR),
+        environment=tuple(sorted(env.items())),
+        cibuildwheel_version=cibw.version(),
+    )
+
+
+class _NotCached(Exception):
+    """A build failed: its temporary entry must not be renamed into place."""
+
+
+class BuildCache:
+    """The entries under ``root`` (``<cache>/builds``). Use it under the cache's run lock."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def entry(self, key: BuildKey) -> Path:
+        """The directory of ``key``'s entry (it may not exist)."""
+        return self.root / key.hexdigest()
+
+    def get(self, key: BuildKey) -> BuildOutcome | None:
+        """The cached outcome of ``key`` (``cached`` set, ``log`` in the entry), or None when
+        there is none. An entry whose ``outcome.json`` is unreadable or whose wheel is
+        missing or does not hash to it is removed and None returned."""
+        entry = self.entry(key)
+        if not entry.is_dir():
+            return None
+        try:
+            outcome = BuildOutcome.from_json(json.loads((entry / "outcome.json").read_text()))
+            wheel = entry / outcome.filename
+            sound = outcome.ok and bool(outcome.filename) and wheel.is_file() and sha256_file(wheel) == outcome.sha256
+        except (OSError, ValueError):
+            sound = False
+        if not sound:
+            shutil.rmtree(entry, ignore_errors=True)  # corrupt: evict, so the cell is rebuilt
+            return None
+        return dataclasses.replace(outcome, cached=True, log=str(entry / "build.log"))
+
+    def put(self, key: BuildKey, build: Callable[[Path], BuildOutcome]) -> BuildOutcome:
+        """Run ``build(work)`` in a fresh temporary sibling of ``key``'s entry and return its
+        outcome. ``build`` leaves ``work/build.log`` and, when ``ok``, the wheel
+        ``work/<outcome.filename>``. An ok outcome is written to ``outcome.json`` and the
+        directory renamed into place (``log`` then points into the entry); a failed one
+        leaves no entry, its log copied to ``failed/``. ``OutputError`` when the disk is full.
+        """
+        result: list[BuildOutcome] = []
+
+        def fill(work: Path) -> None:
+            outcome = build(work)
+            if not outcome.ok:
+                log = self.root / "failed" / f"{outcome.name}-{outcome.version}-{outcome.target}.log"
+                atomic.write_text(log, (work / "build.log").read_text(errors="replace") if (work / "build.log").is_file() else "")
+                result.append(dataclasses.replace(outcome, log=str(log)))
+                raise _NotCached
+            outcome = dataclasses.replace(outcome, log=str(self.entry(key) / "build.log"))
+            (work / "outcome.json").write_text(json.dumps(outcome.to_json(), indent=1))
+            result.append(outcome)
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            atomic.replace_dir(self.entry(key), fill)
+        except _NotCached:
+            pass
+        return result[0]
+
+
+def sweep(cache_dir: Path) -> list[Path]:
+    """Remove the temporary build directories and logs a killed run left under
+    ``<cache_dir>/builds`` (call with the cache's run lock held). Returns what went."""
+    builds = cache_dir / "builds"
+    return atomic.sweep_dir(builds) + atomic.sweep_dir(builds / "failed")

@@ -1,0 +1,195 @@
+"""The cibuildwheel runner: the sdist lane's second path to the container engine.
+
+factory reaches the engine through ``factory/engine.py`` (Docker SDK) everywhere except
+here: cibuildwheel drives ``docker`` itself (its ``oci_container.py``). Everything about
+that run lives in this module: the ``CIBW_*`` environment, the mounts and the container
+label, the ``CIBW_CONTAINER_ENGINE`` string, the command line, the timeout and the log.
+It does not import the Docker SDK.
+
+One run builds one cell (cibuildwheel 4.x, options documented at
+https://cibuildwheel.pypa.io/en/stable/options/): ``CIBW_BUILD=cp314-<libc>_<arch>``,
+our own ``--config-file`` (``resources/sdist/cibuildwheel.toml``, so the sdist's own
+``[tool.cibuildwheel]`` is never read), ``--network=none``, pip pointed at the mounted
+build dependencies only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import resources
+from .children import die_with_parent
+from .targets import Target
+from .toolchain import zig_target
+
+# Everything under this resources directory is mounted into the build container at
+# CONTAINER_RESOURCES and hashed into each build's cache key (buildcache.BuildKey).
+RESOURCE_DIR = "sdist"
+CONFIG_FILE = f"{RESOURCE_DIR}/cibuildwheel.toml"
+CONTAINER_RESOURCES = "/opt/factory/resources"
+LOG_TAIL = 12
+# The compilers of a bootstrapped builder: the zig wrappers of toolchain.zig_root(),
+# mounted at /opt/factory/bin (values are shell words, as CIBW_ENVIRONMENT parses them).
+ZIG_COMPILERS: dict[str, str] = {
+    "CC": "/opt/factory/bin/cc",
+    "CXX": "/opt/factory/bin/c++",
+    "LDSHARED": "'/opt/factory/bin/cc -shared'",
+    "LDCXXSHARED": "'/opt/factory/bin/c++ -shared'",
+}
+ZIG_CACHES: dict[str, str] = {"ZIG_GLOBAL_CACHE_DIR": "/opt/factory/zig-cache", "ZIG_LOCAL_CACHE_DIR": "/tmp/zig-local-cache"}
+
+
+@dataclass(frozen=True)
+class Mounts:
+    """The host directories a build container mounts.
+
+    ``deps``: the find-links directory of ``builddeps.builddeps_dir`` (read only);
+    ``zig``: ``toolchain.zig_root()`` for a bootstrapped builder, None for an upstream one
+    (its own compiler); ``zig_cache``: zig's shared libc/libc++ cache (read-write);
+    ``resources``: the ``RESOURCE_DIR`` resources (cibuildwheel options, musl repair).
+    """
+
+    deps: Path
+    zig: Path | None
+    zig_cache: Path
+    resources: Path
+
+    @classmethod
+    def placeholders(cls, zig: bool) -> Mounts:
+        """Fixed stand-ins for the host paths: the environment a cache key hashes must not
+        depend on where the cache lives (what the paths hold is keyed on its own)."""
+        return cls(Path("/deps"), Path("/zig") if zig else None, Path("/zig-cache"), Path("/resources"))
+
+
+def container_label(cache_dir: Path) -> str:
+    """The label (``key=value``) on every build container of runs on ``cache_dir``."""
+    return f"io.factory.build-cache={hashlib.sha256(str(cache_dir.resolve()).encode()).hexdigest()[:16]}"
+
+
+def sdist_epoch(path: Path) -> int:
+    """SOURCE_DATE_EPOCH (seconds) for a build: the newest member mtime of the sdist at
+    ``path``, or 1980-01-01 if none is set. ``tarfile.TarError``/``OSError`` if unreadable."""
+    with tarfile.open(path) as tar:
+        return int(max((m.mtime for m in tar.getmembers()), default=0)) or 315532800
+
+
+def version() -> str:
+    """The installed cibuildwheel's version (it runs from this interpreter), or
+    ``"missing"`` (each build then fails with cibuildwheel's own message)."""
+    try:
+        return importlib.metadata.version("cibuildwheel")
+    except importlib.metadata.PackageNotFoundError:
+        return "missing"
+
+
+def _words(env: Mapping[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in env.items())
+
+
+def cibuildwheel_env(python: str, target: Target, builder: str, mounts: Mounts, epoch: int, label: str = "") -> dict[str, str]:
+    """The ``CIBW_*`` variables for one cell.
+
+    ``python`` is the CPython version (``"3.14.8"``), ``builder`` the builder image
+    reference, ``epoch`` SOURCE_DATE_EPOCH in seconds, ``label`` a ``key=value`` container
+    label (``container_label``) or empty. With ``mounts.zig`` (a bootstrapped builder),
+    CC/CXX are the zig wrappers targeting the glibc floor or musl, and musllinux repair is
+    ``musl_repair.py``; without, the builder's own compiler and cibuildwheel's default
+    auditwheel repair. The container always runs with ``--network=none``, the host not
+    mounted, and pip pointed at the mounted build dependencies only.
+    """
+    pip_env = {
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": "/opt/factory/deps",
+        "PIP_CONSTRAINT": "/opt/factory/deps/constraints.txt",
+        "SOURCE_DATE_EPOCH": str(epoch),
+    }
+    volumes = [f"--volume={mounts.deps}:/opt/factory/deps:ro", *([f"--label={label}"] if label else [])]
+    env = {
+        "CIBW_BUILD": f"cp{python.replace('.', '')[:3]}-{target.libc}_{target.arch}",
+        f"CIBW_{target.libc.upper()}_{target.arch.upper()}_IMAGE": builder,
+        "CIBW_BUILD_FRONTEND": "build",
+        "CIBW_ENVIRONMENT": _words(pip_env),
+    }
+    if mounts.zig is not None:
+        volumes += [
+            f"--volume={mounts.zig / 'zig'}:/opt/factory/zig:ro",
+            f"--volume={mounts.zig / 'bin'}:/opt/factory/bin:ro",
+            f"--volume={mounts.zig_cache}:/opt/factory/zig-cache",
+            f"--volume={mounts.resources}:{CONTAINER_RESOURCES}:ro",
+        ]
+        compilers = {**ZIG_COMPILERS, "FACTORY_ZIG_TARGET": zig_target(target), **ZIG_CACHES}
+        env["CIBW_ENVIRONMENT"] = f"{_words(compilers)} {_words(pip_env)}"
+        if target.libc == "musllinux":
+            env["CIBW_REPAIR_WHEEL_COMMAND"] = f"python {CONTAINER_RESOURCES}/musl_repair.py {{wheel}} {{dest_dir}} {target.arch}"
+        else:
+            env["CIBW_REPAIR_WHEEL_COMMAND"] = "auditwheel repair -w {dest_dir} {wheel}"
+    env["CIBW_CONTAINER_ENGINE"] = "docker; disable_host_mount: true; create_args: --network=none " + " ".join(volumes)
+    return env
+
+
+def command(sdist: Path, target: Target, out: Path, config: Path) -> list[str]:
+    """The cibuildwheel command line: this interpreter's cibuildwheel on ``sdist`` for
+    ``target``'s arch, wheels into ``out``, options from ``config`` only."""
+    return [
+        sys.executable, "-m", "cibuildwheel", str(sdist),
+        "--platform", "linux", "--archs", target.arch,
+        "--output-dir", str(out), "--config-file", str(config),
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CibwRun:
+    """One finished (or timed out) cibuildwheel run.
+
+    ``returncode`` is None on timeout; ``seconds`` the wall time; ``log`` the combined
+    stdout/stderr file; ``tail`` its last ``LOG_TAIL`` lines; ``wheels`` what it wrote.
+    """
+
+    returncode: int | None
+    seconds: float
+    log: Path
+    tail: tuple[str, ...]
+    wheels: tuple[Path, ...]
+
+    @property
+    def failure(self) -> str:
+        """Why the run produced no usable wheel, or "" (exactly one wheel, exit 0)."""
+        if self.returncode is None:
+            return "build timed out"
+        if self.returncode != 0:
+            return f"cibuildwheel exited with {self.returncode}"
+        if len(self.wheels) != 1:
+            return f"cibuildwheel produced {len(self.wheels)} wheels, expected 1"
+        return ""
+
+
+def run(sdist: Path, target: Target, env: Mapping[str, str], work: Path, timeout: float) -> CibwRun:
+    """Run cibuildwheel for one cell in ``work``: wheels into ``work/out``, the log into
+    ``work/build.log``. ``env`` is ``cibuildwheel_env``'s variables; the host's own
+    ``CIBW_*`` are dropped. The child dies with this process (``PR_SET_PDEATHSIG``) and is
+    killed after ``timeout`` seconds. A failing build is a result, not an exception;
+    ``OSError`` if ``work`` cannot be written.
+    """
+    full = {k: v for k, v in os.environ.items() if not k.startswith("CIBW_")} | dict(env)
+    out, log_path = work / "out", work / "build.log"
+    cmd = command(sdist, target, out, resources.path(CONFIG_FILE))
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        try:
+            rc: int | None = subprocess.run(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=full, cwd=work, timeout=timeout, preexec_fn=die_with_parent
+            ).returncode
+        except subprocess.TimeoutExpired:
+            rc = None
+    seconds = round(time.monotonic() - started, 1)
+    tail = tuple(log_path.read_text(errors="replace").strip().splitlines()[-LOG_TAIL:])
+    return CibwRun(rc, seconds, log_path, tail, tuple(sorted(out.glob("*.whl"))))

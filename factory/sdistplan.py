@@ -1,0 +1,127 @@
+"""The sdist lane's cell planner: from a missing (pin, target) cell to what its build needs.
+
+- the **request**: the pinned version's sdist whose sha256 the lock allows, or a failed
+  outcome ("no sdist") when the index has none;
+- the **build constraints** lock for the sdist (``build-constraints`` or its
+  ``[tool.factory.build-overrides]`` entry);
+- the **build platform**: the platform the build backend runs on, whose wheels the build
+  dependencies must be;
+- the **builder** image for the target: the configured upstream image, or the
+  bootstrapped one (``builders.ensure_builder``), made on first use.
+
+The container engine, registry and base images (``Connection``) are reached only when a
+builder must be bootstrapped, so cells that fail before (no sdist) need no Docker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import InvalidSdistFilename, parse_sdist_filename
+from pypi_simple import DistributionPackage
+
+from . import builders
+from .bootstrap import BaseImage
+from .buildoutcome import BuildOutcome, BuildRequest
+from .config import Config
+from .engine import Engine
+from .errors import LockError
+from .index import Index
+from .lockfile import Lock, Pin, read_lock
+from .registry import Registry
+from .targets import Target, parse_target
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What the sdist lane reaches lazily, on its first real build: the container engine,
+    the registry, the runtime base images per arch (``amd64``/``arm64``) and the path of the
+    toolchain's pip wheel (for import checks)."""
+
+    engine: Engine
+    registry: Registry
+    bases: Mapping[str, BaseImage]
+    pip_wheel: Path
+
+
+def best_sdist(pin: Pin, files: list[DistributionPackage]) -> tuple[DistributionPackage, str] | None:
+    """The pinned version's sdist among the index ``files`` whose sha256 the lock allows,
+    with that sha256 hex; None if there is none. Sdist names follow PEP 625."""
+    for pkg in files:
+        if pkg.package_type != "sdist":
+            continue
+        try:
+            name, version = parse_sdist_filename(pkg.filename)
+        except InvalidSdistFilename:
+            continue
+        sha = pkg.digests.get("sha256", "")
+        if name == pin.name and str(version) == pin.version and sha in pin.hashes:
+            return pkg, sha
+    return None
+
+
+class CellPlanner:
+    """Plans the cells of one factory run. ``connection`` is called (by the caller's
+    memoising function) only to bootstrap a builder."""
+
+    def __init__(self, cfg: Config, index: Index, connection: Callable[[], Connection]) -> None:
+        self.cfg, self.index, self._connection = cfg, index, connection
+        self._build_locks: dict[Path, Lock] = {}
+        self._builders: dict[str, str] = {}
+
+    def request(self, pin: Pin, target: Target) -> BuildRequest | BuildOutcome:
+        """The build request for a missing cell, or a failed outcome when the lock allows no
+        sdist. Raises the index's errors (unreachable, bad page)."""
+        found = best_sdist(pin, self.index.files(pin.name))
+        if found is None:
+            return BuildOutcome(
+                pin.name, pin.version, target.name, ok=False, sdist="", sdist_sha256="",
+                reason=f"no wheel for {target.name} and no sdist whose sha256 the lock allows",
+            )  # fmt: skip
+        return BuildRequest(pin, target, found[0], found[1])
+
+    def build_lock(self, name: str = "") -> Lock:
+        """The build constraints lock for the sdist of ``name``: its override from
+        ``[tool.factory.build-overrides]`` if it has one (e.g. a lock with ``Cython<3``),
+        else ``build-constraints``. ``LockError`` naming the file when missing or invalid."""
+        path = dict(self.cfg.build_overrides).get(name) or self.cfg.build_constraints
+        assert path is not None
+        if path not in self._build_locks:
+            try:
+                self._build_locks[path] = read_lock(path)
+            except LockError as e:
+                raise LockError(f"build constraints: {e.problem}", e.fix) from None
+        return self._build_locks[path]
+
+    def upstream(self, target: Target) -> bool:
+        """True when ``target`` builds in a configured upstream image (its own compiler)."""
+        return self.cfg.builder_image(target) is not None
+
+    def build_platform(self, target: Target) -> Target:
+        """The platform the build backend runs on, whose wheels the build dependencies must be.
+
+        The target itself in an upstream builder; in a bootstrapped (glibc) builder, the
+        manylinux target of the same arch, also when cross-building for musl.
+        """
+        if target.libc == "manylinux" or self.upstream(target):
+            return target
+        for t in self.cfg.targets:
+            if t.libc == "manylinux" and t.arch == target.arch:
+                return t
+        return parse_target(f"manylinux_2_28_{target.arch}")
+
+    def builder_for(self, target: Target) -> str:
+        """The builder image reference for ``target``: the configured upstream image, or
+        the bootstrapped builder of its arch (made and pushed on first use; ``BootstrapError``,
+        ``EngineError``, ``RegistryError`` from there)."""
+        upstream = self.cfg.builder_image(target)
+        if upstream is not None:
+            return upstream
+        if target.docker_arch not in self._builders:
+            builders.require_recipe(self.cfg)
+            conn = self._connection()
+            entry = builders.ensure_builder(self.cfg, target.docker_arch, conn.engine, conn.registry, self.index)
+            self._builders[target.docker_arch] = entry.ref
+        return self._builders[target.docker_arch]
