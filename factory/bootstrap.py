@@ -8,31 +8,32 @@ same digest. ``images/bases.lock`` records ``<registry>/<repo>@sha256:…`` per 
 together with the recipe hash, so an unchanged recipe whose image the registry still holds
 is not rebuilt.
 
-Upstream bases (``image = "name:tag@sha256:…"``) are recorded as configured.
+Upstream bases (``image = "name:tag@sha256:…"``) are recorded as configured. The entries
+are ``imagelock.BaseImage``; the file is ``imagelock.BaseImagesLock``.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import asdict, dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import requests
 from debian.deb822 import Deb822
 
-from . import atomic, binfmt
+from . import binfmt
 from .cache import sha256_file
 from .children import die_with_parent
 from .config import BaseSpec, Config, Recipe
 from .engine import Engine
 from .errors import BootstrapError
+from .imagelock import BaseImage as BaseImage  # re-exported: lock, build and pipeline import it from here
+from .imagelock import BaseImagesLock
 from .progress import Progress
 from .registry import Registry
 from .reproducible import pin_created
@@ -40,37 +41,17 @@ from .reproducible import pin_created
 MMDEBSTRAP_FIX = "apt-get install mmdebstrap (or `make deps`)"
 
 
-@dataclass(frozen=True)
-class BaseImage:
-    """One arch's base image as recorded in ``bases.lock``.
-
-    ``ref`` is ``<repo>@sha256:…``; ``tag`` the human tag it was pushed under;
-    ``recipe_sha256`` the recipe hash (None for upstream); ``debian_python`` the Debian
-    version of the interpreter package; ``source`` ``"bootstrap"`` or ``"upstream"``.
-    """
-
-    arch: str
-    ref: str
-    tag: str
-    source: str
-    recipe_sha256: str | None = None
-    debian_python: str | None = None
-
-
 def read_bases_lock(path: Path) -> dict[str, BaseImage]:
-    """Entries of a bases lock by arch ({} when the file does not exist)."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
+    """Entries of the bases lock at ``path`` by arch ({} when the file does not exist).
+    ``ArtifactError`` if it is not JSON or not of ``BaseImagesLock``'s form."""
+    if not path.exists():
         return {}
-    except json.JSONDecodeError as e:
-        raise BootstrapError(f"{path} is not valid JSON ({e.msg})", "delete it and run `factory bootstrap`") from None
-    return {arch: BaseImage(**entry) for arch, entry in data.get("bases", {}).items()}
+    return dict(BaseImagesLock.load(path).bases)
 
 
 def write_bases_lock(path: Path, python: str, bases: dict[str, BaseImage]) -> None:
-    """Write ``{"python": …, "bases": {arch: {...}}}`` atomically."""
-    atomic.write_json(path, {"python": python, "bases": {a: asdict(b) for a, b in sorted(bases.items())}})
+    """Write ``{"python": …, "bases": {arch: {...}}}`` atomically (``BaseImagesLock.dump``)."""
+    BaseImagesLock(python=python, bases=bases).dump(path)
 
 
 def mmdebstrap_command(recipe: Recipe, arch: str, out: Path) -> list[str]:

@@ -8,8 +8,10 @@ auditwheel on PATH. The same builder serves the manylinux and the musllinux targ
 arch, because the libc a wheel needs is chosen by the mounted zig compiler, not the image.
 
 Builders are cached by recipe hash + Dockerfile + tool wheels, pushed to the registry and
-recorded by digest in ``builders.lock`` (same format as ``bases.lock``). A target with an
-upstream image in ``[tool.factory.builders]`` uses that image as configured.
+recorded by digest in ``builders.lock`` (``imagelock.BuilderImagesLock``: per arch the ref, the
+tag and the builder key as ``inputs_sha256``; the former bases.lock-shaped file, whose
+``recipe_sha256`` held the same key, is still read). A target with an upstream image in
+``[tool.factory.builders]`` uses that image as configured.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import tempfile
 from pathlib import Path
 
 from . import binfmt
-from .bootstrap import BaseImage, build_rootfs, read_bases_lock, write_bases_lock
+from .bootstrap import build_rootfs
 from .config import Config, load_recipe
 from .engine import Engine
 from .errors import BootstrapError, ConfigError
+from .imagelock import BuilderImage, BuilderImagesLock
 from .index import Index
 from .registry import Registry
 from .targets import Arch
@@ -53,7 +56,15 @@ def _context(dest: Path, dockerfile: Path, rootfs: Path, tools: list[Path], requ
             t.add(wheel, arcname=f"tools/{wheel.name}")
 
 
-def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, index: Index) -> BaseImage:
+def read_builders_lock(path: Path) -> dict[str, BuilderImage]:
+    """Entries of the builders lock at ``path`` by arch ({} when the file does not exist).
+    ``ArtifactError`` if it is not JSON or of neither ``BuilderImagesLock`` form."""
+    if not path.exists():
+        return {}
+    return dict(BuilderImagesLock.load(path).builders)
+
+
+def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, index: Index) -> BuilderImage:
     """The builder image for ``arch`` (``amd64``/``arm64``), bootstrapped and pushed if needed.
 
     Returns its ``builders.lock`` entry (``ref`` is ``<repo>@sha256:…``, present in the local
@@ -68,9 +79,9 @@ def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, i
     recipe_sha256 = recipe.digest(arch, cfg.python)
     key = builder_key(cfg, arch, recipe_sha256, tools)
     platform = f"linux/{arch}"
-    previous = read_bases_lock(cfg.builders_lock)
+    previous = read_builders_lock(cfg.builders_lock)
     entry = previous.get(arch)
-    if entry is not None and entry.recipe_sha256 == key and registry.manifest_of_ref(entry.ref) is not None:
+    if entry is not None and entry.inputs_sha256 == key and registry.manifest_of_ref(entry.ref) is not None:
         engine.ensure_local(entry.ref, platform, registry.auth)
         return entry
     if arch == "arm64":
@@ -98,8 +109,8 @@ def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, i
             "use a Docker engine that honours --platform for FROM scratch builds",
         )
     digest = engine.push(repo, tag, registry.auth)
-    result = BaseImage(arch=arch, ref=f"{repo}@{digest}", tag=f"{repo}:{tag}", source="bootstrap", recipe_sha256=key)
-    write_bases_lock(cfg.builders_lock, cfg.python, {**previous, arch: result})
+    result = BuilderImage(arch=arch, ref=f"{repo}@{digest}", tag=f"{repo}:{tag}", inputs_sha256=key)
+    BuilderImagesLock(python=cfg.python, builders={**previous, arch: result}).dump(cfg.builders_lock)
     return result
 
 

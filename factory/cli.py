@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("smoke", help="smoke-test the images of an images.lock with testcontainers")
     s.add_argument("--images-lock", default="images.lock")
+    s.add_argument("--lock", help="the lock the images were built from (default: [tool.factory] lock)")
 
     s = sub.add_parser("report", help="print the readiness table and the images")
     s.add_argument("--wheelhouse", default="wheelhouse")
@@ -97,12 +98,12 @@ def _run(args: argparse.Namespace) -> int:
         for arch, base in pipeline.run_bootstrap(cfg).items():
             console.print(f"{arch}: {base.ref}")
     elif args.command == "images":
-        data = pipeline.run_images(
+        images = pipeline.run_images(
             cfg, read_lock(lock_path), Path(args.wheelhouse).resolve(), Path(args.images_lock).resolve(), args.strict
         )
-        console.print(f"index: {data['index']}")
+        console.print(f"index: {images.index}")
     elif args.command == "smoke":
-        pipeline.run_smoke(cfg, Path(args.images_lock).resolve())
+        pipeline.run_smoke(cfg, Path(args.images_lock).resolve(), read_lock(lock_path))
     elif args.command == "report":
         wheelhouse = Path(args.wheelhouse).resolve()
         failed = wheelhouse.parent / f"{wheelhouse.name}.failed"

@@ -113,3 +113,13 @@ class SdistError(FactoryError):
 
 class WheelContentError(FactoryError):
     """A wheel's metadata or binaries contradict its filename."""
+
+
+class ArtifactError(FactoryError):
+    """A file factory wrote and reads back (images.lock, bases.lock, builders.lock) is missing,
+    not JSON, or not of its schema."""
+
+
+class ProbeError(FactoryError):
+    """A measuring program run inside an image (its SBOM's distribution list, its import
+    time) failed or printed no result."""

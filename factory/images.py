@@ -4,11 +4,11 @@ Each arch's image is built with the Docker SDK (classic builder) from
 ``images/runtime.Dockerfile``: a multi-stage build that installs the manylinux target's
 wheels with ``pip install --no-index --require-hashes`` into ``/opt/venv`` and copies only
 that venv onto the base. Images are pushed, then one multi-arch index is pushed over
-them, and only then is ``images.lock`` written (atomically):
+them, and only then is ``images.lock`` written (atomically), as ``imagelock.ImagesLock``:
 
     {"images": [{"arch", "ref", "base", "tag", "size", "compressed_size", "base_size",
                  "base_compressed_size", "inputs_sha256", "sbom",
-                 "perf": {"cold_start_s", "import_s"}}],
+                 "perf": {"cold_start_s", "import_s"}, "probes_sha256"}],
      "index": "<repo>@sha256:…", "tags": [...], "python": "3.14.8", "lock_sha256": "…",
      "revision": "<git commit of the project>", "wheelhouse_sbom": "<path>"}
 
@@ -27,38 +27,26 @@ import os
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from . import atomic, binfmt, perf
-from .bootstrap import BaseImage
+from . import atomic, binfmt, perf, probes
 from .cache import sha256_file
 from .config import Config
 from .engine import Engine
-from .errors import ImageBuildError, WheelhouseMismatchError
+from .errors import ArtifactError, ImageBuildError, PerfRegressionError, RegistryError, WheelhouseMismatchError
+from .imagelock import ArchImage, BaseImage, ImagesLock
 from .lockfile import Lock
 from .progress import Progress, console
-from .registry import Registry
+from .registry import ManifestInfo, Registry
 from .reproducible import epoch_of, pin_created
 from .sbom import image_sbom, sbom_path
 from .wheelhouse import SBOM_NAME
 
-
-@dataclass(frozen=True)
-class BuiltImage:
-    """One pushed arch image (sizes in bytes)."""
-
-    arch: str
-    ref: str
-    tag: str
-    base: str
-    size: int
-    compressed_size: int
-    base_size: int
-    base_compressed_size: int
-    inputs_sha256: str
-    sbom: str = ""
-    perf: dict | None = None
+# An image paired with its manifest as the registry served it when the image was pushed or
+# found reusable: the index is made of exactly these, so no arch can drop out of it.
+Pushed = tuple[ArchImage, ManifestInfo]
 
 
 
@@ -88,11 +76,13 @@ def write_context(dest: Path, dockerfile: Path, install_lock: Path, wheels: Path
         tar.add(wheels, arcname="wheels")
 
 
-def image_inputs(cfg: Config, lock: Lock, wheels: list[dict], base: BaseImage, pip_wheel: Path, toolchain_sha256: str) -> str:
+def image_inputs(cfg: Config, lock: Lock, wheels: list[dict[str, Any]], base: BaseImage, pip_wheel: Path, toolchain_sha256: str) -> str:
     """sha256 hex over everything that determines an arch image: the Dockerfile, the base
     digest, the lock, the target's wheel hashes, pip's wheel, the toolchain lock, the uid.
     Not the project's git revision: a commit that changes none of these reuses the image,
-    digest included (the revision is recorded in images.lock instead)."""
+    digest included (the revision is recorded in images.lock instead). Nor the probes
+    (``factory/resources/probes``): they measure an image, they do not shape it; their hash
+    is ``probes_sha256`` of the images.lock entry."""
     data = {
         "dockerfile": hashlib.sha256(cfg.dockerfile.read_bytes()).hexdigest(),
         "base": base.ref,
@@ -107,13 +97,26 @@ def image_inputs(cfg: Config, lock: Lock, wheels: list[dict], base: BaseImage, p
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def _reusable(registry: Registry, cfg: Config, previous: dict | None, arch: str, inputs: str) -> BuiltImage | None:
-    """The previous images.lock entry for ``arch`` if built from the same inputs and still in the registry."""
-    for entry in (previous or {}).get("images", []):
-        if entry.get("arch") == arch and entry.get("inputs_sha256") == inputs:
-            if registry.manifest(cfg.repository, entry["ref"].partition("@")[2]) is not None:
-                return BuiltImage(**entry)
-    return None
+def _reusable(registry: Registry, cfg: Config, previous: ImagesLock | None, arch: str, inputs: str) -> Pushed | None:
+    """The previous images.lock entry for ``arch``, with its manifest, if it was built from
+    the same ``inputs`` and the registry still holds it (else None: it is rebuilt)."""
+    entry = previous.image(arch) if previous else None
+    if entry is None or entry.inputs_sha256 != inputs:
+        return None
+    manifest = registry.manifest(cfg.repository, entry.digest)
+    return (entry, manifest) if manifest is not None else None
+
+
+def read_previous(out: Path) -> ImagesLock | None:
+    """The images.lock at ``out`` from an earlier run, or None if there is none or it is
+    unreadable (then said on the console: every image is then rebuilt or re-measured)."""
+    if not out.exists():
+        return None
+    try:
+        return ImagesLock.load(out)
+    except ArtifactError as e:
+        console.print(f"[yellow]ignoring the previous images.lock[/yellow]: {e.problem}")
+        return None
 
 
 def _base_facts(engine: Engine, registry: Registry, base: BaseImage, platform: str) -> tuple[int, int, int]:
@@ -138,8 +141,10 @@ def build_image(
     pip_wheel: Path,
     toolchain_sha256: str,
     inputs: str,
-) -> BuiltImage:
-    """Build and push the image for ``base.arch``; return what the registry holds."""
+) -> Pushed:
+    """Build and push the image for ``base.arch``; return its entry (not yet measured) and
+    its manifest as the registry serves it. ``RegistryError`` if the registry does not serve
+    the manifest it has just accepted."""
     arch = base.arch
     platform = f"linux/{arch}"
     if arch == "arm64":
@@ -176,17 +181,23 @@ def build_image(
     digest = pin_created(registry, cfg.repository, tag, engine.push(repo, tag, registry.auth), epoch)
     engine.ensure_local(f"{repo}@{digest}", platform, registry.auth)  # the pinned config (same layers)
     manifest = registry.manifest(cfg.repository, digest)
-    return BuiltImage(
+    if manifest is None:
+        raise RegistryError(
+            f"registry {registry.address} does not serve {repo}@{digest}, which it has just accepted",
+            "check the registry's storage and rerun `factory images`",
+        )
+    image = ArchImage(
         arch=arch,
         ref=f"{repo}@{digest}",
         tag=f"{repo}:{tag}",
         base=base.ref,
         size=info.size,
-        compressed_size=manifest.compressed_size() if manifest else 0,
+        compressed_size=manifest.compressed_size(),
         base_size=base_size,
         base_compressed_size=base_compressed,
         inputs_sha256=inputs,
     )
+    return image, manifest
 
 
 def build_images(
@@ -199,15 +210,20 @@ def build_images(
     pip_wheel: Path,
     out: Path,
     strict: bool = False,
-) -> dict:
+) -> ImagesLock:
     """Build, push and index the images of every arch; write ``out`` (images.lock) last.
 
-    New images are measured (``perf.measure``) and gated against the previous ``out``
-    (``perf.gate``): regressions are printed, and with ``strict`` raise
-    ``PerfRegressionError`` before the index tags move and before ``out`` is written.
+    An arch whose previous ``out`` entry has the same inputs and whose image the registry
+    still holds is reused (digest included); its SBOM and perf figures are redone when
+    missing or made by other probes. New images are measured (``perf.measure``) and gated
+    against the previous ``out`` (``perf.gate``): regressions are printed, and with
+    ``strict`` raise ``PerfRegressionError`` before the index tags move and before ``out`` is
+    written. The index lists every arch of ``cfg.arches``, each with the manifest the
+    registry served when the image was pushed or found reusable.
 
-    Raises ``WheelhouseMismatchError`` if ``wheelhouse/manifest.json`` was made from
-    another lock, ``ImageBuildError``/``RegistryError``/``BinfmtMissingError`` from the steps.
+    Returns what was written to ``out``. Raises ``WheelhouseMismatchError`` if
+    ``wheelhouse/manifest.json`` was made from another lock, ``ImageBuildError`` /
+    ``RegistryError`` / ``BinfmtMissingError`` / ``ProbeError`` from the steps.
     """
     manifest = json.loads((wheelhouse / "manifest.json").read_text())
     if manifest.get("lock_sha256") != lock.sha256:
@@ -216,11 +232,9 @@ def build_images(
             "rebuild the wheelhouse from this lock",
         )
     toolchain_sha256 = sha256_file(cfg.toolchain)
-    try:
-        previous = json.loads(out.read_text())
-    except (OSError, ValueError):
-        previous = None
-    built: list[BuiltImage] = []
+    probes_sha256 = probes.digest(*probes.MEASURING)
+    previous = read_previous(out)
+    pushed: list[Pushed] = []
     with Progress() as progress:
         for arch in cfg.arches:
             target = cfg.image_target(arch)
@@ -230,44 +244,45 @@ def build_images(
             task = progress.step(f"image {arch}")
             sbom = sbom_path(out, arch)
             reused = _reusable(registry, cfg, previous, arch, inputs)
-            if reused is not None and sbom.exists():
-                built.append(reused)
-                progress.done(task, f"image {arch}: {reused.ref} (unchanged inputs, reused)")
+            if reused is not None and sbom.exists() and reused[0].probes_sha256 == probes_sha256:
+                pushed.append(reused)
+                progress.done(task, f"image {arch}: {reused[0].ref} (unchanged inputs, reused)")
                 continue
-            image = reused or build_image(
+            image, image_manifest = reused or build_image(
                 cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, toolchain_sha256, inputs
             )
             atomic.write_text(sbom, image_sbom(engine, image.ref, arch, manifest["targets"][target.name]))
             measured = perf.measure(engine, image.ref, arch)
-            built.append(replace(image, sbom=str(sbom.relative_to(out.parent)), perf=measured.__dict__))
+            image = replace(image, sbom=str(sbom.relative_to(out.parent)), perf=measured, probes_sha256=probes_sha256)
+            pushed.append((image, image_manifest))
             progress.done(
                 task,
                 f"image {arch}: {image.ref} (SBOM {sbom.name}; cold start {measured.cold_start_s:.2f} s, "
                 f"imports {measured.import_s:.3f} s)",
             )
+    images = [image for image, _ in pushed]
     # Gate before the index moves: with --strict a regression publishes no new tag.
-    regressions = perf.gate(previous, {"images": [b.__dict__ for b in built]})
+    regressions = perf.gate(previous, images)
     for message in regressions:
         console.print(f"[yellow]perf gate[/yellow]: {message}")
     if regressions and strict:
-        raise perf.PerfRegressionError(
+        raise PerfRegressionError(
             f"{len(regressions)} perf regression(s) against {out.name}: {'; '.join(regressions)}",
             "look into the regression, or rerun without --strict to accept it",
         )
-    entries = [(registry.manifest(cfg.repository, b.ref.partition("@")[2]), b.arch) for b in built]
     tags = [f"{cfg.python}-{lock.sha256[:12]}", cfg.python]
     digest = ""
     for t in tags:
-        digest = registry.put_manifest_list(cfg.repository, t, [(m, a) for m, a in entries if m is not None])
+        digest = registry.put_manifest_list(cfg.repository, t, [(m, image.arch) for image, m in pushed])
     repo = f"{cfg.registry}/{cfg.repository}"
-    data = {
-        "images": [b.__dict__ for b in built],
-        "index": f"{repo}@{digest}",
-        "tags": [f"{repo}:{t}" for t in tags],
-        "python": cfg.python,
-        "lock_sha256": lock.sha256,
-        "revision": source_revision(cfg.root),
-        "wheelhouse_sbom": os.path.relpath(wheelhouse / SBOM_NAME, out.parent),
-    }
-    atomic.write_json(out, data)
-    return data
+    result = ImagesLock(
+        images=tuple(images),
+        index=f"{repo}@{digest}",
+        tags=tuple(f"{repo}:{t}" for t in tags),
+        python=cfg.python,
+        lock_sha256=lock.sha256,
+        revision=source_revision(cfg.root),
+        wheelhouse_sbom=os.path.relpath(wheelhouse / SBOM_NAME, out.parent),
+    )
+    result.dump(out)
+    return result

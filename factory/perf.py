@@ -2,75 +2,89 @@
 
 For each freshly built image: its size (bytes), the cold start of ``python3 -c pass`` in a
 new container and the import time of every top-level module of the installed
-distributions (seconds, median of ``RUNS``). ``gate`` compares them with the previous
-``images.lock``: size +5 %, cold start +10 %, import time +10 % are regressions.
+distributions (the ``import_time.py`` probe; seconds, median of ``RUNS``). ``gate``
+compares them with the previous ``images.lock``: size +5 %, cold start +10 %, import time
++10 % are regressions.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 
+from . import probes
 from .engine import Engine
-from .smoke import TOP_LEVEL
+from .errors import ProbeError
+from .imagelock import ArchImage, ImagesLock, Perf
 
 RUNS = 3
 LIMITS = {"size": 0.05, "cold_start_s": 0.10, "import_s": 0.10}
-_IMPORTS = TOP_LEVEL + r"""
-mods = sorted({m for d in md.distributions() for m in top_level(d)})
-start = time.perf_counter()
-for m in mods:
-    try:
-        importlib.import_module(m)
-    except Exception:
-        pass
-print(json.dumps({"import_s": time.perf_counter() - start, "modules": len(mods)}))
-"""
+PROBE = "import_time.py"
+
+__all__ = ["LIMITS", "RUNS", "Perf", "gate", "measure"]
 
 
-
-@dataclass(frozen=True)
-class Perf:
-    """Median cold start and import time of one image, in seconds."""
-
-    cold_start_s: float
-    import_s: float
+def import_seconds(ref: str, arch: str, code: int, output: str) -> float:
+    """``import_s`` from one run of the import probe in image ``ref`` of ``arch`` (exit
+    ``code``, combined ``output``). ``ProbeError`` naming the image and the probe's last
+    output line if the run failed or printed no ``{"import_s": <seconds>}``."""
+    found = probes.result(PROBE, ref, arch, code, output)
+    seconds = found.get("import_s") if isinstance(found, dict) else None
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        raise ProbeError(
+            f"probe {PROBE} printed no import_s in image {ref} ({arch}): {probes.last_line(output)!r}",
+            f"check factory/resources/probes/{PROBE}",
+        )
+    return float(seconds)
 
 
 def measure(engine: Engine, ref: str, arch: str) -> Perf:
-    """Measure ``ref`` (arm64 through QEMU): ``RUNS`` fresh containers for each figure."""
+    """Measure ``ref`` (arm64 through QEMU): ``RUNS`` fresh containers for each figure.
+
+    Raises ``ProbeError`` (one line: the image, the probe, its last output line) when
+    ``python3 -c pass`` or the import probe fails, ``EngineError`` when no container starts.
+    """
     platform = f"linux/{arch}"
     cold, imports = [], []
     for _ in range(RUNS):
         start = time.monotonic()
-        engine.run(ref, ["python3", "-c", "pass"], platform=platform, network=False)
+        code, out = engine.run(ref, ["python3", "-c", "pass"], platform=platform, network=False)
         cold.append(time.monotonic() - start)
-        _, out = engine.run(ref, ["python3", "-c", _IMPORTS], platform=platform, network=False)
-        imports.append(json.loads(out.strip().splitlines()[-1])["import_s"])
+        if code != 0:
+            raise ProbeError(
+                f"python3 -c pass failed in image {ref} ({arch}): exit {code}, last output {probes.last_line(out)!r}",
+                "run the image by hand to see the whole output; rebuild it if it is broken",
+            )
+        code, out = engine.run(ref, probes.command(PROBE), volumes=probes.volumes(), platform=platform, network=False)
+        imports.append(import_seconds(ref, arch, code, out))
     return Perf(cold_start_s=round(statistics.median(cold), 4), import_s=round(statistics.median(imports), 4))
 
 
-def gate(previous: dict | None, current: dict) -> list[str]:
-    """One message per regression of ``current`` against ``previous`` (both images.lock dicts).
+def gate(previous: ImagesLock | None, current: Sequence[ArchImage]) -> list[str]:
+    """One message per regression of the ``current`` images against the ``previous``
+    images.lock (None: nothing to compare with).
 
-    Compares images of the same arch on ``size``, ``perf.cold_start_s`` and ``perf.import_s``.
+    ``current`` is a sequence of entries, not an ``ImagesLock``: the gate runs before the
+    index is pushed (so that ``--strict`` moves no tag), when no images.lock exists yet.
+    Compares images of the same arch on ``size`` (bytes), ``perf.cold_start_s`` and
+    ``perf.import_s`` (seconds); a figure missing on either side is not compared.
     """
-    if not previous:
+    if previous is None:
         return []
-    before = {i["arch"]: i for i in previous.get("images", [])}
     messages = []
-    for image in current["images"]:
-        old = before.get(image["arch"])
-        if not old:
+    for image in current:
+        old = previous.image(image.arch)
+        if old is None:
             continue
-        pairs = {"size": (old.get("size"), image.get("size"))}
-        for key in ("cold_start_s", "import_s"):
-            pairs[key] = ((old.get("perf") or {}).get(key), (image.get("perf") or {}).get(key))
+        pairs: dict[str, tuple[float | None, float | None]] = {
+            "size": (old.size, image.size),
+            "cold_start_s": (old.perf.cold_start_s if old.perf else None, image.perf.cold_start_s if image.perf else None),
+            "import_s": (old.perf.import_s if old.perf else None, image.perf.import_s if image.perf else None),
+        }
         for key, (a, b) in pairs.items():
             if a and b and b > a * (1 + LIMITS[key]):
                 messages.append(
-                    f"{image['arch']} {key} {a} -> {b} (+{(b / a - 1) * 100:.0f} %, limit +{LIMITS[key] * 100:.0f} %)"
+                    f"{image.arch} {key} {a} -> {b} (+{(b / a - 1) * 100:.0f} %, limit +{LIMITS[key] * 100:.0f} %)"
                 )
     return messages

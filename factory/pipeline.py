@@ -23,7 +23,8 @@ from .build import SdistBuilder
 from .cache import FileCache
 from .config import Config
 from .engine import Engine, docker_login_credentials
-from .errors import BootstrapError, BuildFailedError
+from .errors import BootstrapError, BuildFailedError, WheelhouseMismatchError
+from .imagelock import ImagesLock
 from .index import Index
 from .lockfile import Lock, read_lock
 from .progress import console
@@ -122,7 +123,7 @@ def run_wheelhouse(cfg: Config, lock: Lock, out: Path, allow_missing: bool, buil
         )
 
 
-def run_images(cfg: Config, lock: Lock, wheelhouse: Path, out: Path, strict: bool = False) -> dict:
+def run_images(cfg: Config, lock: Lock, wheelhouse: Path, out: Path, strict: bool = False) -> ImagesLock:
     engine = Engine()
     with exclusive(cfg.cache_dir, out):
         registry = connect_registry(cfg)
@@ -130,11 +131,26 @@ def run_images(cfg: Config, lock: Lock, wheelhouse: Path, out: Path, strict: boo
         return images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases_for(cfg), pip, out, strict)
 
 
-def run_smoke(cfg: Config, images_lock: Path) -> list[smoke_stage.SmokeResult]:
+def pinned_names(lock: Lock, images: ImagesLock) -> frozenset[str]:
+    """The distribution names ``lock`` pins, for smoke's packaging-tool rule, after checking
+    that ``images`` were built from it (``WheelhouseMismatchError`` otherwise)."""
+    if lock.sha256 != images.lock_sha256:
+        raise WheelhouseMismatchError(
+            f"images.lock was built from lock {images.lock_sha256[:12]}, not {lock.path} ({lock.sha256[:12]})",
+            "pass the images' lock with --lock",
+        )
+    return frozenset(p.name for p in lock.pins)
+
+
+def run_smoke(cfg: Config, images_lock: Path, lock: Lock) -> list[smoke_stage.SmokeResult]:
+    """Smoke-test the images of ``images_lock``, built from ``lock`` (its pins may include
+    packaging tools). ``ArtifactError`` / ``WheelhouseMismatchError`` before any container."""
+    images = ImagesLock.load(images_lock)
+    pinned = pinned_names(lock, images)
     engine = Engine()
     connect_registry(cfg)
     pip = tool_wheel(cfg, make_index(cfg), "pip")
-    return smoke_stage.smoke(engine, images_lock, cfg.python, pip)
+    return smoke_stage.smoke(engine, images, cfg.python, pip, pinned)
 
 
 def run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, strict: bool = False) -> None:
@@ -165,9 +181,9 @@ def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, 
         console.print(f"{wheelhouse}: current for lock {lock.sha256[:12]}, reused without reading the index")
     console.rule("images")
     pip = tool_wheel(cfg, index, "pip")
-    images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases, pip, images_lock, strict)
+    images = images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases, pip, images_lock, strict)
     console.print(f"ready for smoke after {time.monotonic() - started:.1f} s")
     console.rule("smoke")
-    smoke_stage.smoke(engine, images_lock, cfg.python, pip)
+    smoke_stage.smoke(engine, images, cfg.python, pip, pinned_names(lock, images))
     console.rule("summary")
     print_summary(wheelhouse, images_lock)

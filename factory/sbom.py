@@ -12,9 +12,9 @@ input gives the same document apart from its timestamp.
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 from cyclonedx.model import HashAlgorithm, HashType, Property
 from cyclonedx.model.bom import Bom
@@ -24,19 +24,18 @@ from debian.deb822 import Deb822
 from packageurl import PackageURL
 from packaging.utils import canonicalize_name
 
+from . import probes
 from .engine import Engine
+from .errors import ProbeError
 
-# Runs inside the image: name, version of every distribution in the venv.
-_DISTS = (
-    "import importlib.metadata as md, json;"
-    "print(json.dumps(sorted({(d.metadata['Name'], d.version) for d in md.distributions()})))"
-)
 _NAMESPACE = uuid.UUID("5d0f3c4e-8f1e-4c55-9d8b-6a3f2f1c0b7a")
 
 
 def _dump(bom: Bom) -> str:
     # The subject depends on everything listed: a flat but complete dependency graph.
-    bom.register_dependency(bom.metadata.component, list(bom.components))
+    subject = bom.metadata.component
+    assert subject is not None, "every document here names its subject"
+    bom.register_dependency(subject, list(bom.components))
     return JsonV1Dot6(bom).output_as_string(indent=2)
 
 
@@ -49,15 +48,32 @@ def debian_packages(status: bytes) -> list[tuple[str, str, str]]:
     return sorted(out)
 
 
-def image_sbom(engine: Engine, ref: str, arch: str, wheels: list[dict]) -> str:
+def installed_dists(engine: Engine, ref: str, arch: str) -> list[tuple[str, str]]:
+    """(name, version) of every Python distribution installed in the image ``ref`` of
+    ``arch``, listed by the ``dists.py`` probe. ``ProbeError`` (naming the image and the
+    probe's last output line) if the probe fails or prints something else; never an empty
+    list in place of a failure."""
+    code, output = engine.run(ref, probes.command("dists.py"), volumes=probes.volumes(), platform=f"linux/{arch}", network=False)
+    dists = probes.result("dists.py", ref, arch, code, output)
+    if not isinstance(dists, list) or not all(
+        isinstance(d, list) and len(d) == 2 and all(isinstance(x, str) for x in d) for d in dists
+    ):
+        raise ProbeError(
+            f"probe dists.py printed no [name, version] list in image {ref} ({arch}): {probes.last_line(output)!r}",
+            "check factory/resources/probes/dists.py",
+        )
+    return [(name, version) for name, version in dists]
+
+
+def image_sbom(engine: Engine, ref: str, arch: str, wheels: list[dict[str, Any]]) -> str:
     """The CycloneDX JSON document for the image ``ref`` (``repo@sha256:…``) of ``arch``.
 
     ``wheels`` are the wheelhouse manifest entries of the image's target, used for hashes.
-    Raises ``EngineError`` if the image cannot be read or run.
+    Raises ``EngineError`` if the image cannot be read or run, ``ProbeError`` if the
+    distribution list cannot be taken from it (the SBOM would lack every Python component).
     """
     status = engine.read_file(ref, "/var/lib/dpkg/status")
-    code, output = engine.run(ref, ["python3", "-c", _DISTS], platform=f"linux/{arch}", network=False)
-    dists = json.loads(output.strip().splitlines()[-1]) if code == 0 else []
+    dists = installed_dists(engine, ref, arch)
     repo, _, digest = ref.partition("@")
     bom = Bom(serial_number=uuid.uuid5(_NAMESPACE, ref))
     bom.metadata.component = Component(

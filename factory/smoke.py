@@ -9,21 +9,29 @@ Checks, per image (arm64 runs through QEMU binfmt):
   mounted read-only (pip itself is not in the image);
 - the process runs as a non-root user.
 
+The checks are the probe files ``smoke_probe.py`` and ``hardening.py`` of
+``factory/resources/probes/`` (see ``factory.probes``), mounted read-only into the container.
+
 Hardening, checked in the same container, which runs with a read-only root filesystem
 and a tmpfs ``/tmp``: no compiler or build tool on PATH; no pip, setuptools or wheel
-importable; no package-manager caches; no setuid/setgid file beyond ``SUID_ALLOWED``;
+importable unless the lock pins it; no package-manager caches; no setuid/setgid file beyond ``SUID_ALLOWED``;
 CA certificates present (and loaded by ``ssl``); time zone data present (``zoneinfo``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from . import binfmt
+from packaging.utils import canonicalize_name
+
+from . import binfmt, probes
 from .engine import Engine
 from .errors import SmokeError
+from .imagelock import ImagesLock
 from .progress import Progress, console
 from .targets import Arch
 
@@ -31,87 +39,17 @@ PIP_IN_CONTAINER = "/opt/factory/pip.whl"
 # Bootstrap strips every setuid/setgid bit; an upstream base may need entries here.
 SUID_ALLOWED: frozenset[str] = frozenset()
 
-# Runs inside an image: the top-level modules of an installed distribution
-# (top_level.txt, else the RECORD). Shared with the perf measurements.
-TOP_LEVEL = r"""
-import importlib, importlib.metadata as md, json, os, platform, time
+def unpinned_packaging_tools(importable: Iterable[str], pinned: Collection[str]) -> list[str]:
+    """The packaging tools among ``importable`` (module names the hardening probe found
+    importable: pip, setuptools, wheel) that the lock does not pin, sorted.
 
-def top_level(dist):
-    text = dist.read_text("top_level.txt")
-    if text:
-        return sorted({m.strip() for m in text.split() if m.strip()})
-    mods = set()
-    for f in dist.files or ():
-        parts = f.parts
-        if not parts or parts[0] in ("..", "__pycache__") or parts[0].endswith((".dist-info", ".data")):
-            continue
-        if len(parts) == 1:
-            if parts[0].endswith(".py"):
-                mods.add(parts[0][:-3])
-            elif parts[0].endswith(".so"):
-                mods.add(parts[0].split(".")[0])
-        elif parts[-1].endswith((".py", ".so")):
-            mods.add(parts[0])
-    return sorted(m for m in mods if m.isidentifier())
-"""
-
-# Runs inside the image as its own user; prints one JSON object.
-PROBE = TOP_LEVEL + r"""
-out = {"version": platform.python_version(), "machine": platform.machine(), "uid": os.getuid(), "dists": {}}
-for dist in md.distributions():
-    results = {}
-    for mod in top_level(dist):
-        try:
-            importlib.import_module(mod)
-            results[mod] = None
-        except BaseException as e:
-            results[mod] = f"{type(e).__name__}: {e}"[:300]
-    out["dists"][dist.metadata["Name"]] = results
-print(json.dumps(out))
-"""
-
-
-HARDENING = r"""
-import json, os
-
-def hardening():
-    import glob, importlib.util, shutil, ssl, stat, zoneinfo
-    found = {}
-    found["tools"] = sorted(t for t in ("cc", "gcc", "g++", "c++", "clang", "ld", "make") if shutil.which(t))
-    found["packaging_tools"] = sorted(m for m in ("pip", "setuptools", "wheel") if importlib.util.find_spec(m))
-    caches = []
-    for pattern in ("/var/lib/apt/lists/*_*", "/var/cache/apt/*.bin", "/var/cache/apt/archives/*.deb", "/root/.cache/*", "/tmp/factory", "/opt/venv/**/*.whl"):
-        caches += glob.glob(pattern, recursive=True)
-    found["caches"] = sorted(caches)
-    special = []
-    for root, dirs, files in os.walk("/"):
-        if root.startswith(("/proc", "/sys", "/dev")):
-            dirs[:] = []
-            continue
-        for f in files:
-            path = os.path.join(root, f)
-            try:
-                mode = os.lstat(path).st_mode
-            except OSError:
-                continue
-            if stat.S_ISREG(mode) and mode & (stat.S_ISUID | stat.S_ISGID):
-                special.append(path)
-    found["suid"] = sorted(special)
-    bundle = "/etc/ssl/certs/ca-certificates.crt"
-    found["ca_certs"] = os.path.isfile(bundle) and os.path.getsize(bundle) > 0 and ssl.create_default_context().cert_store_stats()["x509_ca"] > 0
-    try:
-        found["tzdata"] = zoneinfo.ZoneInfo("America/New_York").key == "America/New_York"
-    except Exception:
-        found["tzdata"] = False
-    try:
-        open("/opt/venv/.write-test", "w").close()
-        found["read_only"] = False
-    except OSError:
-        found["read_only"] = True
-    return found
-
-print(json.dumps(hardening()))
-"""
+    ``pinned`` are the distribution names the lock pins (any spelling). A pinned tool is
+    there on purpose (pip-compile ``--allow-unsafe``; some packages need setuptools at run
+    time), so only an unpinned one is a leak. Each tool's module is named like its
+    distribution.
+    """
+    wanted = {canonicalize_name(n) for n in pinned}
+    return sorted(t for t in importable if canonicalize_name(t) not in wanted)
 
 
 @dataclass
@@ -127,17 +65,60 @@ class SmokeResult:
     failures: list[str] = field(default_factory=list)
 
 
-def smoke_image(engine: Engine, ref: str, arch: str, python: str, pip_wheel: Path) -> SmokeResult:
-    """Run the checks on one image; failures are collected, not raised."""
+def hardening_failures(found: dict[str, Any], pinned: Collection[str] = ()) -> list[str]:
+    """One-line problems in the ``hardening.py`` probe's report ``found`` (its JSON object),
+    for an image whose lock pins the distributions ``pinned``."""
+    failures = []
+    if found["tools"]:
+        failures.append(f"compiler/build tool present: {', '.join(found['tools'])}")
+    leaked = unpinned_packaging_tools(found["packaging_tools"], pinned)
+    if leaked:
+        failures.append(f"packaging tool present but not pinned by the lock: {', '.join(leaked)}")
+    if found["caches"]:
+        failures.append(f"package caches present: {', '.join(found['caches'][:5])}")
+    extra_suid = sorted(set(found["suid"]) - SUID_ALLOWED)
+    if extra_suid:
+        failures.append(f"setuid/setgid files: {', '.join(extra_suid)}")
+    if not found["ca_certs"]:
+        failures.append("no CA certificates (/etc/ssl/certs/ca-certificates.crt)")
+    if not found["tzdata"]:
+        failures.append("no time zone data (zoneinfo)")
+    if not found["read_only"]:
+        failures.append("root filesystem is writable although started --read-only")
+    return failures
+
+
+def _probe(engine: Engine, container: Any, name: str, where: str, failures: list[str], user: str = "") -> Any:
+    """Run probe ``name`` in ``container``; its JSON result, or None after adding a failure
+    naming the probe, its exit status and its last output line."""
+    code, output = engine.exec_in(container, probes.command(name), user=user)
+    text = output.decode(errors="replace")
+    tail = probes.last_line(text)
+    if code != 0:
+        failures.append(f"{where}: probe {name} failed (exit {code}): {tail}")
+        return None
+    try:
+        return json.loads(tail)
+    except ValueError:
+        failures.append(f"{where}: probe {name} printed no result: {tail}")
+        return None
+
+
+def smoke_image(engine: Engine, ref: str, arch: str, python: str, pip_wheel: Path, pinned: Collection[str] = ()) -> SmokeResult:
+    """Run the checks on image ``ref`` of ``arch``; failures are collected, not raised.
+
+    ``python`` is the expected interpreter version, ``pip_wheel`` the toolchain's pip wheel
+    (mounted for ``pip check``), ``pinned`` the distribution names the image's lock pins
+    (packaging tools among them may be importable; default none). Raises ``EngineError``
+    only when no container starts.
+    """
     result = SmokeResult(arch=arch, ref=ref)
     where = f"image {ref} ({arch})"
-    with engine.test_container(ref, volumes=[(str(pip_wheel), PIP_IN_CONTAINER)]) as c:
-        code, output = engine.exec_in(c, ["python3", "-c", PROBE])
-        text = output.decode(errors="replace").strip()
-        if code != 0:
-            result.failures.append(f"{where}: the probe failed (exit {code}): {text.splitlines()[-1:] or ''}")
+    mounts = [(str(pip_wheel), PIP_IN_CONTAINER), (probes.host_dir(), probes.IN_CONTAINER)]
+    with engine.test_container(ref, volumes=mounts) as c:
+        probe = _probe(engine, c, "smoke_probe.py", where, result.failures)
+        if probe is None:
             return result
-        probe = json.loads(text.splitlines()[-1])
         result.python, result.machine, result.uid = probe["version"], probe["machine"], probe["uid"]
         if probe["version"] != python:
             result.failures.append(f"{where}: python is {probe['version']}, expected {python}")
@@ -146,25 +127,10 @@ def smoke_image(engine: Engine, ref: str, arch: str, python: str, pip_wheel: Pat
             result.failures.append(f"{where}: machine is {probe['machine']}, expected {expected_machine}")
         if probe["uid"] == 0:
             result.failures.append(f"{where}: runs as root (uid 0)")
-        code, output = engine.exec_in(c, ["python3", "-c", HARDENING], user="0")
-        if code != 0:
-            result.failures.append(f"{where}: the hardening probe failed (exit {code}): {output.decode(errors='replace')[-300:]}")
+        found = _probe(engine, c, "hardening.py", where, result.failures, user="0")
+        if found is None:
             return result
-        h = json.loads(output.decode().strip().splitlines()[-1])
-        for kind, what in (("tools", "compiler/build tool"), ("packaging_tools", "packaging tool")):
-            if h[kind]:
-                result.failures.append(f"{where}: {what} present: {', '.join(h[kind])}")
-        if h["caches"]:
-            result.failures.append(f"{where}: package caches present: {', '.join(h['caches'][:5])}")
-        extra_suid = sorted(set(h["suid"]) - SUID_ALLOWED)
-        if extra_suid:
-            result.failures.append(f"{where}: setuid/setgid files: {', '.join(extra_suid)}")
-        if not h["ca_certs"]:
-            result.failures.append(f"{where}: no CA certificates (/etc/ssl/certs/ca-certificates.crt)")
-        if not h["tzdata"]:
-            result.failures.append(f"{where}: no time zone data (zoneinfo)")
-        if not h["read_only"]:
-            result.failures.append(f"{where}: root filesystem is writable although started --read-only")
+        result.failures += [f"{where}: {problem}" for problem in hardening_failures(found, pinned)]
         for dist, mods in sorted(probe["dists"].items()):
             for mod, err in sorted(mods.items()):
                 result.modules += 1
@@ -177,19 +143,22 @@ def smoke_image(engine: Engine, ref: str, arch: str, python: str, pip_wheel: Pat
     return result
 
 
-def smoke(engine: Engine, images_lock: Path, python: str, pip_wheel: Path) -> list[SmokeResult]:
-    """Smoke-test every image in ``images_lock``; raise ``SmokeError`` naming the first failure.
+def smoke(engine: Engine, images: ImagesLock, python: str, pip_wheel: Path, pinned: Collection[str] = ()) -> list[SmokeResult]:
+    """Smoke-test every image of ``images`` (a loaded images.lock); raise ``SmokeError``
+    naming the first failure.
 
+    ``pinned`` are the distribution names of the lock the images were built from (the
+    pipeline passes ``{p.name for p in lock.pins}`` of the lock whose sha256 is
+    ``images.lock_sha256``); default none, which rejects every importable packaging tool.
     All images are checked before raising; every failure is printed.
     """
-    data = json.loads(images_lock.read_text())
     results = []
     with Progress() as progress:
-        for image in data["images"]:
-            if image["arch"] == "arm64":
+        for image in images.images:
+            if image.arch == "arm64":
                 binfmt.require_arm64()
-            task = progress.step(f"smoke {image['arch']}")
-            results.append(smoke_image(engine, image["ref"], image["arch"], python, pip_wheel))
+            task = progress.step(f"smoke {image.arch}")
+            results.append(smoke_image(engine, image.ref, image.arch, python, pip_wheel, pinned))
             r = results[-1]
             status = "ok" if not r.failures else f"{len(r.failures)} failure(s)"
             progress.done(task, f"smoke {r.arch}: python {r.python} {r.machine} uid {r.uid}, {r.modules} modules: {status}")

@@ -1,4 +1,5 @@
-"""Bootstrap pieces that need no Docker: the Release date for SOURCE_DATE_EPOCH, dpkg versions."""
+"""Bootstrap pieces that need no Docker: the Release date for SOURCE_DATE_EPOCH, dpkg versions,
+bases.lock read and write."""
 
 import functools
 import io
@@ -9,8 +10,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from indexserver import free_port
 
-from factory.bootstrap import debian_version_in, release_epoch
-from factory.errors import BootstrapError
+from factory.bootstrap import debian_version_in, read_bases_lock, release_epoch, write_bases_lock
+from factory.errors import ArtifactError, BootstrapError
+from factory.imagelock import BaseImage
 
 
 @pytest.fixture
@@ -58,3 +60,22 @@ def test_debian_version_from_dpkg_status(tmp_path):
         tar.addfile(info, io.BytesIO(status))
     assert debian_version_in(rootfs, "python3.14") == "3.14.8-1"
     assert debian_version_in(rootfs, "gone") is None
+
+
+def test_bases_lock_is_written_whole_and_read_back(tmp_path):
+    path = tmp_path / "images" / "bases.lock"
+    assert read_bases_lock(path) == {}
+    amd64 = BaseImage("amd64", "r/python@sha256:" + "a" * 64, "r/python:3.14.8-slim-forky-amd64", "bootstrap", "b" * 64, "3.14.8-1")
+    write_bases_lock(path, "3.14.8", {"amd64": amd64})
+    assert read_bases_lock(path) == {"amd64": amd64}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["bases.lock"]
+
+
+def test_a_garbled_bases_lock_is_a_one_line_error(tmp_path):
+    path = tmp_path / "bases.lock"
+    path.write_text('{"python": "3.14.8", "bases": {"amd64": {"arch": "amd64"}}}')
+    with pytest.raises(ArtifactError, match=r"bases.amd64 lacks ref, source, tag \(fix: delete it and run `factory bootstrap`\)"):
+        read_bases_lock(path)
+    path.write_text("{")
+    with pytest.raises(ArtifactError, match="is not valid JSON"):
+        read_bases_lock(path)

@@ -11,6 +11,7 @@ its data and every image tag are per session and removed at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ from indexserver import free_port
 from factory.config import load_config
 from factory.engine import Engine
 from factory.errors import SmokeError
+from factory.imagelock import ImagesLock
 from factory.registry import LocalRegistry, Registry
 from factory.reproducible import epoch_of
 
@@ -179,7 +181,7 @@ def test_smoke_passes_on_both_arches(project, images):
     assert "smoke arm64: python 3.14.8 aarch64 uid 10001" in out
 
 
-def test_smoke_names_image_arch_and_module_that_fails(project, cfg, images, tmp_path):
+def test_smoke_names_image_arch_and_module_that_fails(project, cfg, images):
     """A copy of the amd64 image with orjson's extension removed, a setuid file and a pip
     cache must fail smoke, each failure naming the image, the arch and what is wrong."""
     import io
@@ -212,10 +214,10 @@ def test_smoke_names_image_arch_and_module_that_fails(project, cfg, images, tmp_
     assert any(f.startswith(where + "module orjson (from orjson) does not import") for f in failures), failures
     assert where + "setuid/setgid files: /usr/local/bin/suid-helper" in failures, failures
     assert any(f.startswith(where + "package caches present: /root/.cache/pip") for f in failures), failures
-    broken_lock = tmp_path / "images.lock"
-    broken_lock.write_text(json.dumps({**images, "images": [{**amd64, "ref": tag}]}))
+    recorded = ImagesLock.from_json(images)
+    broken = dataclasses.replace(recorded, images=(dataclasses.replace(recorded.image("amd64"), ref=tag),))
     with pytest.raises(SmokeError) as e:
-        smoke(engine, broken_lock, "3.14.8", pip)
+        smoke(engine, broken, "3.14.8", pip)
     assert tag in e.value.problem and "(amd64)" in e.value.problem and "3 smoke check(s) failed" in e.value.problem
 
 

@@ -21,6 +21,7 @@ from indexserver import FixtureIndex, make_sdist, sha256
 from tinysrc import BROKEN_SOURCE, C_SOURCE, CPP_SOURCE, c_project
 
 from factory.engine import Engine
+from factory.imagelock import BuilderImagesLock
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 
@@ -53,7 +54,7 @@ def built(project, bases, sdist_index):
 def test_every_cell_is_built_and_recorded(project, cfg, built):
     manifest, _ = built
     toolchain_sha = hashlib.sha256((Path(__file__).parent.parent / "constraints/toolchain.txt").read_bytes()).hexdigest()
-    builders = json.loads((project / "builders.lock").read_text())["bases"]
+    builders = {a: b.to_json() for a, b in BuilderImagesLock.load(project / "builders.lock").builders.items()}
     assert set(manifest["targets"]) == set(TARGETS)
     for target, entries in manifest["targets"].items():
         assert {e["name"] for e in entries} == {"tinyc", "tinycpp"}
@@ -137,7 +138,7 @@ def test_images_from_built_wheels_pass_smoke(project, built):
     run(project, "images", "--lock", "sdist.lock", "--wheelhouse", "wh-sdist", "--images-lock", "images-sdist.lock")
     images = json.loads((project / "images-sdist.lock").read_text())
     assert {i["arch"] for i in images["images"]} == {"amd64", "arm64"}
-    run(project, "smoke", "--images-lock", "images-sdist.lock")  # imports tinyc and tinycpp on both arches
+    run(project, "smoke", "--images-lock", "images-sdist.lock", "--lock", "sdist.lock")  # imports tinyc and tinycpp on both arches
 
 
 def test_a_failing_sdist_publishes_nothing(project, built, sdist_index):
