@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).parent.parent / "factory"
 # A module may import any module of an earlier group, or of its own group (no cycle).
 DOMAIN = [
     {
-        "errors", "targets", "lockfile", "lockformats", "pylock", "selection", "sdist", "verify",
+        "errors", "targets", "locktypes", "reqlock", "pylockfile", "lockfile", "selection", "sdist", "verify",
         "manifest", "readiness", "wheelsbom", "imagelock", "outcome",
     }
 ]
