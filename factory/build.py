@@ -1,7 +1,7 @@
 """The build stage: compile the sdists of pin × target cells that have no wheel on the index.
 
 Per cell: fetch the sdist (hash-checked against the lock), inspect it (``sdist``), check
-its build requirements against ``constraints/build.txt`` (``builddeps``), then run
+its build requirements against ``resources/constraints/build.txt`` (``builddeps``), then run
 cibuildwheel once for it, with:
 
 - the target's builder image (``builders``; aarch64 under QEMU) and ``CIBW_BUILD`` pinned
