@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("lock", help="pip-compile requirements.in into a hashed lock, under CPython 3.14")
     s.add_argument("--in", dest="source", help="input (default: requirements.in beside the lock)")
-    s.add_argument("--out", help="output lock (default: [tool.factory] lock)")
+    s.add_argument("--out", "--lock", dest="out", help="output lock (default: [tool.factory] lock)")
     s.add_argument("--toolchain", action="store_true", help="recompile the toolchain lock ([tool.factory] toolchain) instead")
 
     s = sub.add_parser("wheelhouse", help="download the best wheel per pin × target into a wheelhouse")

@@ -208,3 +208,11 @@ def test_packaged_toolchain_lock_is_not_recompiled_in_place(tmp_path, monkeypatc
     assert main(["lock", "--toolchain"]) == 2
     assert "would write into the installed package" in capsys.readouterr().err
     assert (resources.ROOT / "constraints/toolchain.txt").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("command", ["validate", "lock", "wheelhouse", "images", "all"])
+def test_every_command_using_the_lock_takes_lock(command):
+    from factory.cli import _parser
+
+    args = _parser().parse_args([command, "--lock", "service.lock"])
+    assert (args.out if command == "lock" else args.lock) == "service.lock"
