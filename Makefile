@@ -15,7 +15,7 @@ CA_BUNDLE := /etc/ssl/certs/ca-certificates.crt
 PIP_CERT_ARG := $(if $(wildcard $(CA_BUNDLE)),--cert $(CA_BUNDLE),)
 PYTEST_ARGS ?=
 
-.PHONY: images test test-unit deps venv binfmt docker-check lock build-lock host-lock registry-stop bench clean
+.PHONY: images test test-unit deps venv binfmt docker-check lock toolchain-lock build-lock host-lock registry-stop bench clean
 
 $(VENV)/.installed: constraints/host.txt pyproject.toml
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -q && apt-get install -y -q python3-venv; }
@@ -56,8 +56,12 @@ test-unit: venv
 lock: venv docker-check
 	$(FACTORY) lock
 
+# The toolchain and build-backend locks ship in the package (factory/resources/constraints).
+toolchain-lock: venv docker-check
+	$(FACTORY) lock --toolchain
+
 build-lock: venv docker-check
-	$(FACTORY) lock --in constraints/build.in --out constraints/build.txt
+	$(FACTORY) lock --in factory/resources/constraints/build.in --out factory/resources/constraints/build.txt
 
 host-lock: venv
 	cd constraints && $(PIP_ENV) CUSTOM_COMPILE_COMMAND="make host-lock" ../$(VENV)/bin/python -m piptools compile -q --no-config \

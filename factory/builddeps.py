@@ -1,6 +1,6 @@
 """Hermetic build dependencies: every build backend an sdist may ask for, pinned and pre-fetched.
 
-``constraints/build.txt`` is a pip-compile lock (with hashes) of the build backends the
+``resources/constraints/build.txt`` (packaged) is a pip-compile lock (with hashes) of the build backends the
 factory supports (setuptools, Cython, meson-python, scikit-build-core, hatchling, …). Before
 a build, an sdist's ``build-system.requires`` must be satisfiable from it; then the whole
 lock's wheels for the target are laid out in a find-links directory that the builder mounts
@@ -25,7 +25,7 @@ from .sdist import SdistInfo
 from .selection import best_wheel
 from .targets import Target
 
-FIX_ADD = "add it to constraints/build.in and run `make build-lock`"
+FIX_ADD = "add it to the .in beside the build-constraints lock and recompile it (`make build-lock` in factory's checkout)"
 
 
 
@@ -49,7 +49,7 @@ def check_requires(sdist: SdistInfo, build_lock: Lock, target: Target, python: s
         if not req.specifier.contains(pin.version, prereleases=True):
             raise BuildDependencyError(
                 f"{sdist.path.name} needs build dependency {text!r}, but {build_lock.path.name} pins {pin.name}=={pin.version}",
-                "pin a version that satisfies it in constraints/build.in and run `make build-lock`, "
+                "pin a version that satisfies it in the .in beside the build-constraints lock and recompile it, "
                 "or give this package its own lock in [tool.factory.build-overrides]",
             )
 
@@ -77,7 +77,7 @@ def builddeps_dir(cache_dir: Path, build_lock: Lock, target: Target, python: str
         if choice is None:
             raise BuildDependencyError(
                 f"build dependency {pin.name}=={pin.version} has no wheel for {target.name} on {index.url}",
-                "pin a version with a wheel for that target in constraints/build.in and run `make build-lock`",
+                "pin a version with a wheel for that target in the .in beside the build-constraints lock and recompile it",
             )
         chosen.append(choice)
 

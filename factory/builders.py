@@ -1,9 +1,9 @@
 """Builder images: one per arch, bootstrapped here and laid out the way cibuildwheel expects.
 
 A builder is the ``builder-recipe`` rootfs (forky + python3.14-dev + patchelf + musl, made
-by ``bootstrap.build_rootfs``) plus ``images/builder.Dockerfile``: a venv at
+by ``bootstrap.build_rootfs``) plus ``resources/images/builder.Dockerfile``: a venv at
 ``/opt/python/cp314-cp314`` holding the toolchain's pip, build, auditwheel and wheel
-(installed ``--require-hashes`` from ``constraints/toolchain.txt``), a cp39 link and
+(installed ``--require-hashes`` from ``resources/constraints/toolchain.txt``), a cp39 link and
 auditwheel on PATH. The same builder serves the manylinux and the musllinux target of its
 arch, because the libc a wheel needs is chosen by the mounted zig compiler, not the image.
 
@@ -73,7 +73,7 @@ def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, i
     """
     assert cfg.builder_recipe is not None and cfg.builders_lock is not None and cfg.builder_dockerfile is not None
     if not cfg.builder_dockerfile.is_file():
-        raise ConfigError(f"builder Dockerfile {cfg.builder_dockerfile} not found", "set builder-dockerfile to images/builder.Dockerfile")
+        raise ConfigError(f"builder Dockerfile {cfg.builder_dockerfile} not found", "point builder-dockerfile at an existing file, or remove it to use the packaged one")
     recipe = load_recipe(cfg.builder_recipe)
     tools = [tool_wheel(cfg, index, name) for name in BUILDER_TOOLS]
     recipe_sha256 = recipe.digest(arch, cfg.python)
@@ -117,4 +117,4 @@ def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, i
 def require_recipe(cfg: Config) -> None:
     """``BootstrapError`` unless the builder recipe exists (checked before any sdist work)."""
     if cfg.builder_recipe is None or not cfg.builder_recipe.is_file():
-        raise BootstrapError(f"builder recipe {cfg.builder_recipe} not found", "set builder-recipe to images/recipes/forky-builder.toml")
+        raise BootstrapError(f"builder recipe {cfg.builder_recipe} not found", "point builder-recipe at an existing file, or remove it to use the packaged one")

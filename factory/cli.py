@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import FactoryError
+from .errors import ConfigError, FactoryError
 
 HELP = "Wheelhouse build and container image factory for Python 3.14."
 
@@ -20,7 +20,10 @@ def _image_options(s: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="factory", description=HELP)
-    p.add_argument("--config", default="pyproject.toml", help="pyproject.toml with [tool.factory] (default: %(default)s)")
+    p.add_argument(
+        "--config",
+        help="pyproject.toml with [tool.factory] (default: ./pyproject.toml if present, else the built-in defaults)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("validate", help="validate a requirements lock")
@@ -28,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("lock", help="pip-compile requirements.in into a hashed lock, under CPython 3.14")
     s.add_argument("--in", dest="source", help="input (default: requirements.in beside the lock)")
-    s.add_argument("--out", help="output lock (default: [tool.factory] lock)")
-    s.add_argument("--toolchain", action="store_true", help="recompile constraints/toolchain.txt instead")
+    s.add_argument("--out", "--lock", dest="out", help="output lock (default: [tool.factory] lock)")
+    s.add_argument("--toolchain", action="store_true", help="recompile the toolchain lock ([tool.factory] toolchain) instead")
 
     s = sub.add_parser("wheelhouse", help="download the best wheel per pin × target into a wheelhouse")
     s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
@@ -77,6 +80,11 @@ def _run(args: argparse.Namespace) -> int:
         from .engine import Engine
         from .lock import compile_lock
 
+        if args.toolchain and not args.out and "toolchain" in cfg.packaged:
+            raise ConfigError(
+                f"the toolchain lock is the one shipped with factory ({cfg.toolchain}); recompiling it would write into the installed package",
+                "set toolchain in [tool.factory] to a lock of your own (with toolchain.in beside it), or pass --out",
+            )
         out = Path(args.out).resolve() if args.out else (cfg.toolchain if args.toolchain else cfg.lock)
         source = Path(args.source).resolve() if args.source else out.with_suffix(".in")
         base_ref = pipeline.bases_for(cfg)["amd64"].ref

@@ -3,6 +3,12 @@
 Sources, later wins: built-in defaults < ``[tool.factory]`` in pyproject.toml <
 ``FACTORY_<KEY>`` environment variables (key upper-cased, ``-`` -> ``_``), the same
 layering cibuildwheel uses for ``[tool.cibuildwheel]`` and ``CIBW_*``.
+
+The defaults work in any directory, like ``pipx run cibuildwheel``: the Dockerfiles,
+bootstrap recipes, toolchain and build-backend locks are files shipped in the package
+(``factory/resources``, see ``resources.py``); the cache and the bootstrap outputs
+(``bases.lock``, ``builders.lock``) go to the user cache directory. Nothing resolves to a
+path factory would write inside the installed package.
 """
 
 from __future__ import annotations
@@ -17,12 +23,29 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
+from . import resources
 from .errors import ConfigError
 from .targets import Arch, Target, parse_target
 
 # Bump when the bootstrap procedure itself changes, so every recipe hash changes.
 RECIPE_VERSION = 5
 
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """A default naming a file shipped in ``factory/resources`` (``name`` relative to it)."""
+
+    name: str
+
+
+BASE_RECIPE = Packaged("images/recipes/forky-slim.toml")
+
+# "" for a path key: derived at load time (see load_config). Packaged(...): a file shipped
+# with factory, used unless [tool.factory] or FACTORY_* names another; relative paths given
+# there are relative to the pyproject.toml (or the current directory without one).
 DEFAULTS: dict[str, Any] = {
     "python": "3.14.8",
     "targets": [
@@ -33,24 +56,28 @@ DEFAULTS: dict[str, Any] = {
     ],
     "index-url": "https://pypi.org/simple/",
     "ca-bundle": "system",
-    "lock": "constraints/requirements.lock",
-    "toolchain": "constraints/toolchain.txt",
-    "bases-lock": "images/bases.lock",
-    "cache-dir": ".cache/factory",
+    "lock": "requirements.lock",
+    "toolchain": Packaged("constraints/toolchain.txt"),
+    # "": <cache-dir>/bases.lock. Its refs point into the local registry, whose data is
+    # under <cache-dir>/registry by default, so the two are kept (and wiped) together.
+    "bases-lock": "",
+    # "": platformdirs.user_cache_dir("factory"), e.g. ~/.cache/factory.
+    "cache-dir": "",
     "registry": "127.0.0.1:5555",
     "registry-local": True,
     "registry-dir": "",
     "registry-htpasswd": "",
-    "dockerfile": "images/runtime.Dockerfile",
+    "dockerfile": Packaged("images/runtime.Dockerfile"),
     "repository": "factory/app",
     "base-repository": "factory/python",
     "uid": 10001,
     "jobs": 4,
-    "builder-recipe": "images/recipes/forky-builder.toml",
-    "builder-dockerfile": "images/builder.Dockerfile",
-    "builders-lock": "images/builders.lock",
+    "builder-recipe": Packaged("images/recipes/forky-builder.toml"),
+    "builder-dockerfile": Packaged("images/builder.Dockerfile"),
+    # "": <cache-dir>/builders.lock, for the same reason as bases-lock.
+    "builders-lock": "",
     "builder-repository": "factory/builder",
-    "build-constraints": "constraints/build.txt",
+    "build-constraints": Packaged("constraints/build.txt"),
     "build-timeout": 1800,
     # false: every docker build runs without the engine's layer cache (docker build
     # --no-cache), as the reproducibility test does for its two clean builds.
@@ -62,7 +89,7 @@ _PINNED_IMAGE_RE = re.compile(r"^[^@\s]+:[^@:/\s]+@sha256:[0-9a-f]{64}$")
 
 @dataclass(frozen=True)
 class Recipe:
-    """A bootstrap recipe (``images/recipes/*.toml``): a Debian suite and package list."""
+    """A bootstrap recipe (``resources/images/recipes/*.toml``): a Debian suite and package list."""
 
     path: Path
     suite: str
@@ -105,7 +132,11 @@ class BaseSpec:
 
 @dataclass(frozen=True)
 class Config:
-    """Everything the stages need. Paths are absolute."""
+    """Everything the stages need. Paths are absolute.
+
+    ``root`` is the directory of the pyproject.toml read, or the current directory when
+    there is none; ``packaged`` names the keys that resolved to files shipped with factory.
+    """
 
     root: Path
     python: str
@@ -135,6 +166,9 @@ class Config:
     builder_images: tuple[tuple[str, str], ...] = field(default=())
     build_overrides: tuple[tuple[str, Path], ...] = field(default=())
     bases: tuple[BaseSpec, ...] = field(default=())
+    # Keys (e.g. "toolchain") whose file is the one shipped in factory/resources: a command
+    # that would rewrite it refuses, since that would write into the installed package.
+    packaged: frozenset[str] = field(default=frozenset())
 
     @property
     def arches(self) -> tuple[str, ...]:
@@ -230,6 +264,8 @@ def load_recipe(path: Path) -> Recipe:
 
 
 def _load_bases(root: Path, table: Mapping[str, Any], env: Mapping[str, str]) -> tuple[BaseSpec, ...]:
+    """``[tool.factory.base.<arch>]`` (all arches from the packaged forky-slim recipe when
+    the project has no ``base`` table), each overridable by ``FACTORY_BASE_<ARCH>``."""
     bases = []
     for arch in Arch:
         spec = dict(table.get(arch, {}))
@@ -250,7 +286,9 @@ def _load_bases(root: Path, table: Mapping[str, Any], env: Mapping[str, str]) ->
                 )
             bases.append(BaseSpec(arch=arch, image=spec["image"]))
         else:
-            bases.append(BaseSpec(arch=arch, recipe=load_recipe((root / spec["recipe"]).resolve())))
+            recipe = spec["recipe"]
+            path = resources.path(recipe.name) if isinstance(recipe, Packaged) else (root / str(recipe)).resolve()
+            bases.append(BaseSpec(arch=arch, recipe=load_recipe(path)))
     return tuple(bases)
 
 
@@ -281,26 +319,45 @@ def _load_build_overrides(root: Path, table: Mapping[str, Any]) -> tuple[tuple[s
     for name, value in table.items():
         path = (root / str(value)).resolve()
         if not path.is_file():
-            raise ConfigError(f"build-overrides.{name}: {path} not found", "point it at a hashed lock compiled like constraints/build.txt")
+            raise ConfigError(f"build-overrides.{name}: {path} not found", "point it at a hashed lock compiled like factory's packaged constraints/build.txt")
         out.append((canonicalize_name(name), path))
     return tuple(sorted(out))
 
 
-def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str] | None = None) -> Config:
-    """Build the ``Config`` from ``pyproject`` (its ``[tool.factory]`` table) and ``env``.
+def _read_table(pyproject: Path | str | None) -> tuple[Path, Mapping[str, Any]]:
+    """The project root and its ``[tool.factory]`` table ({} when absent).
 
-    ``env`` defaults to ``os.environ``. Raises ``ConfigError`` for an unreadable file or a
-    bad value, ``UnknownTargetError`` for a bad target name.
+    ``None``: ``./pyproject.toml`` if there is one, else no file (root: the current
+    directory). An explicitly named file must exist.
     """
-    env = os.environ if env is None else env
-    path = Path(pyproject).resolve()
+    if pyproject is None:
+        path = Path("pyproject.toml").resolve()
+        if not path.is_file():
+            return path.parent, {}
+    else:
+        path = Path(pyproject).resolve()
     try:
-        table = tomllib.loads(path.read_text()).get("tool", {}).get("factory", {})
+        data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path} not found", "run from the project directory or pass --config") from None
+        raise ConfigError(f"{path} not found", "pass --config an existing pyproject.toml, or leave --config out to use the defaults") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}", "fix the file's syntax") from None
-    root = path.parent
+    table = data.get("tool", {}).get("factory", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.factory] is not a table", "write it as a [tool.factory] table")
+    return path.parent, table
+
+
+def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Build the ``Config`` from ``pyproject`` (its ``[tool.factory]`` table) and ``env``.
+
+    ``pyproject`` None means ``./pyproject.toml`` if present, else defaults rooted at the
+    current directory; a file without ``[tool.factory]`` also gives the defaults. ``env``
+    defaults to ``os.environ``. Raises ``ConfigError`` for a named file that is missing or
+    unreadable, or a bad value; ``UnknownTargetError`` for a bad target name.
+    """
+    env = os.environ if env is None else env
+    root, table = _read_table(pyproject)
     unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides"}
     if unknown:
         raise ConfigError(f"unknown [tool.factory] keys: {', '.join(sorted(unknown))}", "remove or rename them")
@@ -314,7 +371,15 @@ def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str]
         values[key] = value
 
     def path_of(key: str) -> Path:
-        return (root / values[key]).resolve()
+        value = values[key]
+        if isinstance(value, Packaged):
+            return resources.path(value.name)
+        return (root / str(value)).resolve()
+
+    cache_dir = path_of("cache-dir") if values["cache-dir"] else Path(platformdirs.user_cache_dir("factory")).resolve()
+
+    def path_or(key: str, default: Path) -> Path:
+        return path_of(key) if values[key] else default
 
     python = str(values["python"])
     if not re.fullmatch(r"3\.\d+\.\d+", python):
@@ -323,6 +388,7 @@ def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str]
     if not targets:
         raise ConfigError("no targets configured", "list at least one target in [tool.factory] targets")
     ca_bundle = _ca_bundle(root, str(values["ca-bundle"]))
+    base_table = table.get("base", {"amd64": {"recipe": BASE_RECIPE}, "arm64": {"recipe": BASE_RECIPE}})
     return Config(
         root=root,
         python=python,
@@ -331,11 +397,11 @@ def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str]
         ca_bundle=ca_bundle,
         lock=path_of("lock"),
         toolchain=path_of("toolchain"),
-        bases_lock=path_of("bases-lock"),
-        cache_dir=path_of("cache-dir"),
+        bases_lock=path_or("bases-lock", cache_dir / "bases.lock"),
+        cache_dir=cache_dir,
         registry=str(values["registry"]).rstrip("/"),
         registry_local=_as_bool("registry-local", values["registry-local"]),
-        registry_dir=path_of("registry-dir") if values["registry-dir"] else path_of("cache-dir") / "registry",
+        registry_dir=path_or("registry-dir", cache_dir / "registry"),
         dockerfile=path_of("dockerfile"),
         registry_htpasswd=path_of("registry-htpasswd") if values["registry-htpasswd"] else None,
         repository=str(values["repository"]),
@@ -344,12 +410,13 @@ def load_config(pyproject: Path | str = "pyproject.toml", env: Mapping[str, str]
         jobs=max(1, _as_int("jobs", values["jobs"])),
         builder_recipe=path_of("builder-recipe"),
         builder_dockerfile=path_of("builder-dockerfile"),
-        builders_lock=path_of("builders-lock"),
+        builders_lock=path_or("builders-lock", cache_dir / "builders.lock"),
         builder_repository=str(values["builder-repository"]),
         build_constraints=path_of("build-constraints"),
         build_timeout=max(60, _as_int("build-timeout", values["build-timeout"])),
         engine_cache=_as_bool("engine-cache", values["engine-cache"]),
         builder_images=_load_builder_images(table.get("builders", {}), targets, env),
         build_overrides=_load_build_overrides(root, table.get("build-overrides", {})),
-        bases=_load_bases(root, table.get("base", {}), env),
+        bases=_load_bases(root, base_table, env),
+        packaged=frozenset(k for k, v in values.items() if isinstance(v, Packaged)),
     )

@@ -1,7 +1,7 @@
 """The images stage: slim runtime images per arch, from the base by digest and the wheelhouse.
 
 Each arch's image is built with the Docker SDK (classic builder) from
-``images/runtime.Dockerfile``: a multi-stage build that installs the manylinux target's
+``resources/images/runtime.Dockerfile``: a multi-stage build that installs the manylinux target's
 wheels with ``pip install --no-index --require-hashes`` into ``/opt/venv`` and copies only
 that venv onto the base. Images are pushed, then one multi-arch index is pushed over
 them, and only then is ``images.lock`` written (atomically), as ``imagelock.ImagesLock``:

@@ -7,6 +7,7 @@ targets, images for both arches, smoke, summary.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,23 +35,34 @@ from .sdistplan import Connection
 from .toolchain import tool_wheel
 
 
+def run_lock_file(cache_dir: Path, path: Path) -> Path:
+    """The run lock of ``path`` (the cache itself or an output): ``<cache_dir>/locks/<sha256
+    hex of path's absolute form>.lock``, so that no lock file lands beside a user's outputs."""
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()
+    return cache_dir / "locks" / f"{key}.lock"
+
+
 @contextlib.contextmanager
 def exclusive(cache_dir: Path, *outputs: Path) -> Iterator[None]:
-    """Hold the run lock (``.<name>.lock`` beside it) of the cache and of each output.
+    """Hold the run lock (``run_lock_file``) of the cache and of each output.
 
-    A second factory run on the same cache or output waits here, saying so, instead of
-    interleaving its writes with ours. Locks are released even when the run fails; a
-    killed run's lock file stays but is not held (flock), so it blocks no one. Holding the
-    locks, any temporary file of ours is a killed run's leftover and is removed.
+    A second factory run on the same cache or output waits here, naming the output, instead
+    of interleaving its writes with ours. The locks live in the cache, so two runs exclude
+    each other on an output only when they share the cache dir. Locks are released even
+    when the run fails; a killed run's lock file stays but is not held (flock), so it
+    blocks no one. Holding the locks, any temporary file of ours is a killed run's leftover
+    and is removed.
     """
     with contextlib.ExitStack() as stack:
         for path in (cache_dir, *outputs):
+            lock_file = run_lock_file(cache_dir, path)
+            lock_file.parent.mkdir(parents=True, exist_ok=True)
             path.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(path.parent / f".{path.name}.lock"))
+            lock = FileLock(str(lock_file))
             try:
                 lock.acquire(timeout=0)
             except Timeout:
-                console.print(f"waiting for another factory run to release {lock.lock_file}")
+                console.print(f"waiting for another factory run to release {path} (lock {lock_file})")
                 lock.acquire()
             stack.callback(lock.release)
         FileCache(cache_dir).sweep()

@@ -1,4 +1,4 @@
-"""The pinned toolchain (``constraints/toolchain.txt``): pip, setuptools, wheel, build,
+"""The pinned toolchain (``resources/constraints/toolchain.txt``): pip, setuptools, wheel, build,
 pip-tools, cibuildwheel and auditwheel with their dependencies, each with hashes.
 
 Every pip install the factory performs goes through it: the host venv is constrained to
@@ -43,7 +43,7 @@ def tool_wheel(cfg: Config, index: Index, name: str, rank: Mapping[Tag, int] | N
     lock = toolchain_lock(cfg)
     pin = lock.pin(name)
     if pin is None:
-        raise LockError(f"{cfg.toolchain} does not pin {name}", "add it to constraints/toolchain.in and recompile")
+        raise LockError(f"{cfg.toolchain} does not pin {name}", "add it to the toolchain.in beside that lock and run `factory lock --toolchain`")
     rank = cfg.targets[0].rank(cfg.python) if rank is None else rank
     for sha in sorted(pin.hashes):  # a cached, hash-checked copy needs no index
         cached = index.cache.find(sha)
@@ -65,7 +65,7 @@ def tool_requirements(cfg: Config, names: tuple[str, ...]) -> str:
     for name in names:
         pin = lock.pin(name)
         if pin is None:
-            raise LockError(f"{cfg.toolchain} does not pin {name}", "add it to constraints/toolchain.in and recompile")
+            raise LockError(f"{cfg.toolchain} does not pin {name}", "add it to the toolchain.in beside that lock and run `factory lock --toolchain`")
         hashes = " ".join(f"--hash=sha256:{h}" for h in sorted(pin.hashes))
         lines.append(f"{pin.name}=={pin.version} {hashes}")
     return "\n".join(lines) + "\n"

@@ -36,7 +36,7 @@ def project(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("project")
     cache = Path(os.environ.get("FACTORY_TEST_CACHE", ROOT / ".cache" / "test"))
     port = free_port()
-    recipe = ROOT / "images/recipes/forky-slim.toml"
+    recipe = ROOT / "factory/resources/images/recipes/forky-slim.toml"
     (tmp / "pyproject.toml").write_text(
         f"""[tool.factory]
 cache-dir = "{cache}"
@@ -46,13 +46,13 @@ repository = "factory-test/app"
 base-repository = "factory-test/python"
 bases-lock = "bases.lock"
 lock = "requirements.lock"
-toolchain = "{ROOT / 'constraints/toolchain.txt'}"
-dockerfile = "{ROOT / 'images/runtime.Dockerfile'}"
-builder-recipe = "{ROOT / 'images/recipes/forky-builder.toml'}"
-builder-dockerfile = "{ROOT / 'images/builder.Dockerfile'}"
+toolchain = "{ROOT / 'factory/resources/constraints/toolchain.txt'}"
+dockerfile = "{ROOT / 'factory/resources/images/runtime.Dockerfile'}"
+builder-recipe = "{ROOT / 'factory/resources/images/recipes/forky-builder.toml'}"
+builder-dockerfile = "{ROOT / 'factory/resources/images/builder.Dockerfile'}"
 builders-lock = "builders.lock"
 builder-repository = "factory-test/builder"
-build-constraints = "{ROOT / 'constraints/build.txt'}"
+build-constraints = "{ROOT / 'factory/resources/constraints/build.txt'}"
 [tool.factory.base.amd64]
 recipe = "{recipe}"
 [tool.factory.base.arm64]

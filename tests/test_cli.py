@@ -23,9 +23,9 @@ registry-local = false
 registry = "127.0.0.1:{free_port()}"
 bases-lock = "bases.lock"
 [tool.factory.base.amd64]
-recipe = "{ROOT / 'images/recipes/forky-slim.toml'}"
+recipe = "{ROOT / 'factory/resources/images/recipes/forky-slim.toml'}"
 [tool.factory.base.arm64]
-recipe = "{ROOT / 'images/recipes/forky-slim.toml'}"
+recipe = "{ROOT / 'factory/resources/images/recipes/forky-slim.toml'}"
 {extra}"""
     )
     return tmp_path
@@ -165,14 +165,17 @@ def test_concurrent_runs_on_one_cache_and_output(tmp_path):
     with FixtureIndex({"six": {WHEEL: data}}) as idx:
         good_lock(tmp_path / "req.lock", data)
         env = {**os.environ, "FACTORY_INDEX_URL": idx.url}
-        with FileLock(str(tmp_path / ".cache.lock")):
+        from factory.pipeline import run_lock_file
+
+        cache = tmp_path / "cache"
+        with FileLock(str(run_lock_file(cache, cache))):
             waiting = start_factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", env=env, text=True)
             time.sleep(3)
             assert waiting.poll() is None, "the second run did not wait for the lock"
             assert not (tmp_path / "wh").exists()
         _, err = waiting.communicate(timeout=120)
         assert waiting.returncode == 0, err
-        assert "waiting for another factory run" in err
+        assert f"waiting for another factory run to release {cache}" in err
         (tmp_path / "wh" / "manifest.json").unlink()  # not current: both runs below do the work
         procs = [start_factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", env=env, text=True) for _ in range(2)]
         results = [p.communicate(timeout=120) for p in procs]
@@ -180,6 +183,9 @@ def test_concurrent_runs_on_one_cache_and_output(tmp_path):
     manifest = json.loads((tmp_path / "wh" / "manifest.json").read_text())
     assert all(e["sha256"] == sha256(data) for es in manifest["targets"].values() for e in es)
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    # the run locks are in the cache, not beside the outputs
+    assert not list(tmp_path.glob(".*.lock"))
+    assert (cache / "locks").is_dir()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
@@ -196,7 +202,7 @@ def test_full_disk(tmp_path):
             good_lock(tmp_path / "req.lock", data)
             proc = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", str(small / "wh"), env={"FACTORY_INDEX_URL": idx.url})
         assert_clean_failure(proc, f"no space left writing {small / 'wh'}")
-        assert list(small.iterdir()) == [] or [p.name for p in small.iterdir()] == [".wh.lock"]
+        assert list(small.iterdir()) == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
 

@@ -102,3 +102,117 @@ def test_bad_upstream_builder(tmp_path, body, words):
 def test_build_override_must_exist(tmp_path):
     with pytest.raises(ConfigError, match="build-overrides.foo: .* not found"):
         load_config(write(tmp_path, '[tool.factory.build-overrides]\nfoo = "nope.txt"\n'), env={})
+
+
+PACKAGED = {
+    "dockerfile": "images/runtime.Dockerfile",
+    "builder_dockerfile": "images/builder.Dockerfile",
+    "builder_recipe": "images/recipes/forky-builder.toml",
+    "toolchain": "constraints/toolchain.txt",
+    "build_constraints": "constraints/build.txt",
+}
+
+
+def test_defaults_resolve_to_packaged_resources(tmp_path, monkeypatch):
+    from factory import resources
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cfg = load_config(write(tmp_path, ""), env={})
+    for attr, name in PACKAGED.items():
+        path = getattr(cfg, attr)
+        assert path == resources.ROOT / name and path.is_file(), attr
+    assert cfg.packaged == {"dockerfile", "builder-dockerfile", "builder-recipe", "toolchain", "build-constraints"}
+    assert cfg.arches == ("amd64", "arm64")
+    assert {cfg.base(a).recipe.path for a in cfg.arches} == {resources.ROOT / "images/recipes/forky-slim.toml"}
+    assert cfg.lock == tmp_path / "requirements.lock"
+    package_dir = resources.ROOT.parent
+    for written in (cfg.lock, cfg.cache_dir, cfg.bases_lock, cfg.builders_lock, cfg.registry_dir):
+        assert not written.is_relative_to(package_dir), written
+
+
+def test_project_settings_override_the_packaged_defaults(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "docker").mkdir(parents=True)
+    (project / "docker" / "app.Dockerfile").write_text("FROM scratch\n")
+    (project / "docker" / "slim.toml").write_text('suite = "trixie"\nmirror = "http://m"\npython-package = "python3.14"\npackages = []\n')
+    body = (
+        'dockerfile = "docker/app.Dockerfile"\ntoolchain = "locks/toolchain.txt"\nbases-lock = "out/bases.lock"\n'
+        'cache-dir = "cache"\n[tool.factory.base.amd64]\nrecipe = "docker/slim.toml"\n'
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # relative paths follow the pyproject, not the current directory
+    cfg = load_config(write(project, body), env={})
+    assert cfg.dockerfile == project / "docker" / "app.Dockerfile"
+    assert cfg.toolchain == project / "locks" / "toolchain.txt"
+    assert cfg.bases_lock == project / "out" / "bases.lock"
+    assert cfg.cache_dir == project / "cache" and cfg.builders_lock == project / "cache" / "builders.lock"
+    assert cfg.arches == ("amd64",) and cfg.base("amd64").recipe.suite == "trixie"
+    assert "dockerfile" not in cfg.packaged and "toolchain" not in cfg.packaged and "builder-dockerfile" in cfg.packaged
+    # FACTORY_* wins over the table
+    cfg = load_config(project / "pyproject.toml", env={"FACTORY_DOCKERFILE": "other.Dockerfile"})
+    assert cfg.dockerfile == project / "other.Dockerfile"
+
+
+def test_this_checkout_keeps_its_committed_outputs():
+    cfg = load_config(ROOT / "pyproject.toml", env={})
+    assert cfg.bases_lock == ROOT / "images" / "bases.lock" and cfg.bases_lock.is_file()
+    assert cfg.builders_lock == ROOT / "images" / "builders.lock" and cfg.builders_lock.is_file()
+    assert cfg.lock == ROOT / "constraints" / "requirements.lock"
+    assert cfg.toolchain == ROOT / "factory" / "resources" / "constraints" / "toolchain.txt" and "toolchain" not in cfg.packaged
+
+
+@pytest.mark.parametrize("pyproject", [None, '[project]\nname = "service"\n'])
+def test_no_factory_table_uses_defaults_rooted_at_the_current_directory(tmp_path, monkeypatch, pyproject):
+    from factory.config import DEFAULTS
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    if pyproject is not None:
+        (tmp_path / "pyproject.toml").write_text(pyproject)
+    cfg = load_config(env={})
+    assert cfg.root == tmp_path
+    assert cfg.lock == tmp_path / "requirements.lock"
+    assert cfg.python == DEFAULTS["python"] and [t.name for t in cfg.targets] == DEFAULTS["targets"]
+    assert cfg.arches == ("amd64", "arm64")
+
+
+def test_cache_dir_defaults_to_the_user_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cfg = load_config(write(tmp_path, ""), env={})
+    cache = tmp_path / "xdg" / "factory"
+    assert cfg.cache_dir == cache
+    assert (cfg.bases_lock, cfg.builders_lock, cfg.registry_dir) == (cache / "bases.lock", cache / "builders.lock", cache / "registry")
+    cfg = load_config(write(tmp_path, ""), env={"FACTORY_CACHE_DIR": str(tmp_path / "mine")})
+    assert cfg.cache_dir == tmp_path / "mine" and cfg.bases_lock == tmp_path / "mine" / "bases.lock"
+
+
+def test_missing_named_config_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    from factory.cli import main
+
+    with pytest.raises(ConfigError, match="nope.toml not found"):
+        load_config(tmp_path / "nope.toml", env={})
+    monkeypatch.chdir(tmp_path)
+    assert main(["--config", "nope.toml", "validate"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("factory: error: ") and "nope.toml not found" in err[0] and "(fix: " in err[0]
+
+
+def test_packaged_toolchain_lock_is_not_recompiled_in_place(tmp_path, monkeypatch, capsys):
+    from factory import resources
+    from factory.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache"))
+    before = (resources.ROOT / "constraints/toolchain.txt").stat().st_mtime_ns
+    assert main(["lock", "--toolchain"]) == 2
+    assert "would write into the installed package" in capsys.readouterr().err
+    assert (resources.ROOT / "constraints/toolchain.txt").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("command", ["validate", "lock", "wheelhouse", "images", "all"])
+def test_every_command_using_the_lock_takes_lock(command):
+    from factory.cli import _parser
+
+    args = _parser().parse_args([command, "--lock", "service.lock"])
+    assert (args.out if command == "lock" else args.lock) == "service.lock"

@@ -81,7 +81,7 @@ def test_sigkill_mid_sdist_build(project, cfg, bases):
 
 def test_sigkill_mid_bootstrap(project, cfg, tmp_path):
     recipe = tmp_path / "recipe.toml"
-    text = (ROOT / "images/recipes/forky-slim.toml").read_text()
+    text = (ROOT / "factory/resources/images/recipes/forky-slim.toml").read_text()
     # a recipe of its own (a unique, harmless dpkg filter): always a fresh mmdebstrap run
     unique = f'path-exclude = ["/usr/share/factory-kill-{os.getpid()}-{time.time_ns()}/*",'
     recipe.write_text(text.replace("path-exclude = [", unique, 1))

@@ -257,7 +257,7 @@ registry = "127.0.0.1:{port}"
 registry-dir = "{tmp_path / 'registry'}"
 bases-lock = "bases.lock"
 [tool.factory.base.amd64]
-recipe = "{ROOT / 'images/recipes/forky-slim.toml'}"
+recipe = "{ROOT / 'factory/resources/images/recipes/forky-slim.toml'}"
 """
     )
     try:
@@ -289,7 +289,7 @@ registry-htpasswd = "htpasswd"
 base-repository = "factory-auth/python"
 bases-lock = "bases.lock"
 [tool.factory.base.amd64]
-recipe = "{ROOT / 'images/recipes/forky-slim.toml'}"
+recipe = "{ROOT / 'factory/resources/images/recipes/forky-slim.toml'}"
 """
     )
 

@@ -150,7 +150,7 @@ def _clean_build(workdir, address: str, lock_text: str) -> dict:
     from conftest import ROOT, run
 
     workdir.mkdir()
-    recipe = ROOT / "images/recipes/forky-slim.toml"
+    recipe = ROOT / "factory/resources/images/recipes/forky-slim.toml"
     (workdir / "pyproject.toml").write_text(
         f"""[tool.factory]
 cache-dir = "cache"
@@ -161,8 +161,8 @@ repository = "factory-repro/app"
 base-repository = "factory-repro/python"
 bases-lock = "bases.lock"
 lock = "requirements.lock"
-toolchain = "{ROOT / 'constraints/toolchain.txt'}"
-dockerfile = "{ROOT / 'images/runtime.Dockerfile'}"
+toolchain = "{ROOT / 'factory/resources/constraints/toolchain.txt'}"
+dockerfile = "{ROOT / 'factory/resources/images/runtime.Dockerfile'}"
 [tool.factory.base.amd64]
 recipe = "{recipe}"
 [tool.factory.base.arm64]

@@ -53,7 +53,7 @@ def built(project, bases, sdist_index):
 
 def test_every_cell_is_built_and_recorded(project, cfg, built):
     manifest, _ = built
-    toolchain_sha = hashlib.sha256((Path(__file__).parent.parent / "constraints/toolchain.txt").read_bytes()).hexdigest()
+    toolchain_sha = hashlib.sha256((Path(__file__).parent.parent / "factory/resources/constraints/toolchain.txt").read_bytes()).hexdigest()
     builders = {a: b.to_json() for a, b in BuilderImagesLock.load(project / "builders.lock").builders.items()}
     assert set(manifest["targets"]) == set(TARGETS)
     for target, entries in manifest["targets"].items():
