@@ -21,13 +21,13 @@ PACKAGE = Path(__file__).parent.parent / "factory"
 DOMAIN = [
     {
         "errors", "targets", "locktypes", "reqlock", "pylockfile", "lockfile", "selection", "sdist", "verify",
-        "manifest", "readiness", "wheelsbom", "imagelock", "outcome",
+        "manifest", "readiness", "wheelsbom", "imagelock", "buildoutcome",
     }
 ]
 INFRASTRUCTURE = [
     {
         "resources", "atomic", "cache", "children", "faults", "progress", "index", "engine",
-        "registry", "reproducible", "binfmt", "config", "toolchain",
+        "registry", "reproducible", "binfmt", "config", "toolchain", "probes",
     }
 ]
 STAGES = [
