@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -71,7 +72,7 @@ def require_arm64(root: Path | None = None) -> BinfmtStatus | None:
     return st
 
 
-def _spec() -> dict:
+def _spec() -> dict[str, Any]:
     return tomllib.loads(resources.files("factory").joinpath("resources/qemu.toml").read_text())
 
 
