@@ -27,7 +27,7 @@ import platformdirs
 
 from . import resources
 from .errors import ConfigError
-from .targets import Arch, Target, parse_target
+from .targets import Arch, Target, lane_abi, parse_target
 
 # Bump when the bootstrap procedure itself changes, so every recipe hash changes.
 RECIPE_VERSION = 5
@@ -48,6 +48,8 @@ BASE_RECIPE = Packaged("images/recipes/forky-slim.toml")
 # there are relative to the pyproject.toml (or the current directory without one).
 DEFAULTS: dict[str, Any] = {
     "python": "3.14.8",
+    # "" or "cp314": the default (GIL) lane; "cp314t": the free-threaded lane.
+    "abi": "",
     "targets": [
         "manylinux_2_28_x86_64",
         "manylinux_2_28_aarch64",
@@ -156,12 +158,17 @@ class Config:
     base_repository: str
     uid: int
     jobs: int
-    builder_recipe: Path | None = None
-    builder_dockerfile: Path | None = None
-    builders_lock: Path | None = None
+    builder_recipe: Path
+    builder_dockerfile: Path
+    builders_lock: Path
+    build_constraints: Path
     builder_repository: str = "factory/builder"
-    build_constraints: Path | None = None
     build_timeout: int = 1800
+    # "" (the default lane, cp3XY) or "cp314t" (the free-threaded lane); see targets.lane_abi.
+    abi: str = ""
+    # True when index-url was set in [tool.factory] or FACTORY_INDEX_URL: it then wins over
+    # a lock's own --index-url line.
+    index_url_explicit: bool = False
     engine_cache: bool = True
     builder_images: tuple[tuple[str, str], ...] = field(default=())
     build_overrides: tuple[tuple[str, Path], ...] = field(default=())
@@ -169,6 +176,33 @@ class Config:
     # Keys (e.g. "toolchain") whose file is the one shipped in factory/resources: a command
     # that would rewrite it refuses, since that would write into the installed package.
     packaged: frozenset[str] = field(default=frozenset())
+
+    @property
+    def abi_tag(self) -> str:
+        """The lane's wheel ABI tag: ``cp314`` (default) or ``cp314t`` (free-threaded)."""
+        major, minor = self.python.split(".")[:2]
+        return self.abi or f"cp{major}{minor}"
+
+    @property
+    def free_threaded(self) -> bool:
+        """True in the free-threaded lane."""
+        return self.abi.endswith("t")
+
+    def lane_name(self, name: str) -> str:
+        """``name`` for this lane: unchanged in the default lane; with ``-cp314t`` before the
+        suffix in the free-threaded one (``wheelhouse`` -> ``wheelhouse-cp314t``,
+        ``images.lock`` -> ``images-cp314t.lock``), so the lanes never share an output."""
+        if not self.free_threaded:
+            return name
+        stem, dot, suffix = name.partition(".")
+        return f"{stem}-{self.abi}{dot}{suffix}"
+
+    def index_for(self, lock_index_url: str | None) -> str:
+        """The index to read for a lock: the configured one when set explicitly, else the
+        lock's own ``--index-url`` line if it has one, else the default."""
+        if lock_index_url and not self.index_url_explicit:
+            return lock_index_url.rstrip("/") + "/"
+        return self.index_url
 
     @property
     def arches(self) -> tuple[str, ...]:
@@ -200,7 +234,20 @@ class Config:
 
     def with_targets(self, names: list[str]) -> Config:
         """A copy restricted to the targets ``names`` (``UnknownTargetError`` if one is bad)."""
-        return replace(self, targets=tuple(parse_target(n) for n in names))
+        return replace(self, targets=tuple(parse_target(n, self.abi) for n in names))
+
+    def with_abi(self, abi: str) -> Config:
+        """A copy in the lane of ``abi`` (``cp314`` or ``cp314t``); ``ConfigError`` for another."""
+        lane = _lane(abi, self.python)
+        return replace(self, abi=lane, targets=tuple(parse_target(t.name, lane) for t in self.targets))
+
+
+def _lane(abi: str, python: str) -> str:
+    try:
+        return lane_abi(abi, python)
+    except ValueError as e:
+        major, minor = python.split(".")[:2]
+        raise ConfigError(f"{e} (python {python})", f"set abi to cp{major}{minor} or cp{major}{minor}t") from None
 
 
 def _env_key(key: str) -> str:
@@ -384,7 +431,8 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
     python = str(values["python"])
     if not re.fullmatch(r"3\.\d+\.\d+", python):
         raise ConfigError(f"python={python!r} is not a patch version", "set python to e.g. \"3.14.8\"")
-    targets = tuple(parse_target(t) for t in values["targets"])
+    abi = _lane(str(values["abi"]), python)
+    targets = tuple(parse_target(t, abi) for t in values["targets"])
     if not targets:
         raise ConfigError("no targets configured", "list at least one target in [tool.factory] targets")
     ca_bundle = _ca_bundle(root, str(values["ca-bundle"]))
@@ -394,6 +442,8 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         python=python,
         targets=targets,
         index_url=str(values["index-url"]).rstrip("/") + "/",
+        index_url_explicit="index-url" in table or _env_key("index-url") in env,
+        abi=abi,
         ca_bundle=ca_bundle,
         lock=path_of("lock"),
         toolchain=path_of("toolchain"),

@@ -106,22 +106,24 @@ def select(lock: Lock, targets: tuple[Target, ...], python: str, index: Index, j
 
     Raises ``HashMismatchError`` (``selection.best_ranked``) and the index's errors.
     """
-    excluded = {p.name: tuple(t for t in targets if not p.applies_to(t, python)) for p in lock.pins}
-    needed = [p for p in lock.pins if len(excluded[p.name]) < len(targets)]
+    # Keyed by position: a universal lock may pin one name several times under markers.
+    excluded = [tuple(t for t in targets if not p.applies_to(t, python, groups=lock.default_groups)) for p in lock.pins]
+    needed = [(i, p) for i, p in enumerate(lock.pins) if len(excluded[i]) < len(targets)]
+    names = sorted({p.name for _, p in needed})
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        pages = dict(zip((p.name for p in needed), pool.map(index.files, [p.name for p in needed]), strict=True))
+        pages = dict(zip(names, pool.map(index.files, names), strict=True))
     choices: list[Choice] = []
     missing: list[tuple[Pin, Target]] = []
     for target in targets:
-        for pin in needed:
-            if target in excluded[pin.name]:
+        for i, pin in needed:
+            if target in excluded[i]:
                 continue
             choice = best_wheel(pin, target, python, pages[pin.name])
             if choice is None:
                 missing.append((pin, target))
             else:
                 choices.append(choice)
-    not_needed = tuple((p, excluded[p.name]) for p in lock.pins if excluded[p.name])
+    not_needed = tuple((p, excluded[i]) for i, p in enumerate(lock.pins) if excluded[i])
     return Selection(tuple(choices), tuple(missing), not_needed)
 
 

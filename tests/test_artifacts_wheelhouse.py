@@ -57,14 +57,14 @@ def marked(tmp_path):
     out = tmp_path / "wh"
     with FixtureIndex(projs) as idx:
         result = build_wheelhouse(WheelhouseRequest(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "c")), out))
-    return lock, out, result
+    return lock, out, result, projs
 
 
 # -- schemas ----------------------------------------------------------------------------
 
 
 def test_the_wheelhouse_files_and_their_typed_forms_match_the_schemas(marked):
-    _, out, result = marked
+    _, out, result, _ = marked
     manifest_schema, readiness_schema = validator("manifest"), validator("readiness")
     manifest_schema.validate(json.loads((out / "manifest.json").read_text()))
     manifest_schema.validate(result.manifest.to_json())
@@ -169,11 +169,11 @@ def test_manifest_readiness_and_install_lock_round_trip_through_their_files(tmp_
 
 
 def test_a_manifest_of_the_old_format_makes_the_wheelhouse_stale(marked, tmp_path):
-    lock, out, first = marked
+    lock, out, first, projs = marked
     doc = json.loads((out / "manifest.json").read_text())
     del doc["abi"], doc["not_needed"], doc["missing"]
     (out / "manifest.json").write_text(json.dumps(doc))
-    with FixtureIndex(projects(["orjson", "markupsafe", "typing-extensions"])) as idx:
+    with FixtureIndex(projs) as idx:  # the same files: make_wheel's bytes depend on the clock
         again = build_wheelhouse(WheelhouseRequest(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "c2")), out))
     assert not again.reused and again.manifest == first.manifest
     assert idx.requests["/simple/orjson/"] == 1
@@ -183,7 +183,7 @@ def test_a_manifest_of_the_old_format_makes_the_wheelhouse_stale(marked, tmp_pat
 
 
 def test_excluded_pins_are_not_needed_where_their_marker_excludes_them(marked):
-    _, out, result = marked
+    _, out, result, _ = marked
     manifest = result.manifest
     names = {t: {e.name for e in manifest.entries(t)} for t in manifest.targets}
     assert names[X86] == names[MUSL_X86] == {"orjson", "typing-extensions"}
@@ -210,7 +210,7 @@ def test_excluded_pins_are_not_needed_where_their_marker_excludes_them(marked):
 
 
 def test_a_pin_no_target_needs_is_a_note_in_the_summary(marked):
-    _, out, _ = marked
+    _, out, _, _ = marked
     text = summary(out)
     assert f"note: tzdata==2025.2 is needed on no target (marker {WIN32_ONLY})" in text
 
