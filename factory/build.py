@@ -34,6 +34,7 @@ from .cache import sha256_file
 from .cibw import container_label as container_label  # re-exported for tests/test_crash_stages.py
 from .config import Config
 from .errors import BuildDependencyError, SdistError, WheelContentError
+from .failures import classify
 from .index import Index
 from .lockfile import Pin
 from .progress import console
@@ -121,7 +122,11 @@ class SdistBuilder:
             result = cibw.run(sdist, target, env, work, self.cfg.build_timeout)
             failed = dataclasses.replace(base, seconds=result.seconds, log_tail=result.tail)
             if result.failure:
-                return dataclasses.replace(failed, reason=result.failure)
+                reason = result.failure
+                if result.returncode != 0:  # a failed or timed-out run: name its cause, not only its exit code
+                    cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None)
+                    reason = f"{cause} [{result.failure}]"
+                return dataclasses.replace(failed, reason=reason)
             wheel = work / result.wheels[0].name
             os.replace(result.wheels[0], wheel)
             try:

@@ -114,7 +114,8 @@ def cibuildwheel_env(python: str, target: Target, builder: str, mounts: Mounts, 
     }
     volumes = [f"--volume={mounts.deps}:/opt/factory/deps:ro", *([f"--label={label}"] if label else [])]
     env = {
-        "CIBW_BUILD": f"cp{python.replace('.', '')[:3]}-{target.libc}_{target.arch}",
+        # cibuildwheel's identifier: cp314-… or, in the free-threaded lane, cp314t-…
+        "CIBW_BUILD": f"cp{python.replace('.', '')[:3]}{'t' if target.free_threaded else ''}-{target.libc}_{target.arch}",
         f"CIBW_{target.libc.upper()}_{target.arch.upper()}_IMAGE": builder,
         "CIBW_BUILD_FRONTEND": "build",
         "CIBW_ENVIRONMENT": _words(pip_env),

@@ -5,16 +5,24 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, FactoryError
+
+if TYPE_CHECKING:
+    from .lockfile import Lock
 
 HELP = "Wheelhouse build and container image factory for Python 3.14."
 
 
+LANE_HELP = "wheel ABI lane: cp314 (default) or cp314t, the free-threaded lane (default: [tool.factory] abi)"
+
+
 def _image_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
-    s.add_argument("--wheelhouse", default="wheelhouse")
-    s.add_argument("--images-lock", default="images.lock")
+    s.add_argument("--wheelhouse", help="wheelhouse directory (default: wheelhouse; wheelhouse-cp314t in the free-threaded lane)")
+    s.add_argument("--images-lock", help="images lock (default: images.lock; images-cp314t.lock in the free-threaded lane)")
+    s.add_argument("--abi", help=LANE_HELP)
     s.add_argument("--strict", action="store_true", help="fail on a perf regression against the previous images.lock")
 
 
@@ -26,8 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("validate", help="validate a requirements lock")
+    s = sub.add_parser("validate", help="validate a lock (pip-compile/uv requirements or PEP 751 pylock.toml)")
     s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
+    s.add_argument("--abi", help=LANE_HELP)
 
     s = sub.add_parser("lock", help="pip-compile requirements.in into a hashed lock, under CPython 3.14")
     s.add_argument("--in", dest="source", help="input (default: requirements.in beside the lock)")
@@ -36,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("wheelhouse", help="download the best wheel per pin × target into a wheelhouse")
     s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
-    s.add_argument("--out", default="wheelhouse", help="output directory (default: %(default)s)")
+    s.add_argument("--out", help="output directory (default: wheelhouse; wheelhouse-cp314t in the free-threaded lane)")
+    s.add_argument("--abi", help=LANE_HELP)
     s.add_argument("--target", action="append", default=[], help="a target (repeatable; default: all configured)")
     s.add_argument("--allow-missing", action="store_true", help="report pins without wheels instead of building or failing")
     s.add_argument("--no-build", action="store_true", help="wheels-only lane: fail on pins without a wheel instead of building their sdists")
@@ -46,12 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     _image_options(sub.add_parser("images", help="build, push and index the slim images"))
 
     s = sub.add_parser("smoke", help="smoke-test the images of an images.lock with testcontainers")
-    s.add_argument("--images-lock", default="images.lock")
+    s.add_argument("--images-lock", help="images lock (default: images.lock; images-cp314t.lock in the free-threaded lane)")
+    s.add_argument("--abi", help=LANE_HELP)
     s.add_argument("--lock", help="the lock the images were built from (default: [tool.factory] lock)")
 
     s = sub.add_parser("report", help="print the readiness table and the images")
-    s.add_argument("--wheelhouse", default="wheelhouse")
-    s.add_argument("--images-lock", default="images.lock")
+    s.add_argument("--wheelhouse", help="wheelhouse directory (default: wheelhouse; wheelhouse-cp314t in the free-threaded lane)")
+    s.add_argument("--images-lock", help="images lock (default: images.lock; images-cp314t.lock in the free-threaded lane)")
+    s.add_argument("--abi", help=LANE_HELP)
 
     _image_options(sub.add_parser("all", help="validate, bootstrap, wheelhouse, images, smoke, report (make images)"))
 
@@ -66,16 +78,25 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from . import binfmt, pipeline
     from .config import load_config
-    from .lockfile import read_lock
     from .progress import console
     from .report import print_summary
 
     cfg = load_config(args.config)
+    if getattr(args, "abi", None):
+        cfg = cfg.with_abi(args.abi)
     lock_path = Path(args.lock).resolve() if getattr(args, "lock", None) else cfg.lock
+
+    def output(name: str, default: str) -> Path:
+        """An output path given on the command line, else ``default`` in this lane."""
+        given = getattr(args, name, None)
+        return Path(given or cfg.lane_name(default)).resolve()
+
+    def read_lock(path: Path) -> Lock:
+        return pipeline.load_lock(cfg, path)
 
     if args.command == "validate":
         lock = read_lock(lock_path)
-        console.print(f"{lock.path}: ok, {len(lock.pins)} pins, sha256 {lock.sha256}")
+        console.print(f"{lock.path}: ok, {lock.format} lock, {len(lock.pins)} pins, sha256 {lock.sha256}")
     elif args.command == "lock":
         from .engine import Engine
         from .lock import compile_lock
@@ -96,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "wheelhouse":
         if args.target:
             cfg = cfg.with_targets(args.target)
-        result = pipeline.run_wheelhouse(cfg, read_lock(lock_path), Path(args.out).resolve(), args.allow_missing, not args.no_build)
+        result = pipeline.run_wheelhouse(cfg, read_lock(lock_path), output("out", "wheelhouse"), args.allow_missing, not args.no_build)
         if result.reused:
             console.print(f"{result.out}: current for this lock, reused without reading the index")
         for pin, target in result.missing:
@@ -107,17 +128,17 @@ def _run(args: argparse.Namespace) -> int:
             console.print(f"{arch}: {base.ref}")
     elif args.command == "images":
         images = pipeline.run_images(
-            cfg, read_lock(lock_path), Path(args.wheelhouse).resolve(), Path(args.images_lock).resolve(), args.strict
+            cfg, read_lock(lock_path), output("wheelhouse", "wheelhouse"), output("images_lock", "images.lock"), args.strict
         )
         console.print(f"index: {images.index}")
     elif args.command == "smoke":
-        pipeline.run_smoke(cfg, Path(args.images_lock).resolve(), read_lock(lock_path))
+        pipeline.run_smoke(cfg, output("images_lock", "images.lock"), read_lock(lock_path))
     elif args.command == "report":
-        wheelhouse = Path(args.wheelhouse).resolve()
+        wheelhouse = output("wheelhouse", "wheelhouse")
         failed = wheelhouse.parent / f"{wheelhouse.name}.failed"
-        print_summary(failed if (failed / "readiness.json").exists() else wheelhouse, Path(args.images_lock).resolve())
+        print_summary(failed if (failed / "readiness.json").exists() else wheelhouse, output("images_lock", "images.lock"))
     elif args.command == "all":
-        pipeline.run_all(cfg, lock_path, Path(args.wheelhouse).resolve(), Path(args.images_lock).resolve(), args.strict)
+        pipeline.run_all(cfg, lock_path, output("wheelhouse", "wheelhouse"), output("images_lock", "images.lock"), args.strict)
     elif args.command == "registry":
         reg = pipeline.local_registry(cfg)
         if args.action == "start":

@@ -90,7 +90,12 @@ class OutputError(FactoryError):
 
 
 class BuildFailedError(FactoryError):
-    """At least one sdist could not be built; nothing was published."""
+    """At least one sdist could not be built. ``published`` names the targets whose cells all
+    succeeded and whose wheelhouse directories were published anyway (empty: none)."""
+
+    def __init__(self, problem: str, fix: str = "", published: tuple[str, ...] = ()) -> None:
+        super().__init__(problem, fix)
+        self.published = published
 
 
 class BuildDependencyError(FactoryError):

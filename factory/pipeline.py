@@ -7,6 +7,7 @@ targets, images for both arches, smoke, summary.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Iterator
@@ -24,10 +25,10 @@ from .build import SdistBuilder
 from .cache import FileCache
 from .config import Config
 from .engine import Engine, docker_login_credentials
-from .errors import BootstrapError, BuildFailedError, WheelhouseMismatchError
+from .errors import BootstrapError, BuildFailedError, ConfigError, WheelhouseMismatchError
 from .imagelock import ImagesLock
 from .index import Index
-from .lockfile import Lock, read_lock
+from .lockfile import Lock, check_for, read_lock
 from .progress import console
 from .registry import LocalRegistry, Registry, credentials
 from .report import print_summary
@@ -73,9 +74,18 @@ def exclusive(cache_dir: Path, *outputs: Path) -> Iterator[None]:
         yield
 
 
-def make_index(cfg: Config) -> Index:
-    """The configured index, downloading into the configured cache."""
-    return Index(cfg.index_url, FileCache(cfg.cache_dir), cfg.ca_bundle)
+def make_index(cfg: Config, lock: Lock | None = None) -> Index:
+    """The index for ``lock`` (``Config.index_for``: the configured one, or the lock's own
+    ``--index-url``), downloading into the configured cache."""
+    return Index(cfg.index_for(lock.index_url if lock is not None else None), FileCache(cfg.cache_dir), cfg.ca_bundle)
+
+
+def load_lock(cfg: Config, path: Path) -> Lock:
+    """Read the lock at ``path`` (any accepted format) and check it against the configured
+    python and targets (``lockfile.check_for``). ``LockError`` names the problem."""
+    lock = read_lock(path)
+    check_for(lock, cfg.python, cfg.targets)
+    return lock
 
 
 def local_registry(cfg: Config) -> LocalRegistry:
@@ -98,6 +108,7 @@ def connect_registry(cfg: Config) -> Registry:
 
 def bases_for(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
     """The recorded base images; ``BootstrapError`` if an arch was never bootstrapped."""
+    require_lane_bases(cfg)
     bases = bootstrap_stage.read_bases_lock(cfg.bases_lock)
     for arch in cfg.arches:
         spec = cfg.base(arch)
@@ -111,7 +122,7 @@ def bases_for(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
 def run_bootstrap(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
     engine = Engine()
     with exclusive(cfg.cache_dir, cfg.bases_lock):
-        return bootstrap_stage.bootstrap(cfg, engine, connect_registry(cfg))
+        return bootstrap_stage.bootstrap(require_lane_bases(cfg), engine, connect_registry(cfg))
 
 
 def sdist_builder(cfg: Config, index: Index, engine: Engine | None = None, registry: Registry | None = None) -> Callable[[], SdistBuilder]:
@@ -128,10 +139,12 @@ def sdist_builder(cfg: Config, index: Index, engine: Engine | None = None, regis
 
 def run_wheelhouse(cfg: Config, lock: Lock, out: Path, allow_missing: bool, build: bool = True) -> wheelhouse_stage.WheelhouseResult:
     with exclusive(cfg.cache_dir, out):
-        index = make_index(cfg)
+        index = make_index(cfg, lock)
         builder = sdist_builder(cfg, index) if build and not allow_missing else None
         return wheelhouse_stage.build_wheelhouse(
-            wheelhouse_stage.WheelhouseRequest(lock, cfg.targets, cfg.python, index, out, allow_missing=allow_missing, jobs=cfg.jobs, builder=builder)
+            wheelhouse_stage.WheelhouseRequest(
+                lock, cfg.targets, cfg.python, index, out, abi=cfg.abi_tag, allow_missing=allow_missing, jobs=cfg.jobs, builder=builder
+            )
         )
 
 
@@ -139,7 +152,7 @@ def run_images(cfg: Config, lock: Lock, wheelhouse: Path, out: Path, strict: boo
     engine = Engine()
     with exclusive(cfg.cache_dir, out):
         registry = connect_registry(cfg)
-        pip = tool_wheel(cfg, make_index(cfg), "pip")
+        pip = tool_wheel(cfg, make_index(cfg, lock), "pip")
         return images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases_for(cfg), pip, out, strict)
 
 
@@ -174,23 +187,32 @@ def run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, s
 def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, strict: bool) -> None:
     started = time.monotonic()
     console.rule("validate lock")
-    lock = read_lock(lock_path)
-    console.print(f"{lock.path}: {len(lock.pins)} pins, sha256 {lock.sha256[:12]}")
+    lock = load_lock(cfg, lock_path)
+    console.print(f"{lock.path}: {len(lock.pins)} pins ({lock.format}), sha256 {lock.sha256[:12]}")
     console.rule("bootstrap")
     engine = Engine()
     registry = connect_registry(cfg)
-    bases = bootstrap_stage.bootstrap(cfg, engine, registry)
+    bases = bootstrap_stage.bootstrap(require_lane_bases(cfg), engine, registry)
     console.rule("wheelhouse")
-    index = make_index(cfg)
+    index = make_index(cfg, lock)
+    failed: BuildFailedError | None = None
     try:
         result = wheelhouse_stage.build_wheelhouse(
-            wheelhouse_stage.WheelhouseRequest(lock, cfg.targets, cfg.python, index, wheelhouse, jobs=cfg.jobs, builder=sdist_builder(cfg, index, engine, registry))
+            wheelhouse_stage.WheelhouseRequest(
+                lock, cfg.targets, cfg.python, index, wheelhouse, abi=cfg.abi_tag, jobs=cfg.jobs, builder=sdist_builder(cfg, index, engine, registry)
+            )
         )
-    except BuildFailedError:
-        print_summary(wheelhouse.parent / f"{wheelhouse.name}.failed", None)
-        raise
-    if result.reused:
-        console.print(f"{wheelhouse}: current for lock {lock.sha256[:12]}, reused without reading the index")
+        if result.reused:
+            console.print(f"{wheelhouse}: current for lock {lock.sha256[:12]}, reused without reading the index")
+    except BuildFailedError as e:
+        image_cfg = complete_arches(cfg, e.published)
+        if not image_cfg.bases:
+            print_summary(wheelhouse.parent / f"{wheelhouse.name}.failed", None)
+            raise
+        # A failed cell blocks only its target: the arches whose image target is complete
+        # still get their images, pushed and smoke-tested; the run then fails all the same.
+        failed, cfg = e, image_cfg
+        console.print(f"[yellow]{e.problem}[/yellow]; building the images of {', '.join(cfg.arches)} only")
     console.rule("images")
     pip = tool_wheel(cfg, index, "pip")
     images = images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases, pip, images_lock, strict)
@@ -199,3 +221,27 @@ def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, 
     smoke_stage.smoke(engine, images, cfg.python, pip, pinned_names(lock, images))
     console.rule("summary")
     print_summary(wheelhouse, images_lock)
+    if failed is not None:
+        raise failed
+
+
+def complete_arches(cfg: Config, published: tuple[str, ...]) -> Config:
+    """``cfg`` restricted to the image arches whose glibc target is among the ``published``
+    wheelhouse targets (no base left: no image can be built)."""
+    targets = {t.name: t for t in cfg.targets if t.libc == "manylinux"}
+    keep = tuple(b for b in cfg.bases if any(t.docker_arch == b.arch and name in published for name, t in targets.items()))
+    return dataclasses.replace(cfg, bases=keep)
+
+
+def require_lane_bases(cfg: Config) -> Config:
+    """``cfg`` unchanged, unless it is the free-threaded lane with a base to bootstrap:
+    ``ConfigError`` then, for no free-threaded CPython can be had from Debian here."""
+    if cfg.free_threaded:
+        recipes = [b.arch for b in cfg.bases if b.recipe is not None]
+        if recipes:
+            raise ConfigError(
+                f"the free-threaded lane ({cfg.abi}) needs a free-threaded CPython {cfg.python} base image for {', '.join(recipes)}: "
+                "Debian ships no python3.14t and CPython's sources cannot be reached here, so none can be bootstrapped",
+                "set [tool.factory.base.<arch>] image to a free-threaded 3.14 image pinned by digest (registry mode)",
+            )
+    return cfg

@@ -74,6 +74,15 @@ class CellPlanner:
     def request(self, pin: Pin, target: Target) -> BuildRequest | BuildOutcome:
         """The build request for a missing cell, or a failed outcome when the lock allows no
         sdist. Raises the index's errors (unreachable, bad page)."""
+        if target.free_threaded and not self.upstream(target):
+            return BuildOutcome(
+                pin.name, pin.version, target.name, ok=False, sdist="", sdist_sha256="",
+                reason=(
+                    f"no free-threaded CPython for {target.name}: the bootstrapped builder has only Debian's python3.14 "
+                    "(Debian ships no python3.14t and CPython's sources cannot be reached here) "
+                    f"(fix: set [tool.factory.builders] {target.name} to a builder image that ships cp314t, e.g. pypa's, pinned by digest)"
+                ),
+            )  # fmt: skip
         found = best_sdist(pin, self.index.files(pin.name))
         if found is None:
             return BuildOutcome(

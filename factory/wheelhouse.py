@@ -23,6 +23,7 @@ renamed into place; if any build fails, nothing is renamed and the readiness mat
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import shutil
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from packaging.utils import canonicalize_name
 
 from . import atomic
 from .cache import sha256_file
-from .errors import MissingWheelsError
+from .errors import BuildFailedError, MissingWheelsError
 from .index import Index
 from .lockfile import Lock, Pin
 from .manifest import DEFAULT_ABI, InstallLock, Manifest, ManifestEntry, MissingCell, NotNeeded, json_text
@@ -258,7 +259,6 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
     is, without reading the index.
     """
     from .buildoutcome import BuildRequest
-    from .errors import BuildFailedError
 
     current = current_manifest(req)
     if current is not None:
@@ -294,12 +294,15 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
 
     def matrix() -> Readiness:  # after the import checks, which can fail a built wheel
         failures = [Failure(o.name, o.target, o.reason, tuple(o.log_tail), o.log) for o in outcomes if not o.ok]
-        return readiness_of(manifest, req.lock, failures)
+        return readiness_of(manifest_of(req, sel, outcomes, unbuilt), req.lock, failures)
 
     class _Failed(Exception):
         pass
 
+    failed: set[str] = set()  # targets with a failed cell: not published
+
     def fill(tmp: Path) -> None:
+        nonlocal manifest
         for t in req.targets:
             (tmp / t.name).mkdir()
         for c in sel.choices:
@@ -310,8 +313,13 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
         if sdist_builder is not None:
             for t in req.targets:
                 outcomes[:] = sdist_builder.import_check(t, tmp / t.name, outcomes)
-        if any(not o.ok for o in outcomes):
+        failed.update(o.target for o in outcomes if not o.ok)
+        if failed >= {t.name for t in req.targets}:
             raise _Failed
+        for name in failed:  # a target with a failed cell is left out; the others are published
+            shutil.rmtree(tmp / name)
+        every = manifest_of(req, sel, outcomes, unbuilt)  # the import checks may have failed a wheel
+        manifest = dataclasses.replace(every, targets={t: es for t, es in every.targets.items() if t not in failed})
         (tmp / "install").mkdir()
         for name, install_lock in install_locks(manifest, req.lock).items():
             install_lock.dump(tmp / "install" / f"{name}.lock")
@@ -323,17 +331,28 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
     failed_dir = req.out.parent / f"{req.out.name}.failed"
     try:
         atomic.replace_dir(req.out, fill)
-    except _Failed:  # the matrix shows a failed outcome over its cell's manifest entry
+    except _Failed:  # every target has a failed cell: nothing is published
         failed_dir.mkdir(parents=True, exist_ok=True)
         write_readiness(failed_dir, matrix())
-        bad = [o for o in outcomes if not o.ok]
-        raise BuildFailedError(
-            f"{len(bad)} of {len(outcomes)} sdist builds failed ({', '.join(f'{o.name}=={o.version} × {o.target}: {o.reason}' for o in bad)[:400]}); nothing was published",
-            f"see {failed_dir / READINESS_MD_NAME} and the build logs it names",
-        ) from None
+        raise _build_failed(outcomes, failed_dir, ()) from None
+    if failed:
+        failed_dir.mkdir(parents=True, exist_ok=True)
+        write_readiness(failed_dir, matrix())
+        raise _build_failed(outcomes, failed_dir, tuple(manifest.targets))
     if failed_dir.is_dir():
         shutil.rmtree(failed_dir, ignore_errors=True)
     return WheelhouseResult(out=req.out, manifest=manifest, missing=tuple(unbuilt), outcomes=tuple(outcomes))
+
+
+def _build_failed(outcomes: list[BuildOutcome], failed_dir: Path, published: tuple[str, ...]) -> BuildFailedError:
+    bad = [o for o in outcomes if not o.ok]
+    cells = ", ".join(f"{o.name}=={o.version} × {o.target}: {o.reason}" for o in bad)[:400]
+    where = f"only {', '.join(published)} published" if published else "nothing was published"
+    return BuildFailedError(
+        f"{len(bad)} of {len(outcomes)} sdist builds failed ({cells}); {where}",
+        f"see {failed_dir / READINESS_MD_NAME} and the build logs it names",
+        published=published,
+    )
 
 
 def load_manifest(wheelhouse: Path) -> Manifest:

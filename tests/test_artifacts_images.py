@@ -341,7 +341,8 @@ def reuse_project(tmp_path, monkeypatch):
         index_url="http://127.0.0.1:1/simple/", ca_bundle=None, lock=lock.path, toolchain=toolchain,
         bases_lock=tmp_path / "bases.lock", cache_dir=tmp_path / "cache", registry="127.0.0.1:5555", registry_local=False,
         registry_dir=tmp_path / "registry", registry_htpasswd=None, dockerfile=dockerfile, repository="factory/app",
-        base_repository="factory/python", uid=10001, jobs=1,
+        base_repository="factory/python", uid=10001, jobs=1, builder_recipe=tmp_path / "builder.toml",
+        builder_dockerfile=tmp_path / "builder.Dockerfile", builders_lock=tmp_path / "builders.lock", build_constraints=tmp_path / "build.txt",
         bases=(BaseSpec("amd64", image=bases["amd64"].ref), BaseSpec("arm64", image=bases["arm64"].ref)),
     )
     wheelhouse = tmp_path / "wheelhouse"

@@ -116,13 +116,21 @@ def test_missing_wheel_without_sdist_fails_the_build_stage(tmp_path):
     with FixtureIndex({"six": {"six-1.17.0-cp314-cp314-manylinux_2_17_x86_64.whl": data}}) as idx:
         good_lock(tmp_path / "req.lock", data)
         proc = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", env={"FACTORY_INDEX_URL": idx.url})
-    assert_clean_failure(proc, "3 of 3 sdist builds failed", "six==1.17.0 × musllinux_1_2_x86_64: no wheel", "nothing was published")
-    assert not (tmp_path / "wh").exists()
+    # a failed cell blocks only its target: the complete one is published, the run still fails
+    assert_clean_failure(proc, "3 of 3 sdist builds failed", "six==1.17.0 × musllinux_1_2_x86_64: no wheel", "only manylinux_2_28_x86_64 published")
+    manifest = json.loads((tmp_path / "wh" / "manifest.json").read_text())
+    assert list(manifest["targets"]) == ["manylinux_2_28_x86_64"]
+    assert sorted(p.name for p in (tmp_path / "wh").iterdir() if p.name.startswith(("manylinux", "musllinux"))) == ["manylinux_2_28_x86_64"]
+    assert (tmp_path / "wh" / "install" / "manylinux_2_28_x86_64.lock").is_file()
+    assert not (tmp_path / "wh" / "install" / "musllinux_1_2_x86_64.lock").exists()
     matrix = json.loads((tmp_path / "wh.failed" / "readiness.json").read_text())
     (row,) = matrix["rows"]
     assert row["cells"]["manylinux_2_28_x86_64"]["status"] == "index"
     assert row["cells"]["manylinux_2_28_aarch64"]["status"] == "failed"
     assert "no sdist" in row["cells"]["manylinux_2_28_aarch64"]["reason"]
+    # the partial wheelhouse is not current: the next run redoes it rather than reusing it
+    again = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", env={"FACTORY_INDEX_URL": "http://127.0.0.1:9/simple/"})
+    assert again.returncode != 0 and "cannot be reached" in again.stderr
 
 
 def test_docker_not_running(tmp_path):

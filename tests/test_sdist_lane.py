@@ -157,5 +157,7 @@ def test_a_failing_sdist_publishes_nothing(project, built, sdist_index):
     cells = {row["name"]: row["cells"]["manylinux_2_28_x86_64"] for row in matrix["rows"]}
     assert cells["tinyc"]["status"] == "built"  # the failure did not stop the others
     assert cells["broken"]["status"] == "failed"
+    # a classified cause, not a bare exit code: the unknown header is named
+    assert cells["broken"]["reason"].startswith("missing header: frobnicate/frob.h"), cells["broken"]
     assert any("error" in line for line in cells["broken"]["log_tail"]), cells["broken"]
     assert Path(cells["broken"]["log"]).is_file()

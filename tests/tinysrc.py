@@ -29,7 +29,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_tinycpp", NULL, -1,
 PyMODINIT_FUNC PyInit__tinycpp(void) { return PyModule_Create(&module); }
 """
 
-BROKEN_SOURCE = "#include <Python.h>\nthis is not C;\n"
+# Needs a header no builder has: the readiness matrix must name it (failures.classify).
+BROKEN_SOURCE = "#include <Python.h>\n#include <frobnicate/frob.h>\nthis is not C;\n"
 
 
 def c_project(name: str, module: str, source: str, suffix: str = "c") -> dict[str, str]:
