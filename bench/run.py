@@ -104,7 +104,7 @@ def median_run(ref: str, arch: str, code: str) -> float:
 
 
 def import_seconds(ref: str, arch: str, modules: list[str]) -> float:
-    code = "import time,importlib;t=time.perf_counter();[importlib.import_module(m) for m in %r];print(time.perf_counter()-t)" % modules
+    code = f"import time,importlib;t=time.perf_counter();[importlib.import_module(m) for m in {modules!r}];print(time.perf_counter()-t)"
     samples = []
     for _ in range(RUNS):
         out = subprocess.run(["docker", "run", "--rm", "--platform", f"linux/{arch}", ref, "python3", "-c", code],
@@ -153,7 +153,7 @@ def images_section(images_lock: Path) -> list[str]:
             f"aarch64 / x86_64 (QEMU 11.1 user-mode emulation): cold start {results['arm64'][0] / results['amd64'][0]:.1f}×, "
             f"imports {results['arm64'][1] / results['amd64'][1]:.1f}×.",
         ]
-    return lines + [""]
+    return [*lines, ""]
 
 
 STEPS = ("Setting up build environment", "Building wheel", "Repairing wheel")
@@ -213,26 +213,29 @@ def sdist_section(cfg) -> list[str]:
     for (name, target), log in sorted(newest.items()):
         prof = step_profile(log)
         lines.append(f"| {name} | {target} | " + " | ".join(f"{prof.get(s, 0):.1f} s" for s in STEPS) + " |")
-    return lines + [""]
+    return [*lines, ""]
 
 
 def _plain_cibuildwheel(cfg, sdist: Path, cache: Path, out: Path) -> float:
     """One cibuildwheel call over the four targets of ``sdist``, as a user would script it,
     with the same builders, compiler (the mounted zig), build dependencies and options as the
     factory's calls: per-target values go into ``[[tool.cibuildwheel.overrides]]``. Seconds."""
-    from factory.bootstrap import read_bases_lock
-    from factory.build import RESOURCES, _sdist_epoch, cibuildwheel_env
+    from factory import resources
+    from factory.cibw import CONFIG_FILE, RESOURCE_DIR, Mounts, cibuildwheel_env, sdist_epoch
+    from factory.imagelock import BuilderImagesLock
 
-    builders = read_bases_lock(cfg.builders_lock)
+    builders = BuilderImagesLock.load(cfg.builders_lock).builders
     zig = next((cache / "zig").glob("*/zig/zig")).parent.parent
-    config = [(RESOURCES / "cibuildwheel.toml").read_text()]
+    config = [resources.path(CONFIG_FILE).read_text()]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIBW_")}
     mounts: list[str] = []
     builds = []
     for target in cfg.targets:
         arch = target.docker_arch
         deps = next((cache / "builddeps" / f"manylinux_2_28_{target.arch}").glob("*/constraints.txt")).parent
-        e = cibuildwheel_env(cfg.python, target, builders[arch].ref, deps, zig, cache / "zig-cache", _sdist_epoch(sdist))
+        e = cibuildwheel_env(
+            cfg.python, target, builders[arch].ref, Mounts(deps, zig, cache / "zig-cache", resources.path(RESOURCE_DIR)), sdist_epoch(sdist)
+        )
         builds.append(e["CIBW_BUILD"])
         env.update({k: v for k, v in e.items() if k.endswith("_IMAGE")})
         deps_at = f"/opt/factory/deps-{target.arch}"
@@ -278,7 +281,7 @@ def cibuildwheel_section(cfg) -> list[str]:
         env = {**os.environ, "FACTORY_CACHE_DIR": str(cache), "FACTORY_INDEX_URL": idx.url}
 
         def wheelhouse(version: str, out: str) -> float:
-            return timed(FACTORY + ["wheelhouse", "--lock", str(tmp / f"benchc-{version}.lock"), "--out", str(tmp / out)], env=env, cwd=ROOT)
+            return timed([*FACTORY, "wheelhouse", "--lock", str(tmp / f"benchc-{version}.lock"), "--out", str(tmp / out)], env=env, cwd=ROOT)
 
         wheelhouse("0.9", "warmup")
         cold = wheelhouse("1.0", "wh")

@@ -31,7 +31,6 @@ from .buildchecks import WheelChecks, best_tag
 from .builddeps import builddeps_dir, check_requires
 from .buildoutcome import BuildOutcome, BuildRequest
 from .cache import sha256_file
-from .cibw import container_label as container_label  # re-exported for tests/test_crash_stages.py
 from .config import Config
 from .errors import BuildDependencyError, SdistError, WheelContentError
 from .failures import classify

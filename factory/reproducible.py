@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from .errors import RegistryError
 from .registry import Registry
@@ -46,7 +47,7 @@ def epoch_of(created: str) -> int:
     return int(datetime.fromisoformat(m.group(1) + zone).timestamp())
 
 
-def normalized_config(config: dict, epoch: int) -> dict:
+def normalized_config(config: dict[str, Any], epoch: int) -> dict[str, Any]:
     """A copy of the image ``config`` with ``created`` and every ``history[].created`` set
     to ``epoch``, the build container's fields removed and ``config.Image`` emptied; layers
     (``rootfs``) untouched."""

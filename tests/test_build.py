@@ -530,7 +530,7 @@ def test_a_failed_build_is_retried_next_time(lane):
     builder, pins, runs, exit_code = lane
     exit_code[0] = 2
     failed = _build(builder, pins["tinyc"])
-    assert not failed.ok and failed.reason == "cibuildwheel exited with 2" and failed.log_tail == ("Building wheel",)
+    assert not failed.ok and failed.reason == "unclassified: Building wheel (fix: read the build log) [cibuildwheel exited with 2]" and failed.log_tail == ("Building wheel",)
     assert Path(failed.log).read_text() == "Building wheel\n" and Path(failed.log).parent.name == "failed"
     exit_code[0] = 0
     assert _build(builder, pins["tinyc"]).ok and len(runs) == 2

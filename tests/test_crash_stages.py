@@ -20,8 +20,8 @@ from conftest import ROOT, run
 from indexserver import FixtureIndex, make_sdist, sha256
 from tinysrc import C_SOURCE, c_project
 
-from factory.build import container_label
 from factory.cache import sha256_file
+from factory.cibw import container_label
 from factory.engine import Engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(1800)]
@@ -59,7 +59,7 @@ def test_sigkill_mid_sdist_build(project, cfg, bases):
         proc = start(project, *args, FACTORY_INDEX_URL=idx.url)
 
         def compiling() -> bool:
-            return any("Building wheel" in log.read_text(errors="replace") for log in builds.glob(".tmp-*/build.log"))
+            return any("Building wheel" in log.read_text(errors="replace") for log in builds.glob(".*.tmp-*/build.log"))
 
         wait_for(compiling, 900, "cibuildwheel to start compiling")
         proc.send_signal(signal.SIGKILL)
