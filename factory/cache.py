@@ -59,6 +59,11 @@ class FileCache:
             stale.unlink(missing_ok=True)
         return gone
 
+    def record(self, kind: str, key: str) -> Path:
+        """Where a small JSON record of ``kind`` named by ``key`` (a sha256 hex) lives:
+        ``<cache-dir>/files/<kind>/<key[:2]>/<key>.json`` (may not exist yet)."""
+        return self.root.parent / kind / key[:2] / f"{key}.json"
+
     def staging(self, sha256: str) -> Path:
         """A fresh temporary file path on the cache's filesystem, for a download in progress."""
         self.root.mkdir(parents=True, exist_ok=True)

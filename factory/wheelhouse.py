@@ -24,7 +24,10 @@ renamed into place; if any build fails, nothing is renamed and the readiness mat
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import html
+import json
+import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
+from pypi_simple import DistributionPackage
 
 from . import atomic
 from .cache import sha256_file
@@ -101,14 +105,19 @@ class WheelhouseResult:
     outcomes: tuple[BuildOutcome, ...] = field(default=())
 
 
+def excluded_targets(lock: Lock, targets: tuple[Target, ...], python: str) -> list[tuple[Target, ...]]:
+    """Per pin, by position (a universal lock may pin one name several times under markers),
+    the targets its marker excludes for CPython ``python`` with the lock's default groups."""
+    return [tuple(t for t in targets if not p.applies_to(t, python, groups=lock.default_groups)) for p in lock.pins]
+
+
 def select(lock: Lock, targets: tuple[Target, ...], python: str, index: Index, jobs: int = 4) -> Selection:
     """Read the index page of each pin needed on some target once (``jobs`` at a time)
     and choose a wheel per target where the pin's marker holds.
 
     Raises ``HashMismatchError`` (``selection.best_ranked``) and the index's errors.
     """
-    # Keyed by position: a universal lock may pin one name several times under markers.
-    excluded = [tuple(t for t in targets if not p.applies_to(t, python, groups=lock.default_groups)) for p in lock.pins]
+    excluded = excluded_targets(lock, targets, python)
     needed = [(i, p) for i, p in enumerate(lock.pins) if len(excluded[i]) < len(targets)]
     names = sorted({p.name for _, p in needed})
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -126,6 +135,64 @@ def select(lock: Lock, targets: tuple[Target, ...], python: str, index: Index, j
                 choices.append(choice)
     not_needed = tuple((p, excluded[i]) for i, p in enumerate(lock.pins) if excluded[i])
     return Selection(tuple(choices), tuple(missing), not_needed)
+
+
+RESOLUTION_VERSION = 1
+
+
+def resolution_key(req: WheelhouseRequest) -> str:
+    """sha256 hex naming a resolution: the lock's bytes, python, abi and targets. The lock's
+    hashes bind every file, so the same key always resolves to the same files."""
+    parts = [RESOLUTION_VERSION, req.lock.sha256, req.python, req.abi, sorted(t.name for t in req.targets)]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def resolve(req: WheelhouseRequest) -> Selection:
+    """``select`` with the result recorded in the cache (``FileCache.record``): a later run of
+    the same lock, python, abi and targets whose chosen files are all cached reads no index
+    page at all, so a new output assembles offline. A record that names a file no longer
+    in the cache, or cells that need an sdist build, falls back to the index."""
+    cache = req.index.cache
+    path = cache.record("resolutions", resolution_key(req))
+    recorded = _recorded(req, path)
+    if recorded is not None:
+        return recorded
+    sel = select(req.lock, req.targets, req.python, req.index, req.jobs)
+    record = {
+        "choices": [[_pin_position(req.lock, c.pin), c.target.name, c.package.filename, c.sha256, c.tag] for c in sel.choices],
+        "missing": [[_pin_position(req.lock, p), t.name] for p, t in sel.missing],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    staged.write_text(json.dumps(record))
+    os.replace(staged, path)
+    return sel
+
+
+def _pin_position(lock: Lock, pin: Pin) -> int:
+    return next(i for i, p in enumerate(lock.pins) if p is pin)
+
+
+def _recorded(req: WheelhouseRequest, path: Path) -> Selection | None:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if record["missing"]:
+        return None  # builds need their sdists' index pages anyway
+    targets = {t.name: t for t in req.targets}
+    choices = []
+    for position, target, filename, sha, tag in record["choices"]:
+        if req.index.cache.get(sha, filename) is None:
+            return None
+        package = DistributionPackage(
+            filename=filename, url="", project=None, version=None, package_type="wheel",
+            digests={"sha256": sha}, requires_python=None, has_sig=None,
+        )  # fmt: skip
+        choices.append(Choice(req.lock.pins[position], targets[target], package, sha, tag))
+    excluded = excluded_targets(req.lock, req.targets, req.python)
+    not_needed = tuple((p, excluded[i]) for i, p in enumerate(req.lock.pins) if excluded[i])
+    return Selection(tuple(choices), (), not_needed)
 
 
 def index_entry(c: Choice) -> ManifestEntry:
@@ -263,7 +330,7 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
     current = current_manifest(req)
     if current is not None:
         return WheelhouseResult(out=req.out, manifest=current, reused=True)
-    sel = select(req.lock, req.targets, req.python, req.index, req.jobs)
+    sel = resolve(req)
     outcomes: list[BuildOutcome] = []
     sdist_builder = req.builder() if sel.missing and req.builder is not None else None
     if sdist_builder is not None:

@@ -197,3 +197,51 @@ def test_a_current_wheelhouse_is_reused_without_the_index(tmp_path, served):
     assert not rebuilt.reused
     assert sha256(victim.read_bytes()) == next(
         e.sha256 for e in rebuilt.manifest.entries("musllinux_1_2_x86_64") if e.name == "markupsafe")
+
+
+def test_a_new_output_from_a_warm_cache_needs_no_index(tmp_path, served):
+    """The resolution (lock, python, abi, targets -> files) is recorded in the cache: a new
+    output assembles with the index on a dead port, and gives the same manifest."""
+    from indexserver import free_port
+
+    _idx, index, lock = served
+    first = build_wheelhouse(lock, TARGETS, PY, index, tmp_path / "wh1")
+    dead = Index(f"http://127.0.0.1:{free_port()}/simple/", FileCache(tmp_path / "cache"))
+    second = build_wheelhouse(lock, TARGETS, PY, dead, tmp_path / "wh2")
+    assert not second.reused and second.manifest == first.manifest
+    assert dead.pages_read == 0
+    assert (tmp_path / "wh2" / "install" / f"{TARGETS[0].name}.lock").read_text() == (tmp_path / "wh1" / "install" / f"{TARGETS[0].name}.lock").read_text()
+
+
+def test_a_recorded_resolution_whose_file_left_the_cache_reads_the_index_again(tmp_path, served):
+    import shutil
+
+    from indexserver import free_port
+
+    from factory.errors import IndexUnreachableError
+
+    idx, index, lock = served
+    first = build_wheelhouse(lock, TARGETS, PY, index, tmp_path / "wh1")
+    entry = first.manifest.entries(TARGETS[0].name)[0]
+    shutil.rmtree(tmp_path / "cache" / "files" / "sha256" / entry.sha256[:2] / entry.sha256)
+    dead = Index(f"http://127.0.0.1:{free_port()}/simple/", FileCache(tmp_path / "cache"))
+    with pytest.raises(IndexUnreachableError):
+        build_wheelhouse(lock, TARGETS, PY, dead, tmp_path / "wh2")
+    assert not (tmp_path / "wh2").exists()
+    again = build_wheelhouse(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "cache")), tmp_path / "wh2")
+    assert again.manifest == first.manifest
+
+
+def test_the_lanes_and_target_sets_resolve_separately(tmp_path, served):
+    from factory.wheelhouse import resolution_key
+
+    _idx, index, lock = served
+    base = WheelhouseRequest(lock, TARGETS, PY, index, tmp_path / "wh")
+    keys = {
+        resolution_key(base),
+        resolution_key(WheelhouseRequest(lock, TARGETS, PY, index, tmp_path / "wh", abi="cp314t")),
+        resolution_key(WheelhouseRequest(lock, TARGETS[:1], PY, index, tmp_path / "wh")),
+        resolution_key(WheelhouseRequest(lock, TARGETS, "3.14.9", index, tmp_path / "wh")),
+    }
+    assert len(keys) == 4
+    assert resolution_key(WheelhouseRequest(lock, tuple(reversed(TARGETS)), PY, index, tmp_path / "other")) == resolution_key(base)
