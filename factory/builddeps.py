@@ -73,7 +73,7 @@ def builddeps_dir(cache_dir: Path, build_lock: Lock, target: Target, python: str
     pins = [p for p in build_lock.pins if p.applies_to(target, python)]
     chosen = []
     for pin in pins:
-        choice = best_wheel(pin, target, python, index.files(pin.name))
+        choice = best_wheel(pin, target, python, index.files(pin.name, pin.version))
         if choice is None:
             raise BuildDependencyError(
                 f"build dependency {pin.name}=={pin.version} has no wheel for {target.name} on {index.url}",

@@ -7,14 +7,16 @@ content-addressed cache and verified against the sha256 the caller expects (from
 from __future__ import annotations
 
 import hashlib
+import html
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import requests
 import requests.adapters
-from packaging.utils import canonicalize_name
-from pypi_simple import ACCEPT_ANY, DistributionPackage, NoSuchProjectError, ProgressTracker, PyPISimple
+from packaging.utils import canonicalize_name, canonicalize_version
+from pypi_simple import ACCEPT_ANY, DistributionPackage, ProgressTracker, ProjectPage, PyPISimple
 from pypi_simple.errors import UnsupportedContentTypeError, UnsupportedRepoVersionError
 
 from .cache import FileCache
@@ -23,6 +25,35 @@ from .errors import HashMismatchError, IndexResponseError, IndexUnreachableError
 TIMEOUT = (15, 120)  # seconds: connect, read
 NET_CHUNK = 1 << 16  # bytes per network read: what arrives is on disk (and hashed) at once
 ProgressFactory = Callable[[int | None], ProgressTracker]
+
+
+HTML_TYPES = ("text/html", "application/vnd.pypi.simple.v1+html")
+_ANCHOR = re.compile(r"<a\b[^>]*>(.*?)</a\s*>", re.IGNORECASE | re.DOTALL)
+_SDIST_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip")
+
+
+def filename_version(filename: str) -> str:
+    """The canonical version (``packaging.utils.canonicalize_version``) a distribution file
+    name carries: a wheel's second field (PEP 427), an sdist's text after the last ``-``;
+    "" when the name has none."""
+    if filename.endswith(".whl"):
+        parts = filename.split("-")
+        raw = parts[1] if len(parts) >= 5 else ""
+    else:
+        stem = next((filename[: -len(s)] for s in _SDIST_SUFFIXES if filename.endswith(s)), "")
+        raw = stem.rpartition("-")[2] if "-" in stem else ""
+    return canonicalize_version(raw) if raw else ""
+
+
+def only_version(page: str, version: str) -> tuple[str, int]:
+    """``page`` (PEP 503 HTML) with only the anchors of files of ``version`` (canonical) kept,
+    everything outside the anchors (head, meta tags) untouched; and how many anchors the
+    whole page had."""
+    anchors = list(_ANCHOR.finditer(page))
+    if not anchors:
+        return page, 0
+    kept = [m.group(0) for m in anchors if filename_version(html.unescape(m.group(1)).strip()) == version]
+    return page[: anchors[0].start()] + "\n".join(kept) + page[anchors[-1].end() :], len(anchors)
 
 
 def _short(err: BaseException) -> str:
@@ -45,7 +76,9 @@ class Index:
             session.verify = str(ca_bundle)
         self._session = session
         self._client = PyPISimple(endpoint=url, session=session, accept=ACCEPT_ANY)
-        self._pages: dict[str, list[DistributionPackage]] = {}
+        self._pages: dict[tuple[str, str | None], list[DistributionPackage]] = {}
+        self._responses: dict[str, requests.Response | None] = {}
+        self._page_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self.pages_read = 0
 
@@ -55,35 +88,73 @@ class Index:
             "check the network, FACTORY_INDEX_URL and ca-bundle",
         )
 
-    def files(self, project: str) -> list[DistributionPackage]:
-        """Every file the index lists for ``project`` ([] when the project is unknown).
+    def files(self, project: str, version: str | None = None) -> list[DistributionPackage]:
+        """The files the index lists for ``project`` ([] when the project is unknown); with
+        ``version`` (PEP 440, any spelling), only that release's files.
+
+        The page is fetched once per project and run, whatever the spelling of the name or
+        the versions asked for. A PEP 503 page lists every release a project ever had (tens
+        of thousands of links for some); with ``version``, the page's other anchors are set
+        aside before pypi-simple parses it, which is what makes a cold fetch fast. PEP 691
+        JSON is parsed whole, then filtered.
 
         Raises ``IndexUnreachableError`` on a connection/TLS/HTTP error and
         ``IndexResponseError`` for a page that is neither PEP 503 HTML nor PEP 691 JSON
         or lists no file at all.
         """
         project = canonicalize_name(project)  # one page per project, however the caller spells it
+        key = (project, canonicalize_version(version) if version else None)
         with self._lock:
-            if project in self._pages:
-                return self._pages[project]
+            if key in self._pages:
+                return self._pages[key]
+            page_lock = self._page_locks.setdefault(project, threading.Lock())
+        with page_lock:
+            with self._lock:
+                if key in self._pages:
+                    return self._pages[key]
+            response = self._page(project)
+            files = [] if response is None else self._parse(project, response, key[1])
+            with self._lock:
+                self._pages[key] = files
+        return files
+
+    def _page(self, project: str) -> requests.Response | None:
+        """The project page's response (read once per run), or None for an unknown project."""
+        with self._lock:
+            if project in self._responses:
+                return self._responses[project]
         url = self._client.get_project_url(project)
         try:
-            files = list(self._client.get_project_page(project, timeout=TIMEOUT).packages)
-            if not files:
-                raise IndexResponseError(f"index page {url} lists no files", "check that the index URL points at a simple index")
-        except NoSuchProjectError:
-            files = []
-        except (UnsupportedContentTypeError, UnsupportedRepoVersionError, ValueError) as e:
-            raise IndexResponseError(
-                f"index page {url} is neither PEP 503 HTML nor PEP 691 JSON: {_short(e)}",
-                "point FACTORY_INDEX_URL at a simple index (…/simple/)",
-            ) from None
+            response = self._session.get(url, headers={"Accept": ACCEPT_ANY}, timeout=TIMEOUT)
+            if response.status_code == 404:
+                found = None
+            else:
+                response.raise_for_status()
+                found = response
         except requests.RequestException as e:
             raise self._unreachable(e) from None
         with self._lock:
-            self._pages[project] = files
+            self._responses[project] = found
             self.pages_read += 1
-        return files
+        return found
+
+    def _parse(self, project: str, response: requests.Response, version: str | None) -> list[DistributionPackage]:
+        media_type = response.headers.get("content-type", "text/html").split(";")[0].strip().lower()
+        try:
+            if version is not None and media_type in HTML_TYPES:
+                html, anchors = only_version(response.text, version)
+                if anchors == 0:
+                    raise IndexResponseError(f"index page {response.url} lists no files", "check that the index URL points at a simple index")
+                return list(ProjectPage.from_html(project, html, base_url=response.url).packages)
+            files = list(ProjectPage.from_response(response, project).packages)
+        except (UnsupportedContentTypeError, UnsupportedRepoVersionError, ValueError) as e:
+            raise IndexResponseError(
+                f"index page {response.url} is neither PEP 503 HTML nor PEP 691 JSON: {_short(e)}",
+                "point FACTORY_INDEX_URL at a simple index (…/simple/)",
+            ) from None
+        if not files:
+            raise IndexResponseError(f"index page {response.url} lists no files", "check that the index URL points at a simple index")
+        return files if version is None else [f for f in files if filename_version(f.filename) == version]
 
     def fetch(self, pkg: DistributionPackage, sha256: str, progress: ProgressFactory | None = None) -> Path:
         """The file ``pkg`` as a path in the cache, downloaded only if not cached already.

@@ -83,7 +83,7 @@ class CellPlanner:
                     f"(fix: set [tool.factory.builders] {target.name} to a builder image that ships cp314t, e.g. pypa's, pinned by digest)"
                 ),
             )  # fmt: skip
-        found = best_sdist(pin, self.index.files(pin.name))
+        found = best_sdist(pin, self.index.files(pin.name, pin.version))
         if found is None:
             return BuildOutcome(
                 pin.name, pin.version, target.name, ok=False, sdist="", sdist_sha256="",

@@ -49,7 +49,7 @@ def tool_wheel(cfg: Config, index: Index, name: str, rank: Mapping[Tag, int] | N
         cached = index.cache.find(sha)
         if cached is not None and cached.name.endswith(".whl") and any(t in rank for t in parse_wheel_filename(cached.name)[3]):
             return cached
-    found = best_ranked(pin, rank, index.files(name))
+    found = best_ranked(pin, rank, index.files(name, pin.version))
     if found is None:
         raise LockError(f"no fitting wheel of {name}=={pin.version} on {index.url}", f"pin a {name} version the index serves for it")
     return index.fetch(found[0], found[1])

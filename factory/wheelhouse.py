@@ -119,16 +119,16 @@ def select(lock: Lock, targets: tuple[Target, ...], python: str, index: Index, j
     """
     excluded = excluded_targets(lock, targets, python)
     needed = [(i, p) for i, p in enumerate(lock.pins) if len(excluded[i]) < len(targets)]
-    names = sorted({p.name for _, p in needed})
+    releases = sorted({(p.name, p.version) for _, p in needed})
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        pages = dict(zip(names, pool.map(index.files, names), strict=True))
+        pages = dict(zip(releases, pool.map(lambda r: index.files(*r), releases), strict=True))
     choices: list[Choice] = []
     missing: list[tuple[Pin, Target]] = []
     for target in targets:
         for i, pin in needed:
             if target in excluded[i]:
                 continue
-            choice = best_wheel(pin, target, python, pages[pin.name])
+            choice = best_wheel(pin, target, python, pages[pin.name, pin.version])
             if choice is None:
                 missing.append((pin, target))
             else:

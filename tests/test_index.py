@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from indexserver import FixtureIndex, make_wheel, sha256
+from packaging.version import Version
 
 from factory.cache import FileCache
 from factory.errors import HashMismatchError, IndexResponseError, IndexUnreachableError
@@ -125,3 +126,35 @@ def test_html_page_without_links(tmp_path):
         idx.raw_pages["six"] = b"<html><body><p>maintenance</p></body></html>"
         with pytest.raises(IndexResponseError, match="lists no files"):
             Index(idx.url, FileCache(tmp_path)).files("six")
+
+
+def test_a_version_filtered_page_gives_exactly_that_release_s_files(tmp_path):
+    """Parsing only one release's anchors (the cold-fetch speed-up) gives the same files, with
+    the same URLs and hashes, as parsing the whole real page and filtering it."""
+    with FixtureIndex({}) as idx:
+        idx.raw_pages["orjson"] = (FIXTURES / "orjson-simple.html").read_bytes()
+        index = Index(idx.url, FileCache(tmp_path))
+        every = index.files("orjson")
+        for version in ("3.13.0", "3.12.0", "3.12"):  # any PEP 440 spelling of a release
+            expected = [(f.filename, f.url, f.digests) for f in every if Version(f.version) == Version(version)]
+            got = [(f.filename, f.url, f.digests) for f in index.files("orjson", version)]
+            assert got == expected and got, version
+        assert index.files("orjson", "0.0.1") == []
+        assert sum(n for p, n in idx.requests.items() if p.startswith("/simple/")) == 1  # one page, every version
+
+
+@pytest.mark.parametrize(
+    "filename, version",
+    [
+        ("orjson-3.13.0-cp314-cp314-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "3.13"),
+        ("python-dateutil-2.9.0.post0.tar.gz", "2.9.post0"),
+        ("Django-5.1.zip", "5.1"),
+        ("pkg-1.0rc1-py3-none-any.whl", "1rc1"),
+        ("zope.interface-7.0-cp314-cp314-musllinux_1_2_aarch64.whl", "7"),
+        ("README.txt", ""),
+    ],
+)
+def test_filename_versions_are_canonical(filename, version):
+    from factory.index import filename_version
+
+    assert filename_version(filename) == version
