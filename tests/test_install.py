@@ -108,21 +108,14 @@ def test_public_modules_import(installed: Installed) -> None:
 
 
 def test_packaged_resources_are_installed(installed: Installed) -> None:
-    for name in (
-        "images/runtime.Dockerfile",
-        "images/builder.Dockerfile",
-        "images/recipes/forky-slim.toml",
-        "images/recipes/forky-builder.toml",
-        "constraints/toolchain.in",
-        "constraints/toolchain.txt",
-        "constraints/build.in",
-        "constraints/build.txt",
-        "cibuildwheel.toml",
-        "musl_repair.py",
-        "qemu.toml",
-    ):
+    """Every file of factory/resources (Dockerfiles, recipes, locks, build and probe programs,
+    schemas, knowledge) ships in the installed package, byte for byte."""
+    source = ROOT / "factory" / "resources"
+    names = sorted(str(f.relative_to(source)) for f in source.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+    assert {"images/runtime.Dockerfile", "constraints/toolchain.txt", "sdist/cibuildwheel.toml", "schemas/manifest.schema.json"} <= set(names)
+    for name in names:
         installed_file = installed.package_dir / "resources" / name
-        assert installed_file.read_bytes() == (ROOT / "factory" / "resources" / name).read_bytes(), name
+        assert installed_file.read_bytes() == (source / name).read_bytes(), name
 
 
 def test_wheelhouse_in_a_directory_holding_only_a_lock(installed: Installed, tmp_path: Path) -> None:
