@@ -323,6 +323,13 @@ class InstallLock:
         extras = extras or {}
         return cls(tuple(InstallEntry(e.name, e.version, e.sha256, tuple(sorted(extras.get(e.name, ())))) for e in entries))
 
+    SCHEMA = "schemas/install-lock.schema.json"
+
+    def to_json(self) -> dict[str, Any]:
+        """The parsed form, ``{"entries": [{"name", "version", "sha256", "extras"}]}``
+        (``resources/schemas/install-lock.schema.json``)."""
+        return {"entries": [{"name": e.name, "version": e.version, "sha256": e.sha256, "extras": list(e.extras)} for e in self.entries]}
+
     def text(self) -> str:
         """The file's text: one ``InstallEntry.line`` per entry, each ending in a newline."""
         return "".join(e.line() + "\n" for e in self.entries)

@@ -70,8 +70,25 @@ def test_the_wheelhouse_files_and_their_typed_forms_match_the_schemas(marked):
     manifest_schema.validate(result.manifest.to_json())
     readiness_schema.validate(json.loads((out / "readiness.json").read_text()))
     readiness_schema.validate(Readiness.load(out / "readiness.json").to_json())
+    install_schema = validator("install-lock")
     for t in TARGETS:
-        assert InstallLock.load(out / "install" / f"{t.name}.lock").text() == (out / "install" / f"{t.name}.lock").read_text()
+        install = InstallLock.load(out / "install" / f"{t.name}.lock")
+        assert install.text() == (out / "install" / f"{t.name}.lock").read_text()
+        install_schema.validate(install.to_json())
+        assert install.to_json()["entries"], t.name
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"entries": [{"name": "six", "version": "1.0", "extras": []}]},  # no sha256
+        {"entries": [{"name": "Six_X", "version": "1.0", "sha256": "a" * 64, "extras": []}]},  # not a canonical name
+        {"entries": [{"name": "six", "version": "1.0", "sha256": "a" * 63, "extras": []}]},
+    ],
+)
+def test_the_install_lock_schema_rejects_a_broken_document(broken):
+    with pytest.raises(jsonschema.ValidationError):
+        validator("install-lock").validate(broken)
 
 
 def built_entry(**changes):
