@@ -96,6 +96,63 @@ def wheelhouse_section(lock: Path, targets: list) -> list[str]:
     ]
 
 
+UV_PLATFORMS = {
+    "manylinux_2_28_x86_64": "x86_64-manylinux_2_28",
+    "manylinux_2_28_aarch64": "aarch64-manylinux_2_28",
+    "musllinux_1_2_x86_64": "x86_64-unknown-linux-musl",
+    "musllinux_1_2_aarch64": "aarch64-unknown-linux-musl",
+}
+
+
+def fetch_section(lock: Path, targets: list) -> list[str]:
+    """Cold fetch, side by side with uv as a user would script it: `uv pip install
+    --python-platform … --only-binary :all: --no-deps --require-hashes --target` per target,
+    one uv cache shared across targets; factory `wheelhouse --no-build` with an empty cache.
+    Alternating runs, best of each, on the lock's pins that have wheels everywhere."""
+    from factory.config import load_config
+
+    cfg = load_config(ROOT / "pyproject.toml")
+    tmp = Path(tempfile.mkdtemp(prefix="factory-bench-fetch-"))
+    manifest = json.loads((ROOT / "wheelhouse" / "manifest.json").read_text())
+    built = {e["name"] for es in manifest["targets"].values() for e in es if e["source"] == "built"}
+    runs = int(os.environ.get("BENCH_FETCH_RUNS", "2"))
+    uv = str(Path(sys.executable).parent / "uv")
+    uv_env = {**os.environ, "SSL_CERT_FILE": str(cfg.ca_bundle or "")}
+    factory_s, uv_s = [], []
+    try:
+        wheels = wheels_only_lock(lock, built, tmp / "wheels-only.lock")
+        pins = sum(1 for line in wheels.read_text().splitlines() if line.strip())
+        for _ in range(runs):
+            shutil.rmtree(tmp / "c", ignore_errors=True)
+            shutil.rmtree(tmp / "wh", ignore_errors=True)
+            env = {**os.environ, "FACTORY_CACHE_DIR": str(tmp / "c")}
+            factory_s.append(timed([*FACTORY, "wheelhouse", "--no-build", "--lock", str(wheels), "--out", str(tmp / "wh")], env=env, cwd=ROOT))
+            shutil.rmtree(tmp / "uvc", ignore_errors=True)
+            shutil.rmtree(tmp / "uvt", ignore_errors=True)
+            start = time.monotonic()
+            for target in targets:
+                subprocess.run(
+                    [uv, "pip", "install", "--no-config", "--native-tls", "--index-url", cfg.index_url,
+                     "--python-platform", UV_PLATFORMS[target.name], "--python-version", "3.14", "--only-binary", ":all:",
+                     "--no-deps", "--require-hashes", "--target", str(tmp / "uvt" / target.name), "--cache-dir", str(tmp / "uvc"),
+                     "-r", str(wheels), "-q"],
+                    check=True, capture_output=True, env=uv_env,
+                )  # fmt: skip
+            uv_s.append(time.monotonic() - start)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    best_f, best_u = min(factory_s), min(uv_s)
+    return [
+        f"## Cold fetch vs uv ({pins} pins with wheels everywhere, {len(targets)} targets, best of {runs} alternating runs)",
+        "",
+        "| tool | runs (s) | best (s) | ratio to uv |",
+        "| --- | --- | --- | --- |",
+        f"| uv {subprocess.run([uv, '--version'], capture_output=True, text=True).stdout.split()[1]} (`uv pip install --target` per target, shared cache) | {', '.join(f'{x:.1f}' for x in uv_s)} | {best_u:.1f} | 1.00 |",
+        f"| factory `wheelhouse --no-build`, empty cache | {', '.join(f'{x:.1f}' for x in factory_s)} | {best_f:.1f} | {best_f / best_u:.2f} |",
+        "",
+    ]
+
+
 def median_run(ref: str, arch: str, code: str) -> float:
     samples = []
     for _ in range(RUNS):
@@ -320,6 +377,7 @@ def main() -> int:
     report = (
         header
         + wheelhouse_section(cfg.lock, list(cfg.targets))
+        + fetch_section(cfg.lock, list(cfg.targets))
         + sdist_section(cfg)
         + cibuildwheel_section(cfg)
         + images_section(images_lock)
