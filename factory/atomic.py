@@ -5,7 +5,6 @@ A reader sees either the complete old output or the complete new one, never a mi
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -14,34 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import faults
-from .errors import OutputError
-
-_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
-
-def _output_error(path: Path, err: OSError) -> OutputError:
-    if err.errno in _FULL:
-        return OutputError(f"no space left writing {path}", "free space on that filesystem or write the output elsewhere")
-    return OutputError(f"cannot write {path}: {err.strerror}", "check the path and its permissions")
+from .textfile import output_error, write_atomically
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise _output_error(path, e) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` via a temporary file in the same directory and ``os.replace``
+    (``textfile.write_atomically``); ``OutputError`` on a full disk or a refused write."""
+    write_atomically(path, text)
 
 
 def write_json(path: Path, data: object) -> None:
@@ -61,14 +39,14 @@ def replace_dir(out: Path, fill: Callable[[Path], None]) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     except OSError as e:
-        raise _output_error(out, e) from None
+        raise output_error(out, e) from None
     try:
         fill(tmp)
         os.chmod(tmp, 0o755)
         faults.point("before-rename")
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise _output_error(out, e) from None
+        raise output_error(out, e) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -85,15 +63,7 @@ def replace_dir(out: Path, fill: Callable[[Path], None]) -> None:
 def sweep(out: Path) -> list[Path]:
     """Remove the temporary siblings a killed run left for ``out`` (``.<name>.tmp-*``,
     ``.<name>.old-*``). Call it only while holding ``out``'s run lock. Returns what went."""
-    gone = []
-    for stale in out.parent.glob(f".{out.name}.*-*"):
-        if stale.name.startswith((f".{out.name}.tmp-", f".{out.name}.old-")):
-            if stale.is_dir() and not stale.is_symlink():
-                shutil.rmtree(stale, ignore_errors=True)
-            else:
-                stale.unlink(missing_ok=True)
-            gone.append(stale)
-    return gone
+    return _remove([s for s in out.parent.glob(f".{out.name}.*-*") if s.name.startswith((f".{out.name}.tmp-", f".{out.name}.old-"))])
 
 
 def sweep_dir(parent: Path) -> list[Path]:
@@ -105,15 +75,16 @@ def sweep_dir(parent: Path) -> list[Path]:
     """
     if not parent.is_dir():
         return []
-    gone = []
-    for stale in parent.iterdir():
-        if stale.name.startswith(".") and (".tmp-" in stale.name or ".old-" in stale.name):
-            if stale.is_dir() and not stale.is_symlink():
-                shutil.rmtree(stale, ignore_errors=True)
-            else:
-                stale.unlink(missing_ok=True)
-            gone.append(stale)
-    return gone
+    return _remove([s for s in parent.iterdir() if s.name.startswith(".") and (".tmp-" in s.name or ".old-" in s.name)])
+
+
+def _remove(stale: list[Path]) -> list[Path]:
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

@@ -20,16 +20,14 @@ sizes are bytes; times are seconds.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ArtifactError, OutputError
+from .errors import ArtifactError
+from .textfile import write_atomically
 
 _Kind = Literal["str", "str?", "int", "float", "object?", "list", "object"]
 
@@ -92,31 +90,9 @@ def _read(path: Path, fix: str) -> object:
 
 
 def _write(path: Path, data: object) -> None:
-    """Write ``data`` as indented JSON with sorted keys to a temporary sibling of ``path``,
-    then rename it over ``path``. ``OutputError`` on a full disk or a refused write.
-
-    (``factory.atomic.write_json`` does the same, but is infrastructure, which this domain
-    module may not import.)"""
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    tmp = ""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise OutputError(f"no space left writing {path}", "free space on that filesystem or write the output elsewhere") from None
-        raise OutputError(f"cannot write {path}: {e.strerror}", "check the path and its permissions") from None
-    except BaseException:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` as indented JSON with sorted keys to ``path`` atomically
+    (``textfile.write_atomically``); ``OutputError`` on a full disk or a refused write."""
+    write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 # -- images.lock ---------------------------------------------------------------------------

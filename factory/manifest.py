@@ -26,13 +26,13 @@ is the install lock's contract (``InstallLock.parse`` reads it back); it has no 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
+
+from .textfile import write_atomically
 
 DEFAULT_ABI = "cp314"
 Source = Literal["index", "built"]
@@ -40,17 +40,9 @@ _SOURCES = ("index", "built")
 
 
 def write_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary sibling renamed over it (``os.replace``),
-    so a reader sees the old file or the new one. ``OSError`` passes through (inside
-    ``atomic.replace_dir``'s fill it becomes ``OutputError``)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically (``textfile.write_atomically``): a reader sees
+    the old file or the new one. ``OutputError`` on a full disk or a refused write."""
+    write_atomically(path, text)
 
 
 def json_text(data: object) -> str:

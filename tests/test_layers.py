@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).parent.parent / "factory"
 DOMAIN = [
     {
         "errors", "targets", "locktypes", "reqlock", "pylockfile", "lockfile", "selection", "sdist", "verify",
-        "manifest", "readiness", "wheelsbom", "imagelock", "buildoutcome",
+        "textfile", "manifest", "readiness", "wheelsbom", "imagelock", "buildoutcome",
     }
 ]
 INFRASTRUCTURE = [
