@@ -21,13 +21,13 @@ PACKAGE = Path(__file__).parent.parent / "factory"
 DOMAIN = [
     {
         "errors", "targets", "lockfile", "lockformats", "pylock", "selection", "sdist", "verify",
-        "manifest", "readiness", "wheelsbom", "imagelock", "outcome",
+        "manifest", "readiness", "wheelsbom", "imagelock", "outcome", "oci", "provenance",
     }
 ]
 INFRASTRUCTURE = [
     {
         "resources", "atomic", "cache", "children", "faults", "progress", "index", "engine",
-        "registry", "reproducible", "binfmt", "config", "toolchain",
+        "registry", "reproducible", "binfmt", "config", "toolchain", "debs", "cosign",
     }
 ]
 STAGES = [
@@ -41,6 +41,7 @@ STAGES = [
     {"images"},
     {"smoke"},
     {"report"},
+    {"release", "publish"},
 ]
 TOP = [{"pipeline"}, {"cli"}, {"__main__", "__init__"}]
 ORDER = [(layer, group) for layer, groups in (("domain", DOMAIN), ("infrastructure", INFRASTRUCTURE), ("stages", STAGES), ("pipeline/CLI", TOP)) for group in groups]
