@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import FactoryError
 
+if TYPE_CHECKING:
+    from .registry import Registry
+
+RELEASE_COMMANDS = ("promote", "rollback", "releases")
 HELP = "Wheelhouse build and container image factory for Python 3.14."
 
 
@@ -54,12 +59,30 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("registry", help="start/stop the loopback registry")
     s.add_argument("action", choices=["start", "stop", "status"])
 
+    s = sub.add_parser("promote", help="point a tag (staging, prod, …) at the index digest of an images.lock")
+    s.add_argument("--images-lock", default="images.lock")
+    s.add_argument("--tag", required=True, help="the environment tag to move")
+    s.add_argument("--history", help="release history file (default: releases.json beside the images.lock)")
+
+    s = sub.add_parser("rollback", help="point a tag back at its previous release, in one registry request")
+    s.add_argument("--tag", required=True)
+    s.add_argument("--images-lock", default="images.lock", help="locates the default history")
+    s.add_argument("--history", help="release history file (default: releases.json beside the images.lock)")
+
+    s = sub.add_parser("releases", help="list the recorded moves of a tag")
+    s.add_argument("--tag", required=True)
+    s.add_argument("--images-lock", default="images.lock", help="locates the default history")
+    s.add_argument("--history", help="release history file (default: releases.json beside the images.lock)")
+
     s = sub.add_parser("binfmt", help="check or install (root) QEMU 11.1 binfmt for aarch64")
     s.add_argument("--check", action="store_true", help="only check")
     return p
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command in RELEASE_COMMANDS:  # consumers' commands: no project configuration needed
+        _release(args)
+        return 0
     from . import binfmt, pipeline
     from .config import load_config
     from .lockfile import read_lock
@@ -125,6 +148,30 @@ def _run(args: argparse.Namespace) -> int:
         else:
             console.print(f"arm64 binfmt registered: {binfmt.install(cfg.cache_dir)}")
     return 0
+
+
+def _connect(address: str) -> Registry:
+    from .engine import docker_login_credentials
+    from .registry import Registry, credentials
+
+    return Registry(address, credentials(address, docker_login=docker_login_credentials))
+
+
+def _release(args: argparse.Namespace) -> None:
+    from . import release
+    from .progress import console
+
+    images_lock = Path(args.images_lock).resolve()
+    history = Path(args.history).resolve() if args.history else release.history_path(images_lock)
+    if args.command == "promote":
+        move = release.promote(_connect, images_lock, args.tag, history)
+        console.print(f"{args.tag}: already at the index of {images_lock.name}" if move is None else f"{args.tag} -> {move.ref}")
+    elif args.command == "rollback":
+        move = release.rollback(_connect, args.tag, history)
+        console.print(f"{args.tag} -> {move.ref} (rolled back)")
+    else:
+        for r in release.releases(args.tag, history):
+            console.print(f"{r.time}  {r.action:8}  {r.ref}  images.lock {r.images_lock_sha256[:12]}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -113,3 +113,17 @@ class SdistError(FactoryError):
 
 class WheelContentError(FactoryError):
     """A wheel's metadata or binaries contradict its filename."""
+
+
+class ReleaseError(FactoryError):
+    """A promote, rollback or release-history request cannot be carried out (unknown tag,
+    nothing to roll back to, an images.lock whose index the registry no longer holds)."""
+
+
+class SigningError(FactoryError):
+    """cosign cannot be installed, has no key, or refuses to sign or verify (a foreign key,
+    a tampered attestation, an image pushed over a tag)."""
+
+
+class PublishError(FactoryError):
+    """The wheelhouse cannot be uploaded to the package index."""
