@@ -12,7 +12,7 @@ from .errors import FactoryError
 if TYPE_CHECKING:
     from .registry import Registry
 
-RELEASE_COMMANDS = ("promote", "rollback", "releases")
+RELEASE_COMMANDS = ("promote", "rollback", "releases", "sign", "verify")
 HELP = "Wheelhouse build and container image factory for Python 3.14."
 
 
@@ -73,6 +73,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--tag", required=True)
     s.add_argument("--images-lock", default="images.lock", help="locates the default history")
     s.add_argument("--history", help="release history file (default: releases.json beside the images.lock)")
+
+    s = sub.add_parser("sign", help="sign and attest (cosign) the index and images of an images.lock")
+    s.add_argument("--images-lock", default="images.lock")
+    s.add_argument("--cache-dir", default=".cache/factory", help="where cosign and a generated key live (default: %(default)s)")
+
+    s = sub.add_parser("verify", help="check an images.lock's signatures, attestations, digests and tags against the registry")
+    s.add_argument("--images-lock", default="images.lock")
+    s.add_argument("--key", help="the publisher's cosign public key (default: the one images.lock names)")
+    s.add_argument("--cache-dir", default=".cache/factory", help="where cosign is installed (default: %(default)s)")
 
     s = sub.add_parser("binfmt", help="check or install (root) QEMU 11.1 binfmt for aarch64")
     s.add_argument("--check", action="store_true", help="only check")
@@ -162,6 +171,9 @@ def _release(args: argparse.Namespace) -> None:
     from .progress import console
 
     images_lock = Path(args.images_lock).resolve()
+    if args.command in ("sign", "verify"):
+        _signing(args, images_lock)
+        return
     history = Path(args.history).resolve() if args.history else release.history_path(images_lock)
     if args.command == "promote":
         move = release.promote(_connect, images_lock, args.tag, history)
@@ -172,6 +184,23 @@ def _release(args: argparse.Namespace) -> None:
     else:
         for r in release.releases(args.tag, history):
             console.print(f"{r.time}  {r.action:8}  {r.ref}  images.lock {r.images_lock_sha256[:12]}")
+
+
+def _signing(args: argparse.Namespace, images_lock: Path) -> None:
+    import os
+
+    from . import cosign, signing
+    from .progress import console
+
+    cache_dir = Path(args.cache_dir).resolve()
+    tool = cosign.Cosign(cosign.install(cache_dir), password=os.environ.get("COSIGN_PASSWORD", ""))
+    if args.command == "sign":
+        key = cosign.signing_key(tool, cache_dir, images_lock.parent / "cosign.pub")
+        data = signing.sign_lock(tool, key, images_lock)
+        console.print(f"signed and attested {len(data['signing']['signatures'])} manifests; public key {key.public_key}")
+    else:
+        checked = signing.verify_images(tool, _connect, images_lock, Path(args.key).resolve() if args.key else None)
+        console.print(f"{images_lock.name}: {len(checked)} signatures, attestations, digests and tags verified")
 
 
 def main(argv: list[str] | None = None) -> int:

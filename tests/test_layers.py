@@ -41,7 +41,7 @@ STAGES = [
     {"images"},
     {"smoke"},
     {"report"},
-    {"release", "publish"},
+    {"release", "signing", "publish"},
 ]
 TOP = [{"pipeline"}, {"cli"}, {"__main__", "__init__"}]
 ORDER = [(layer, group) for layer, groups in (("domain", DOMAIN), ("infrastructure", INFRASTRUCTURE), ("stages", STAGES), ("pipeline/CLI", TOP)) for group in groups]
