@@ -12,7 +12,7 @@ from .errors import FactoryError
 if TYPE_CHECKING:
     from .registry import Registry
 
-RELEASE_COMMANDS = ("promote", "rollback", "releases", "sign", "verify")
+RELEASE_COMMANDS = ("promote", "rollback", "releases", "sign", "verify", "publish")
 HELP = "Wheelhouse build and container image factory for Python 3.14."
 
 
@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--images-lock", default="images.lock")
     s.add_argument("--key", help="the publisher's cosign public key (default: the one images.lock names)")
     s.add_argument("--cache-dir", default=".cache/factory", help="where cosign is installed (default: %(default)s)")
+
+    s = sub.add_parser("publish", help="upload every target's wheels to a package index with an upload API (twine)")
+    s.add_argument("--wheelhouse", default="wheelhouse")
+    s.add_argument("--to", required=True, metavar="URL", help="the index's upload URL (pypiserver: http://host:port/)")
 
     s = sub.add_parser("binfmt", help="check or install (root) QEMU 11.1 binfmt for aarch64")
     s.add_argument("--check", action="store_true", help="only check")
@@ -170,6 +174,12 @@ def _release(args: argparse.Namespace) -> None:
     from . import release
     from .progress import console
 
+    if args.command == "publish":
+        from .publish import publish
+
+        wheels = publish(Path(args.wheelhouse).resolve(), args.to)
+        console.print(f"published {len(wheels)} wheels to {args.to}")
+        return
     images_lock = Path(args.images_lock).resolve()
     if args.command in ("sign", "verify"):
         _signing(args, images_lock)
