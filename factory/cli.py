@@ -201,9 +201,13 @@ def _signing(args: argparse.Namespace, images_lock: Path) -> None:
 
     from . import cosign, signing
     from .progress import console
+    from .registry import credentials
 
     cache_dir = Path(args.cache_dir).resolve()
-    tool = cosign.Cosign(cosign.install(cache_dir), password=os.environ.get("COSIGN_PASSWORD", ""))
+    # FACTORY_REGISTRY_USER/PASSWORD for cosign too; otherwise cosign reads `docker login`'s config itself
+    address = signing.registry_of(images_lock)
+    auth = credentials(address) if address else None
+    tool = cosign.Cosign(cosign.install(cache_dir), auth=auth, password=os.environ.get("COSIGN_PASSWORD", ""))
     if args.command == "sign":
         key = cosign.signing_key(tool, cache_dir, images_lock.parent / "cosign.pub")
         data = signing.sign_lock(tool, key, images_lock)

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from filelock import FileLock
+
 from . import atomic
 from .errors import ReleaseError
 from .registry import Registry
@@ -103,6 +105,12 @@ def _split(ref: str) -> tuple[str, str, str]:
     return address, repository, digest
 
 
+def _locked(history_file: Path) -> FileLock:
+    """One move at a time per history file (a concurrent promote waits up to 60 s)."""
+    history_file.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(history_file.parent / f".{history_file.name}.lock"), timeout=60)
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -137,6 +145,13 @@ def promote(connect: Connect, images_lock: Path, tag: str, history_file: Path, n
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ReleaseError(f"cannot read the index of {images_lock} ({type(e).__name__})", "give the images.lock that `factory images` wrote") from None
     address, repository, digest = _split(str(index))
+    with _locked(history_file):
+        return _promote(connect, images_lock, raw, tag, history_file, now, address, repository, digest)
+
+
+def _promote(
+    connect: Connect, images_lock: Path, raw: bytes, tag: str, history_file: Path, now: Callable[[], str], address: str, repository: str, digest: str
+) -> Release | None:
     history = read_history(history_file)
     _writable(history_file)
     registry = connect(address)
@@ -163,6 +178,11 @@ def rollback(connect: Connect, tag: str, history_file: Path, now: Callable[[], s
     the registry no longer holds the previous index; ``RegistryError`` when it is down.
     """
     _check_tag(tag)
+    with _locked(history_file):
+        return _rollback(connect, tag, history_file, now)
+
+
+def _rollback(connect: Connect, tag: str, history_file: Path, now: Callable[[], str]) -> Release:
     history = read_history(history_file)
     live = chain(history, tag)
     if not live:

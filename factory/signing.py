@@ -80,6 +80,15 @@ def sign_images(
     }
 
 
+def registry_of(images_lock: Path) -> str:
+    """The registry address of the index ``images_lock`` records; "" when unreadable (the
+    command that reads it then reports why)."""
+    try:
+        return str(json.loads(images_lock.read_text())["index"]).partition("/")[0]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""
+
+
 def _split(ref: str) -> tuple[str, str, str]:
     name, _, digest = ref.partition("@")
     address, _, repository = name.partition("/")
