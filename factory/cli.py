@@ -85,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("publish", help="upload every target's wheels to a package index with an upload API (twine)")
     s.add_argument("--wheelhouse", default="wheelhouse")
-    s.add_argument("--to", required=True, metavar="URL", help="the index's upload URL (pypiserver: http://host:port/)")
+    s.add_argument("--to", required=True, metavar="URL", help="an index's upload URL (pypiserver: http://host:port/), or oci://REGISTRY/NAME:TAG for an OCI artifact (oras)")
+    s.add_argument("--cache-dir", default=".cache/factory", help="where oras is installed (default: %(default)s)")
 
     s = sub.add_parser("binfmt", help="check or install (root) QEMU 11.1 binfmt for aarch64")
     s.add_argument("--check", action="store_true", help="only check")
@@ -175,10 +176,18 @@ def _release(args: argparse.Namespace) -> None:
     from .progress import console
 
     if args.command == "publish":
-        from .publish import publish
+        from . import publish
+        from .registry import credentials
 
-        wheels = publish(Path(args.wheelhouse).resolve(), args.to)
-        console.print(f"published {len(wheels)} wheels to {args.to}")
+        wheelhouse = Path(args.wheelhouse).resolve()
+        if args.to.startswith("oci://"):
+            reference = args.to.removeprefix("oci://")
+            oras = publish.install_oras(Path(args.cache_dir).resolve())
+            digest = publish.publish_oci(wheelhouse, reference, oras, credentials(reference.partition("/")[0]))
+            console.print(f"wheelhouse pushed as {reference.rpartition(':')[0]}@{digest}")
+        else:
+            wheels = publish.publish(wheelhouse, args.to)
+            console.print(f"published {len(wheels)} wheels to {args.to}")
         return
     images_lock = Path(args.images_lock).resolve()
     if args.command in ("sign", "verify"):

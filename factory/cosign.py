@@ -17,11 +17,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,30 +29,18 @@ from . import debs, resources
 from .errors import SigningError
 
 KMS_SCHEMES = ("awskms://", "gcpkms://", "azurekms://", "hashivault://", "k8s://")
-ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}
 FIX_INSTALL = "check the Debian mirror, or the pin in factory/resources/cosign.toml"
 
 
 def install(cache_dir: Path) -> Path:
-    """The cosign binary, unpacked from the sha256-pinned sid .deb into
-    ``<cache_dir>/tools/cosign-<version>/cosign`` the first time. Raises ``SigningError``
-    when the host arch has no pin, the download fails or its sha256 differs."""
-    spec = tomllib.loads(resources.path("cosign.toml").read_text())
-    arch = ARCHES.get(platform.machine())
-    if arch is None or arch not in spec:
-        raise SigningError(f"no cosign pin for host arch {platform.machine()}", "add one to factory/resources/cosign.toml")
-    home = cache_dir / "tools" / f"cosign-{spec['version']}"
-    binary = home / "cosign"
-    stamp = home / "deb.sha256"
-    if binary.is_file() and stamp.is_file() and stamp.read_text() == spec[arch]["sha256"]:
-        return binary
+    """The cosign binary, unpacked from the sha256-pinned sid .deb
+    (``resources/cosign.toml``) into ``<cache_dir>/tools/cosign-<version>/cosign`` the first
+    time. Raises ``SigningError`` when the host arch has no pin, the download fails or its
+    sha256 differs."""
     try:
-        deb = debs.fetch(spec[arch]["url"], spec[arch]["sha256"], cache_dir / "debs")
-        debs.extract_member(deb, spec["member"], binary)
+        return debs.install_tool(resources.path("cosign.toml"), cache_dir)
     except debs.DebError as e:
         raise SigningError(str(e), FIX_INSTALL) from None
-    stamp.write_text(spec[arch]["sha256"])
-    return binary
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ tools taken from a newer Debian suite than the host's (cosign from sid), without
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import tempfile
+import tomllib
 from pathlib import Path
 
 import requests
@@ -61,3 +63,26 @@ def extract_member(deb: Path, member: str, target: Path, mode: int = 0o755) -> P
         staged.chmod(mode)
         os.replace(staged, target)
     return target
+
+
+ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+def install_tool(spec: Path, cache_dir: Path) -> Path:
+    """The program a tool spec (a resource TOML: ``version``, ``member`` and per Debian arch
+    ``url`` + ``sha256``) describes, unpacked into ``<cache_dir>/tools/<name>-<version>/``
+    the first time (the .deb is kept in ``<cache_dir>/debs``). Raises ``DebError`` when the
+    host arch has no pin, the download fails or the sha256 differs."""
+    data = tomllib.loads(spec.read_text())
+    arch = ARCHES.get(platform.machine())
+    if arch is None or arch not in data:
+        raise DebError(f"{spec.name} has no pin for host arch {platform.machine()}")
+    name = Path(data["member"]).name
+    home = cache_dir / "tools" / f"{name}-{data['version']}"
+    binary, stamp = home / name, home / "deb.sha256"
+    if binary.is_file() and stamp.is_file() and stamp.read_text() == data[arch]["sha256"]:
+        return binary
+    deb = fetch(data[arch]["url"], data[arch]["sha256"], cache_dir / "debs")
+    extract_member(deb, data["member"], binary)
+    stamp.write_text(data[arch]["sha256"])
+    return binary

@@ -12,6 +12,13 @@ its ``TWINE_USERNAME`` / ``TWINE_PASSWORD`` variables, never on the command line
 skip the files the index already lists with the same sha256 (its PEP 503 page,
 ``<URL>/simple/<name>/``), so a re-run after an interruption completes the set; a file
 listed with another sha256 is an error (indexes refuse to overwrite a release file).
+
+``publish_oci`` offers the same wheelhouse as one OCI artifact (artifact type
+``application/vnd.factory.wheelhouse.v1``, OCI image spec v1.1 ``artifactType``) pushed with
+Debian's oras (pinned like cosign, ``resources/oras.toml``): one blob per file, each wheel's
+blob digest its sha256, titled with its path in the wheelhouse, so ``oras pull`` recreates
+``<target>/<wheel>``, ``install/<target>.lock`` and ``manifest.json`` for teams without a
+package index.
 """
 
 from __future__ import annotations
@@ -29,8 +36,13 @@ from pathlib import Path
 import requests
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from . import debs, resources
 from .cache import sha256_file
 from .errors import HashMismatchError, PublishError
+from .registry import is_loopback
+
+ARTIFACT_TYPE = "application/vnd.factory.wheelhouse.v1"
+WHEEL_MEDIA_TYPE = "application/vnd.python.wheel"
 
 
 @dataclass(frozen=True)
@@ -41,27 +53,35 @@ class Wheel:
     sha256: str
 
 
-def wheels_of(wheelhouse: Path) -> list[Wheel]:
-    """Every distinct wheel file of ``wheelhouse`` (by filename, in name order), each checked
-    against ``manifest.json``. Raises ``PublishError`` when the manifest is unreadable or a
-    file is missing, ``HashMismatchError`` when a file differs from its recorded sha256."""
+def target_wheels(wheelhouse: Path) -> list[Wheel]:
+    """Every wheel file of every target of ``wheelhouse`` (``<target>/<filename>``, in that
+    order), each checked against ``manifest.json``. Raises ``PublishError`` when the manifest
+    is unreadable or a file is missing, ``HashMismatchError`` when a file differs from its
+    recorded sha256."""
     try:
         manifest = json.loads((wheelhouse / "manifest.json").read_text())
         targets: dict[str, list[dict[str, str]]] = manifest["targets"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise PublishError(f"{wheelhouse} has no readable manifest.json ({type(e).__name__})", "build it with `factory wheelhouse`") from None
-    found: dict[str, Wheel] = {}
+    found = []
     for target, entries in sorted(targets.items()):
-        for entry in entries:
-            if entry["filename"] in found:
-                continue
+        for entry in sorted(entries, key=lambda e: e["filename"]):
             path = wheelhouse / target / entry["filename"]
             if not path.is_file():
                 raise PublishError(f"{wheelhouse} lacks {target}/{entry['filename']}", "rebuild the wheelhouse with `factory wheelhouse`")
             actual = sha256_file(path)
             if actual != entry["sha256"]:
                 raise HashMismatchError(f"{target}/{entry['filename']} has sha256 {actual}, manifest.json says {entry['sha256']}", "rebuild the wheelhouse")
-            found[entry["filename"]] = Wheel(path, actual)
+            found.append(Wheel(path, actual))
+    return found
+
+
+def wheels_of(wheelhouse: Path) -> list[Wheel]:
+    """``target_wheels`` with each filename once (a pure wheel sits in several targets), in
+    filename order: what an index receives. Same errors as ``target_wheels``."""
+    found: dict[str, Wheel] = {}
+    for wheel in target_wheels(wheelhouse):
+        found.setdefault(wheel.path.name, wheel)
     return [found[name] for name in sorted(found)]
 
 
@@ -115,3 +135,46 @@ def publish(wheelhouse: Path, url: str, env: Mapping[str, str] | None = None) ->
         reason = " ".join(text[start:]) or "no output"
         raise PublishError(f"twine could not upload to {url}: {' '.join(reason.split())[:300]}", "check the URL, FACTORY_INDEX_USER/FACTORY_INDEX_PASSWORD and the server's log")
     return wheels
+
+
+def install_oras(cache_dir: Path) -> Path:
+    """The oras binary from the sha256-pinned sid .deb, unpacked into the cache once.
+    Raises ``PublishError`` when it cannot be fetched or its sha256 differs."""
+    try:
+        return debs.install_tool(resources.path("oras.toml"), cache_dir)
+    except debs.DebError as e:
+        raise PublishError(str(e), "check the Debian mirror, or the pin in factory/resources/oras.toml") from None
+
+
+def publish_oci(wheelhouse: Path, reference: str, oras: Path, auth: tuple[str, str] | None = None) -> str:
+    """Push ``wheelhouse`` (its wheels, install locks and manifest.json) as one OCI artifact
+    tagged ``reference`` (``address/name:tag``) with oras; returns the manifest digest.
+
+    Raises ``PublishError`` when oras fails (registry down, refused), plus the errors of
+    ``wheels_of`` (files are checked against manifest.json first).
+    """
+    address, slash, rest = reference.partition("/")
+    if not slash or ":" not in rest or "@" in rest:
+        raise PublishError(f"{reference!r} is not address/name:tag", "give --to oci://REGISTRY/NAME:TAG")
+    wheels = target_wheels(wheelhouse)
+    locks = sorted(p.relative_to(wheelhouse).as_posix() for p in (wheelhouse / "install").glob("*.lock"))
+    files = [f"{w.path.relative_to(wheelhouse).as_posix()}:{WHEEL_MEDIA_TYPE}" for w in wheels]
+    files += [f"{lock}:text/plain" for lock in locks] + ["manifest.json:application/json"]
+    command = [str(oras), "push", "--no-tty", "--artifact-type", ARTIFACT_TYPE, "--format", "json"]
+    if is_loopback(address):
+        command.append("--plain-http")
+    stdin = None
+    if auth:
+        command += ["--username", auth[0], "--password-stdin"]
+        stdin = auth[1]
+    try:
+        proc = subprocess.run([*command, reference, *files], cwd=wheelhouse, input=stdin, capture_output=True, text=True, timeout=1800)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise PublishError(f"oras could not push {reference}: {e}", "check the oras install") from None
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or ["no output"]
+        raise PublishError(f"oras could not push {reference}: {lines[-1].removeprefix('Error: ')[:300]}", "check the registry (`factory registry status`) and its credentials")
+    try:
+        return str(json.loads(proc.stdout)["digest"])
+    except (ValueError, KeyError) as e:
+        raise PublishError(f"oras pushed {reference} but printed no digest ({type(e).__name__})", "check the oras version") from None

@@ -132,3 +132,39 @@ def test_bad_inputs_are_one_line_and_a_wrong_hash_is_refused_by_pip(pypiserver, 
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("factory: error: the package index") and "does not answer" in lines[0]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    from registrykit import loopback_registry
+
+    with loopback_registry(tmp_path_factory.mktemp("publish-registry")) as reg:
+        yield reg
+
+
+@pytest.mark.integration
+def test_the_wheelhouse_as_an_oci_artifact_pulls_back_identical_with_oras(registry, tmp_path):
+    from factory.publish import ARTIFACT_TYPE, install_oras
+
+    cache = Path(os.environ.get("FACTORY_TEST_CACHE", Path(__file__).parent.parent / ".cache" / "test"))
+    oras = install_oras(cache)
+    house = _wheelhouse(tmp_path / "wheelhouse")
+    reference = f"{registry.address}/t/wheelhouse:3.14.8"
+    proc = run_factory(tmp_path, "publish", "--wheelhouse", str(house), "--to", f"oci://{reference}", "--cache-dir", str(cache), check=True)
+    manifest = registry.manifest("t/wheelhouse", "3.14.8")
+    assert manifest is not None and manifest.digest in proc.stdout + proc.stderr
+    assert manifest.body["artifactType"] == ARTIFACT_TYPE
+    wheel_layers = {layer["annotations"]["org.opencontainers.image.title"]: layer["digest"] for layer in manifest.body["layers"]}
+    for target, filenames in TARGETS.items():
+        for filename in filenames:
+            assert wheel_layers[f"{target}/{filename}"] == "sha256:" + hashlib.sha256((house / target / filename).read_bytes()).hexdigest()
+
+    out = tmp_path / "pulled"
+    subprocess.run([str(oras), "pull", "--plain-http", "--no-tty", "-o", str(out), reference], check=True, capture_output=True)
+    for path in house.rglob("*"):
+        if path.is_file():
+            assert (out / path.relative_to(house)).read_bytes() == path.read_bytes(), path
+
+    proc = run_factory(tmp_path, "publish", "--wheelhouse", str(house), "--to", f"oci://127.0.0.1:{free_port()}/t/w:1", "--cache-dir", str(cache))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("factory: error: oras could not push"), proc.stderr
