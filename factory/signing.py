@@ -42,6 +42,16 @@ def signature_tag(ref: str) -> str:
     return f"{name}:{digest.replace(':', '-')}"
 
 
+def _verifies(check: Callable[..., object], *args: object) -> bool:
+    """True when ``check(*args)`` passes: a digest already signed (or attested) by this key
+    is not signed again, so a rebuild that reuses an image adds no second signature."""
+    try:
+        check(*args)
+    except SigningError:
+        return False
+    return True
+
+
 def sign_images(
     cosign: Cosign, key: SigningKey, images_lock: Path, data: dict[str, Any], provenance: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -49,7 +59,9 @@ def sign_images(
     SLSA v1 predicate, ``factory.provenance.predicate``) on each, and each image's SBOM
     (``images[].sbom``, relative to ``images_lock``'s directory) when present.
 
-    ``data`` is the images.lock content about to be written. Returns the ``signing`` block.
+    ``data`` is the images.lock content about to be written. A digest this key already signed
+    or attested (an image reused from an earlier run) is not signed or attested again.
+    Returns the ``signing`` block.
     Raises ``SigningError`` when cosign refuses any step.
     """
     refs = [data["index"], *[image["ref"] for image in data.get("images", [])]]
@@ -59,14 +71,17 @@ def sign_images(
         if provenance is not None:
             predicate_file.write_text(json.dumps(provenance, sort_keys=True))
         for ref in refs:
-            cosign.sign(ref, key.key)
+            if not _verifies(cosign.verify, ref, key.public_key):
+                cosign.sign(ref, key.key)
             attestations[ref] = []
             if provenance is not None:
-                cosign.attest(ref, key.key, predicate_file, PROVENANCE)
+                if not _verifies(cosign.verify_attestation, ref, key.public_key, PROVENANCE):
+                    cosign.attest(ref, key.key, predicate_file, PROVENANCE)
                 attestations[ref].append(PROVENANCE)
         for image in data.get("images", []):
             if image.get("sbom"):
-                cosign.attest(image["ref"], key.key, images_lock.parent / image["sbom"], SBOM)
+                if not _verifies(cosign.verify_attestation, image["ref"], key.public_key, SBOM):
+                    cosign.attest(image["ref"], key.key, images_lock.parent / image["sbom"], SBOM)
                 attestations[image["ref"]].append(SBOM)
     try:
         public_key = str(key.public_key.relative_to(images_lock.parent))

@@ -227,3 +227,14 @@ def test_a_tampered_attestation_is_caught(registry, cosign_binary, tmp_path):
         cosign.Cosign(cosign_binary).verify_attestation(index, lock.parent / "cosign.pub", "slsaprovenance1")
     proc = run_factory(lock.parent, "verify", "--images-lock", str(lock), "--cache-dir", str(cache))
     _one_line_error(proc, "slsaprovenance1 attestation")
+
+
+@pytest.mark.integration
+def test_signing_again_adds_no_second_signature(signed, registry, cosign_binary):
+    lock, cache = signed
+    data = json.loads(lock.read_text())
+    index_tag = data["index"].partition("@")[2].replace(":", "-")
+    before = registry.manifest(REPO, index_tag).body["manifests"]
+    run_factory(lock.parent, "sign", "--images-lock", str(lock), "--cache-dir", str(cache), check=True)
+    assert registry.manifest(REPO, index_tag).body["manifests"] == before
+    assert json.loads(lock.read_text())["signing"]["signatures"] == data["signing"]["signatures"]
