@@ -238,3 +238,22 @@ def test_signing_again_adds_no_second_signature(signed, registry, cosign_binary)
     run_factory(lock.parent, "sign", "--images-lock", str(lock), "--cache-dir", str(cache), check=True)
     assert registry.manifest(REPO, index_tag).body["manifests"] == before
     assert json.loads(lock.read_text())["signing"]["signatures"] == data["signing"]["signatures"]
+
+
+@pytest.mark.integration
+def test_a_configured_key_with_a_password_signs_and_a_wrong_password_is_one_line(registry, cosign_binary, tmp_path):
+    key, pub = cosign.Cosign(cosign_binary, password="s3cret").generate_key_pair(tmp_path / "team-key")
+    lock = _images_lock(registry, tmp_path / "configured", b"configured key")
+    cache = tmp_path / "cache"
+    (cache / "tools").mkdir(parents=True)
+    os.symlink(cosign_binary.parent, cache / "tools" / cosign_binary.parent.name)
+    proc = run_factory(lock.parent, "sign", "--images-lock", str(lock), "--cache-dir", str(cache),
+                       env={"FACTORY_SIGNING_KEY": str(key), "COSIGN_PASSWORD": "wrong"})
+    _one_line_error(proc, "could not read the public key")
+    assert "signing" not in json.loads(lock.read_text()) and not (cache / "signing").exists()
+
+    run_factory(lock.parent, "sign", "--images-lock", str(lock), "--cache-dir", str(cache),
+                env={"FACTORY_SIGNING_KEY": str(key), "COSIGN_PASSWORD": "s3cret"}, check=True)
+    assert not (cache / "signing").exists()  # no key was generated
+    assert (lock.parent / "cosign.pub").read_bytes().strip() == pub.read_bytes().strip()
+    run_factory(lock.parent, "verify", "--images-lock", str(lock), "--key", str(pub), "--cache-dir", str(cache), check=True)
