@@ -12,6 +12,10 @@ from .errors import ConfigError, FactoryError
 if TYPE_CHECKING:
     from .lockfile import Lock
 
+if TYPE_CHECKING:
+    from .registry import Registry
+
+RELEASE_COMMANDS = ("promote", "rollback", "releases", "sign", "verify", "publish")
 HELP = "Wheelhouse build and container image factory for Python 3.14."
 
 
@@ -70,12 +74,44 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("registry", help="start/stop the loopback registry")
     s.add_argument("action", choices=["start", "stop", "status"])
 
+    s = sub.add_parser("promote", help="point a tag (staging, prod, …) at the index digest of an images.lock")
+    s.add_argument("--images-lock", default="images.lock")
+    s.add_argument("--tag", required=True, help="the environment tag to move")
+    s.add_argument("--history", help="release history file (default: releases.json beside the images.lock)")
+
+    s = sub.add_parser("rollback", help="point a tag back at its previous release, in one registry request")
+    s.add_argument("--tag", required=True)
+    s.add_argument("--images-lock", default="images.lock", help="locates the default history")
+    s.add_argument("--history", help="release history file (default: releases.json beside the images.lock)")
+
+    s = sub.add_parser("releases", help="list the recorded moves of a tag")
+    s.add_argument("--tag", required=True)
+    s.add_argument("--images-lock", default="images.lock", help="locates the default history")
+    s.add_argument("--history", help="release history file (default: releases.json beside the images.lock)")
+
+    s = sub.add_parser("sign", help="sign and attest (cosign) the index and images of an images.lock")
+    s.add_argument("--images-lock", default="images.lock")
+    s.add_argument("--cache-dir", default=".cache/factory", help="where cosign and a generated key live (default: %(default)s)")
+
+    s = sub.add_parser("verify", help="check an images.lock's signatures, attestations, digests and tags against the registry")
+    s.add_argument("--images-lock", default="images.lock")
+    s.add_argument("--key", help="the publisher's cosign public key (default: the one images.lock names)")
+    s.add_argument("--cache-dir", default=".cache/factory", help="where cosign is installed (default: %(default)s)")
+
+    s = sub.add_parser("publish", help="upload every target's wheels to a package index with an upload API (twine)")
+    s.add_argument("--wheelhouse", default="wheelhouse")
+    s.add_argument("--to", required=True, metavar="URL", help="an index's upload URL (pypiserver: http://host:port/), or oci://REGISTRY/NAME:TAG for an OCI artifact (oras)")
+    s.add_argument("--cache-dir", default=".cache/factory", help="where oras is installed (default: %(default)s)")
+
     s = sub.add_parser("binfmt", help="check or install (root) QEMU 11.1 binfmt for aarch64")
     s.add_argument("--check", action="store_true", help="only check")
     return p
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command in RELEASE_COMMANDS:  # consumers' commands: no project configuration needed
+        _release(args)
+        return 0
     from . import binfmt, pipeline
     from .config import load_config
     from .progress import console
@@ -155,6 +191,68 @@ def _run(args: argparse.Namespace) -> int:
         else:
             console.print(f"arm64 binfmt registered: {binfmt.install(cfg.cache_dir)}")
     return 0
+
+
+def _connect(address: str) -> Registry:
+    from .engine import docker_login_credentials
+    from .registry import Registry, credentials
+
+    return Registry(address, credentials(address, docker_login=docker_login_credentials))
+
+
+def _release(args: argparse.Namespace) -> None:
+    from . import release
+    from .progress import console
+
+    if args.command == "publish":
+        from . import publish
+        from .registry import credentials
+
+        wheelhouse = Path(args.wheelhouse).resolve()
+        if args.to.startswith("oci://"):
+            reference = args.to.removeprefix("oci://")
+            oras = publish.install_oras(Path(args.cache_dir).resolve())
+            digest = publish.publish_oci(wheelhouse, reference, oras, credentials(reference.partition("/")[0]))
+            console.print(f"wheelhouse pushed as {reference.rpartition(':')[0]}@{digest}")
+        else:
+            wheels = publish.publish(wheelhouse, args.to)
+            console.print(f"published {len(wheels)} wheels to {args.to}")
+        return
+    images_lock = Path(args.images_lock).resolve()
+    if args.command in ("sign", "verify"):
+        _signing(args, images_lock)
+        return
+    history = Path(args.history).resolve() if args.history else release.history_path(images_lock)
+    if args.command == "promote":
+        move = release.promote(_connect, images_lock, args.tag, history)
+        console.print(f"{args.tag}: already at the index of {images_lock.name}" if move is None else f"{args.tag} -> {move.ref}")
+    elif args.command == "rollback":
+        move = release.rollback(_connect, args.tag, history)
+        console.print(f"{args.tag} -> {move.ref} (rolled back)")
+    else:
+        for r in release.releases(args.tag, history):
+            console.print(f"{r.time}  {r.action:8}  {r.ref}  images.lock {r.images_lock_sha256[:12]}")
+
+
+def _signing(args: argparse.Namespace, images_lock: Path) -> None:
+    import os
+
+    from . import cosign, signing
+    from .progress import console
+    from .registry import credentials
+
+    cache_dir = Path(args.cache_dir).resolve()
+    # FACTORY_REGISTRY_USER/PASSWORD for cosign too; otherwise cosign reads `docker login`'s config itself
+    address = signing.registry_of(images_lock)
+    auth = credentials(address) if address else None
+    tool = cosign.Cosign(cosign.install(cache_dir), auth=auth, password=os.environ.get("COSIGN_PASSWORD", ""))
+    if args.command == "sign":
+        key = cosign.signing_key(tool, cache_dir, images_lock.parent / "cosign.pub")
+        data = signing.sign_lock(tool, key, images_lock)
+        console.print(f"signed and attested {len(data['signing']['signatures'])} manifests; public key {key.public_key}")
+    else:
+        checked = signing.verify_images(tool, _connect, images_lock, Path(args.key).resolve() if args.key else None)
+        console.print(f"{images_lock.name}: {len(checked)} signatures, attestations, digests and tags verified")
 
 
 def main(argv: list[str] | None = None) -> int:

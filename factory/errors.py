@@ -128,3 +128,17 @@ class ArtifactError(FactoryError):
 class ProbeError(FactoryError):
     """A measuring program run inside an image (its SBOM's distribution list, its import
     time) failed or printed no result."""
+
+
+class ReleaseError(FactoryError):
+    """A promote, rollback or release-history request cannot be carried out (unknown tag,
+    nothing to roll back to, an images.lock whose index the registry no longer holds)."""
+
+
+class SigningError(FactoryError):
+    """cosign cannot be installed, has no key, or refuses to sign or verify (a foreign key,
+    a tampered attestation, an image pushed over a tag)."""
+
+
+class PublishError(FactoryError):
+    """The wheelhouse cannot be uploaded to the package index."""

@@ -35,12 +35,14 @@ ACCEPT = ", ".join([MANIFEST_V2, MANIFEST_LIST_V2, OCI_MANIFEST, OCI_INDEX])
 
 @dataclass(frozen=True)
 class ManifestInfo:
-    """A manifest as the registry stores it: digest, media type, size in bytes, parsed body."""
+    """A manifest as the registry stores it: digest, media type, size in bytes, parsed body,
+    and the exact bytes served (``raw``; re-tagging must push these, not a re-serialization)."""
 
     digest: str
     media_type: str
     size: int
     body: dict[str, Any]
+    raw: bytes = b""
 
     def compressed_size(self) -> int:
         """Sum of config and layer blob sizes in bytes (an image manifest only)."""
@@ -136,6 +138,7 @@ class Registry:
             media_type=r.headers.get("Content-Type", "").split(";")[0],
             size=len(r.content),
             body=r.json(),
+            raw=r.content,
         )
 
     def manifest_of_ref(self, ref: str) -> ManifestInfo | None:
@@ -198,6 +201,21 @@ class Registry:
         if r.status_code not in (200, 201):
             raise self._fail(f"refused the manifest {repository}:{tag}", f"HTTP {r.status_code} {r.text[:200]}")
         return r.headers["Docker-Content-Digest"]
+
+    def tag(self, repository: str, digest: str, tag: str) -> str:
+        """Point ``repository:tag`` at the manifest ``digest`` (an image or index already in
+        ``repository``) by pushing its exact bytes again: no blob moves. Returns the digest.
+
+        Raises ``RegistryError`` when the registry is down, does not hold ``digest``, or the
+        pushed bytes come back under another digest.
+        """
+        found = self.manifest(repository, digest)
+        if found is None:
+            raise RegistryError(f"registry {self.address} has no manifest {repository}@{digest}", "push the images again (`factory images`)")
+        pushed = self.put_manifest(repository, tag, found.raw, found.media_type)
+        if pushed != digest:
+            raise RegistryError(f"registry {self.address} stored {repository}:{tag} as {pushed}, not {digest}", "check the registry")
+        return pushed
 
     def put_manifest_list(self, repository: str, tag: str, entries: list[tuple[ManifestInfo, str]]) -> str:
         """Push a manifest list tagged ``tag`` over ``entries`` of (image manifest, arch).

@@ -21,8 +21,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from . import oci
 from .errors import RegistryError
-from .registry import Registry
+from .registry import ManifestInfo, Registry
 
 # Written by the classic builder from the build container; no other builder writes them.
 # (It also writes config.Image, the id of the step's parent image, which embeds that
@@ -75,3 +76,41 @@ def pin_created(registry: Registry, repository: str, tag: str, digest: str, epoc
     config_digest = registry.put_blob(repository, data)
     body = {**manifest.body, "config": {**manifest.body["config"], "digest": config_digest, "size": len(data)}}
     return registry.put_manifest(repository, tag, json.dumps(body, indent=3).encode(), manifest.media_type)
+
+
+def push_oci_image(registry: Registry, repository: str, digest: str, tag: str, annotations: oci.Annotations) -> ManifestInfo:
+    """Re-push image ``repository@digest`` (Docker v2 or OCI) as an OCI image manifest with
+    ``annotations`` (``oci.image_manifest``), tagged ``tag``; returns the pushed manifest.
+
+    Only the manifest is written: config and layers are the same blobs under OCI media
+    types, so layer digests do not change. Same image and annotations give the same digest.
+    Raises ``RegistryError`` when the image is missing, is not a single image, or a push is refused.
+    """
+    source = registry.manifest(repository, digest)
+    if source is None:
+        raise RegistryError(f"registry {registry.address} has no image {repository}@{digest}", "push it again")
+    try:
+        body = oci.image_manifest(source.body, annotations)
+    except oci.NotAnImageError as e:
+        raise RegistryError(f"{repository}@{digest}: {e}", "give the digest of one arch image") from None
+    pushed = registry.put_manifest(repository, tag, body, oci.OCI_MANIFEST)
+    found = registry.manifest(repository, pushed)
+    if found is None:
+        raise RegistryError(f"registry {registry.address} lost {repository}@{pushed} right after the push", "check the registry")
+    return found
+
+
+def push_oci_index(
+    registry: Registry, repository: str, tags: list[str], images: list[tuple[ManifestInfo, str]], annotations: oci.Annotations
+) -> str:
+    """Push one OCI image index over ``images`` of (OCI image manifest, arch) under every tag
+    in ``tags``; returns its digest (``sha256:…``, equal for equal inputs).
+
+    Raises ``RegistryError`` if a push is refused (an image it names is missing, say).
+    """
+    entries = [oci.IndexEntry(m.digest, m.size, arch) for m, arch in images]
+    body = oci.image_index(entries, annotations)
+    digest = ""
+    for tag in tags:
+        digest = registry.put_manifest(repository, tag, body, oci.OCI_INDEX)
+    return digest

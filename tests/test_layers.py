@@ -21,13 +21,13 @@ PACKAGE = Path(__file__).parent.parent / "factory"
 DOMAIN = [
     {
         "errors", "targets", "locktypes", "reqlock", "pylockfile", "lockfile", "selection", "sdist", "verify",
-        "textfile", "manifest", "readiness", "wheelsbom", "imagelock", "buildoutcome",
+        "textfile", "manifest", "readiness", "wheelsbom", "imagelock", "buildoutcome", "oci", "provenance",
     }
 ]
 INFRASTRUCTURE = [
     {
         "resources", "atomic", "cache", "children", "faults", "progress", "index", "engine",
-        "registry", "reproducible", "binfmt", "config", "toolchain", "probes",
+        "registry", "reproducible", "binfmt", "config", "toolchain", "probes", "debs", "cosign",
     }
 ]
 STAGES = [
@@ -41,6 +41,7 @@ STAGES = [
     {"images"},
     {"smoke"},
     {"report"},
+    {"release", "signing", "publish"},
 ]
 TOP = [{"pipeline"}, {"cli"}, {"__main__", "__init__"}]
 ORDER = [(layer, group) for layer, groups in (("domain", DOMAIN), ("infrastructure", INFRASTRUCTURE), ("stages", STAGES), ("pipeline/CLI", TOP)) for group in groups]
