@@ -130,7 +130,7 @@ def test_wheelhouse_in_a_directory_holding_only_a_lock(installed: Installed, tmp
     # no pyproject.toml: the default lock is ./requirements.lock
     validate = installed.factory(service, "validate", env=env)
     assert validate.returncode == 0, validate.stderr
-    assert f"{service / 'requirements.lock'}: ok, 1 pins" in validate.stdout + validate.stderr
+    assert f"{service / 'requirements.lock'}: ok, requirements lock, 1 pins" in validate.stdout + validate.stderr
 
     run = installed.factory(service, "wheelhouse", "--no-build", "--lock", "requirements.lock", "--target", TARGET, env=env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
