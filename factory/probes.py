@@ -47,10 +47,12 @@ def digest(*names: str) -> str:
     return resources.digest(*(f"probes/{n}" for n in names))
 
 
-def last_line(output: str) -> str:
-    """The last non-blank line of ``output`` ("" if none), cut to 200 characters."""
+def last_line(output: str, limit: int | None = 200) -> str:
+    """The last non-blank line of ``output`` ("" if none), cut to ``limit`` characters for a
+    message; ``limit=None`` keeps it whole (a probe's JSON result is one long line)."""
     lines = [line for line in output.strip().splitlines() if line.strip()]
-    return lines[-1].strip()[:200] if lines else ""
+    last = lines[-1].strip() if lines else ""
+    return last if limit is None else last[:limit]
 
 
 def result(name: str, ref: str, arch: str, code: int, output: str) -> Any:
@@ -58,13 +60,14 @@ def result(name: str, ref: str, arch: str, code: int, output: str) -> Any:
     and exited with ``code``. ``ProbeError`` naming the image, the probe and its last
     output line if it exited non-zero or its last line is not JSON."""
     tail = last_line(output)
+    whole = last_line(output, limit=None)
     if code != 0:
         raise ProbeError(
             f"probe {name} failed in image {ref} ({arch}): exit {code}, last output {tail!r}",
             "run the image by hand to see the whole output; rebuild it if it is broken",
         )
     try:
-        return json.loads(tail)
+        return json.loads(whole)
     except ValueError:
         raise ProbeError(
             f"probe {name} printed no result in image {ref} ({arch}); last output {tail!r}",

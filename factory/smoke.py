@@ -98,7 +98,7 @@ def _probe(engine: Engine, container: Any, name: str, where: str, failures: list
         failures.append(f"{where}: probe {name} failed (exit {code}): {tail}")
         return None
     try:
-        return json.loads(tail)
+        return json.loads(probes.last_line(text, limit=None))
     except ValueError:
         failures.append(f"{where}: probe {name} printed no result: {tail}")
         return None

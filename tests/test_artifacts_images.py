@@ -481,3 +481,15 @@ def test_smoke_takes_the_pins_of_the_lock_the_images_were_built_from(tmp_path):
     assert pinned_names(lock, dataclasses.replace(images_lock(), lock_sha256=lock.sha256)) == {"setuptools"}
     with pytest.raises(WheelhouseMismatchError, match="images.lock was built from lock 111111111111"):
         pinned_names(lock, images_lock())
+
+
+def test_a_probe_result_longer_than_a_message_line_is_read_whole():
+    """A real image's smoke probe prints one JSON line of many kilobytes (every module of
+    every distribution); only error messages are cut, never the result that is parsed."""
+    from factory import probes as probe_files
+
+    dists = {f"dist{i}": {f"module{i}": None} for i in range(200)}
+    line = json.dumps({"version": "3.14.8", "machine": "x86_64", "uid": 10001, "dists": dists})
+    assert len(line) > 1000
+    assert probe_files.result("smoke_probe.py", "r@sha256:" + "a" * 64, "amd64", 0, "noise\n" + line + "\n") == json.loads(line)
+    assert len(probe_files.last_line(line)) == 200 and probe_files.last_line(line, limit=None) == line
