@@ -132,7 +132,10 @@ def _clean_engine(address: str) -> None:
             visit(i["Id"])
         else:
             for name in ours:
-                engine.client.api.remove_image(name)  # untags; the image stays for its other names
+                try:
+                    engine.client.api.remove_image(name)  # untags; the image stays for its other names
+                except docker.errors.NotFound:
+                    pass  # a repo@digest name goes with that repo's last tag, removed just before
     for image_id in doomed:
         try:
             engine.client.api.remove_image(image_id, force=True)
