@@ -15,6 +15,10 @@
 
 A failing cell does not stop the others: its outcome carries the reason and the log's last
 lines. Environment errors (Docker down, binfmt missing, registry down) raise.
+
+``build`` may be called from several threads at once (``cfg.build_jobs`` cells): what cells
+share is made once, under a lock per key (the connection, zig, the builder of an arch, a
+build dependency directory).
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from . import buildcache, builddeps, cibw, resources, toolchain
+from . import buildcache, builddeps, cibw, parallel, resources, toolchain
 from .buildcache import BuildCache
 from .buildchecks import WheelChecks, best_tag
 from .builddeps import builddeps_dir, check_requires
@@ -60,12 +65,17 @@ class SdistBuilder:
     def __init__(self, cfg: Config, index: Index, connect: Callable[[], Connection]) -> None:
         self.cfg, self.index, self._connect = cfg, index, connect
         self._connected: Connection | None = None
-        self.plan = CellPlanner(cfg, index, self.connection)
+        self._once = parallel.KeyedLocks()
+        self.plan = CellPlanner(cfg, index, self.connection, self._once)
         self.checks = WheelChecks(cfg, self.connection)
         self.cache = BuildCache(cfg.cache_dir / "builds")
 
     def connection(self) -> Connection:
         """The run's ``Connection``, made on first call."""
+        with self._once("connection"):
+            return self._connection_once()
+
+    def _connection_once(self) -> Connection:
         if self._connected is None:
             self._connected = self._connect()
             # A killed run leaves its cibuildwheel container behind (cibuildwheel removes it
@@ -78,14 +88,50 @@ class SdistBuilder:
         """sha256 hex of the toolchain lock file."""
         return sha256_file(self.cfg.toolchain)
 
-    @functools.cached_property
+    @property
     def zig(self) -> Path:
         """``toolchain.zig_root()``, unpacked (or found) once per run."""
+        with self._once("zig"):
+            return self._zig
+
+    @functools.cached_property
+    def _zig(self) -> Path:
         return toolchain.zig_root(self.cfg, self.index)
+
+    @functools.cached_property
+    def compile_jobs(self) -> int:
+        """Parallel compile jobs inside one cell: the cores left to each of the run's cells."""
+        return parallel.cores_per_cell(self.cfg.build_jobs)
 
     def request(self, pin: Pin, target: Target) -> BuildRequest | BuildOutcome:
         """The build request for a missing cell, or a failed outcome when the lock allows no sdist."""
         return self.plan.request(pin, target)
+
+    def build_cells(self, cells: Sequence[tuple[Pin, Target]]) -> list[BuildOutcome]:
+        """The outcome of each (pin, target) cell, in ``cells``' order: planned (``request``)
+        and built (``build``), ``cfg.build_jobs`` cells at a time.
+
+        Cells start pin by pin across targets, so the first cells of a cold run make the
+        builders of both arches at once. The first environment error (Docker down, registry
+        down) is raised once the running cells end; cells not yet started are dropped.
+        """
+        order = sorted(range(len(cells)), key=lambda i: (cells[i][0].name, cells[i][0].version, i))
+
+        def one(i: int) -> BuildOutcome:
+            planned = self.request(*cells[i])
+            return self.build(planned) if isinstance(planned, BuildRequest) else planned
+
+        outcomes: dict[int, BuildOutcome] = {}
+        with ThreadPoolExecutor(max_workers=self.cfg.build_jobs, thread_name_prefix="cell") as pool:
+            futures = {pool.submit(one, i): i for i in order}
+            try:
+                for future in as_completed(futures):
+                    outcomes[futures[future]] = future.result()
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+        return [outcomes[i] for i in range(len(cells))]
 
     def build(self, req: BuildRequest) -> BuildOutcome:
         """Build one cell (or reuse its cached result); never raises for the cell's own failure."""
@@ -109,12 +155,16 @@ class SdistBuilder:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        deps = builddeps_dir(self.cfg.cache_dir, build_lock, self.plan.build_platform(target), self.cfg.python, self.index)
+        platform = self.plan.build_platform(target)
+        with self._once(("builddeps", platform.name, build_lock.sha256)):
+            deps = builddeps_dir(self.cfg.cache_dir, build_lock, platform, self.cfg.python, self.index)
         zig_cache = self.cfg.cache_dir / "zig-cache"
         if not upstream:
             zig_cache.mkdir(parents=True, exist_ok=True)
         mounts = cibw.Mounts(deps, None if upstream else self.zig, zig_cache, resources.path(cibw.RESOURCE_DIR))
-        env = cibw.cibuildwheel_env(self.cfg.python, target, builder, mounts, epoch, cibw.container_label(self.cfg.cache_dir))
+        env = cibw.cibuildwheel_env(
+            self.cfg.python, target, builder, mounts, epoch, cibw.container_label(self.cfg.cache_dir), self.compile_jobs
+        )
 
         def run(work: Path) -> BuildOutcome:
             console.print(f"building {pin.name}=={pin.version} for {target.name} (sdist {req.sdist.filename})")

@@ -20,6 +20,7 @@ import hashlib
 import io
 import tarfile
 import tempfile
+import threading
 from pathlib import Path
 
 from . import binfmt
@@ -36,6 +37,9 @@ from .toolchain import tool_requirements, tool_wheel
 # What the builder's /opt/python/cp314-cp314 holds (with their dependencies, all pinned in
 # the toolchain lock). Build backends are not here: they come per sdist from build.txt.
 BUILDER_TOOLS = ("pip", "build", "packaging", "pyproject-hooks", "auditwheel", "pyelftools", "wheel")
+# The builders of two arches may be made at once (parallel cells); each records its entry
+# in the one builders.lock by reading it again under this lock, so neither loses the other's.
+_LOCK_FILE = threading.Lock()
 
 
 def builder_key(cfg: Config, arch: str, recipe_sha256: str, tools: list[Path]) -> str:
@@ -110,8 +114,17 @@ def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, i
         )
     digest = engine.push(repo, tag, registry.auth)
     result = BuilderImage(arch=arch, ref=f"{repo}@{digest}", tag=f"{repo}:{tag}", inputs_sha256=key)
-    BuilderImagesLock(python=cfg.python, builders={**previous, arch: result}).dump(cfg.builders_lock)
+    record_builder(cfg.builders_lock, cfg.python, result)
     return result
+
+
+def record_builder(path: Path, python: str, entry: BuilderImage) -> None:
+    """Write ``entry`` into the builders lock at ``path``, keeping the other arches' entries
+    as the file holds them now (read again under a lock, so builders made at once by
+    parallel cells do not drop each other's)."""
+    with _LOCK_FILE:
+        current = read_builders_lock(path)
+        BuilderImagesLock(python=python, builders={**current, entry.arch: entry}).dump(path)
 
 
 def require_recipe(cfg: Config) -> None:

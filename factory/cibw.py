@@ -95,7 +95,9 @@ def _words(env: Mapping[str, str]) -> str:
     return " ".join(f"{k}={v}" for k, v in env.items())
 
 
-def cibuildwheel_env(python: str, target: Target, builder: str, mounts: Mounts, epoch: int, label: str = "") -> dict[str, str]:
+def cibuildwheel_env(
+    python: str, target: Target, builder: str, mounts: Mounts, epoch: int, label: str = "", compile_jobs: int | None = None
+) -> dict[str, str]:
     """The ``CIBW_*`` variables for one cell.
 
     ``python`` is the CPython version (``"3.14.8"``), ``builder`` the builder image
@@ -104,9 +106,16 @@ def cibuildwheel_env(python: str, target: Target, builder: str, mounts: Mounts, 
     CC/CXX are the zig wrappers targeting the glibc floor or musl, and musllinux repair is
     ``musl_repair.py``; without, the builder's own compiler and cibuildwheel's default
     auditwheel repair. The container always runs with ``--network=none``, the host not
-    mounted, and pip pointed at the mounted build dependencies only.
+    mounted, and pip pointed at the mounted build dependencies only. ``compile_jobs`` sets
+    the parallel jobs of make, CMake and cargo inside the cell; None leaves them out, as
+    cache keys do (how many jobs compile a wheel does not change it).
     """
+    parallel_env = (
+        {} if compile_jobs is None
+        else {"MAKEFLAGS": f"-j{compile_jobs}", "CMAKE_BUILD_PARALLEL_LEVEL": str(compile_jobs), "CARGO_BUILD_JOBS": str(compile_jobs)}
+    )  # fmt: skip
     pip_env = {
+        **parallel_env,
         "PIP_NO_INDEX": "1",
         "PIP_FIND_LINKS": "/opt/factory/deps",
         "PIP_CONSTRAINT": "/opt/factory/deps/constraints.txt",

@@ -25,7 +25,7 @@ from typing import Any
 
 import platformdirs
 
-from . import resources
+from . import parallel, resources
 from .errors import ConfigError
 from .targets import Arch, Target, lane_abi, parse_target
 
@@ -81,6 +81,8 @@ DEFAULTS: dict[str, Any] = {
     "builder-repository": "factory/builder",
     "build-constraints": Packaged("constraints/build.txt"),
     "build-timeout": 1800,
+    # "auto": one cell per core, at most one per parallel.GIB_PER_CELL GiB of available memory.
+    "build-jobs": "auto",
     # false: every docker build runs without the engine's layer cache (docker build
     # --no-cache), as the reproducibility test does for its two clean builds.
     "engine-cache": True,
@@ -164,6 +166,7 @@ class Config:
     build_constraints: Path
     builder_repository: str = "factory/builder"
     build_timeout: int = 1800
+    build_jobs: int = 1
     # "" (the default lane, cp3XY) or "cp314t" (the free-threaded lane); see targets.lane_abi.
     abi: str = ""
     # True when index-url was set in [tool.factory] or FACTORY_INDEX_URL: it then wins over
@@ -270,6 +273,16 @@ def _as_int(key: str, value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{key}={value!r} is not a whole number", f"set {key} to an integer") from None
+
+
+def _build_jobs(value: Any) -> int:
+    """``build-jobs``: ``auto`` (``parallel.auto_build_jobs()``) or a whole number ≥ 1."""
+    if value == "auto":
+        return parallel.auto_build_jobs()
+    jobs = _as_int("build-jobs", value)
+    if jobs < 1:
+        raise ConfigError(f"build-jobs={value!r} must be at least 1", "set build-jobs to auto or a whole number of 1 or more")
+    return jobs
 
 
 def _ca_bundle(root: Path, value: str) -> Path | None:
@@ -464,6 +477,7 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         builder_repository=str(values["builder-repository"]),
         build_constraints=path_of("build-constraints"),
         build_timeout=max(60, _as_int("build-timeout", values["build-timeout"])),
+        build_jobs=_build_jobs(values["build-jobs"]),
         engine_cache=_as_bool("engine-cache", values["engine-cache"]),
         builder_images=_load_builder_images(table.get("builders", {}), targets, env),
         build_overrides=_load_build_overrides(root, table.get("build-overrides", {})),

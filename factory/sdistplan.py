@@ -22,7 +22,7 @@ from pathlib import Path
 from packaging.utils import InvalidSdistFilename, parse_sdist_filename
 from pypi_simple import DistributionPackage
 
-from . import builders
+from . import builders, parallel
 from .bootstrap import BaseImage
 from .buildoutcome import BuildOutcome, BuildRequest
 from .config import Config
@@ -64,10 +64,12 @@ def best_sdist(pin: Pin, files: list[DistributionPackage]) -> tuple[Distribution
 
 class CellPlanner:
     """Plans the cells of one factory run. ``connection`` is called (by the caller's
-    memoising function) only to bootstrap a builder."""
+    memoising function) only to bootstrap a builder. ``once`` serialises the making of each
+    arch's builder when cells are planned from several threads."""
 
-    def __init__(self, cfg: Config, index: Index, connection: Callable[[], Connection]) -> None:
+    def __init__(self, cfg: Config, index: Index, connection: Callable[[], Connection], once: parallel.KeyedLocks | None = None) -> None:
         self.cfg, self.index, self._connection = cfg, index, connection
+        self._once = once or parallel.KeyedLocks()
         self._build_locks: dict[Path, Lock] = {}
         self._builders: dict[str, str] = {}
 
@@ -128,9 +130,10 @@ class CellPlanner:
         upstream = self.cfg.builder_image(target)
         if upstream is not None:
             return upstream
-        if target.docker_arch not in self._builders:
-            builders.require_recipe(self.cfg)
-            conn = self._connection()
-            entry = builders.ensure_builder(self.cfg, target.docker_arch, conn.engine, conn.registry, self.index)
-            self._builders[target.docker_arch] = entry.ref
-        return self._builders[target.docker_arch]
+        with self._once(("builder", target.docker_arch)):
+            if target.docker_arch not in self._builders:
+                builders.require_recipe(self.cfg)
+                conn = self._connection()
+                entry = builders.ensure_builder(self.cfg, target.docker_arch, conn.engine, conn.registry, self.index)
+                self._builders[target.docker_arch] = entry.ref
+            return self._builders[target.docker_arch]

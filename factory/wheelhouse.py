@@ -317,7 +317,7 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
 
     Cells without an index wheel are built by ``req.builder()`` (a factory, called only
     when a cell is missing, so a wheels-only lock needs no Docker here; one cibuildwheel run
-    each; a failure does not stop the others). If any fails, ``BuildFailedError`` is raised
+    each, ``cfg.build_jobs`` at a time; a failure does not stop the others). If any fails, ``BuildFailedError`` is raised
     after writing the readiness matrix to ``<out>.failed/``, and ``out`` is left as it was.
     Without a builder, ``MissingWheelsError`` lists every missing cell unless
     ``req.allow_missing``; then nothing is written. Pins a marker excludes from a target are
@@ -325,8 +325,6 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
     atomically. A wheelhouse that is already current (``current_manifest``) is kept as it
     is, without reading the index.
     """
-    from .buildoutcome import BuildRequest
-
     current = current_manifest(req)
     if current is not None:
         return WheelhouseResult(out=req.out, manifest=current, reused=True)
@@ -334,9 +332,7 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
     outcomes: list[BuildOutcome] = []
     sdist_builder = req.builder() if sel.missing and req.builder is not None else None
     if sdist_builder is not None:
-        for pin, target in sel.missing:
-            built = sdist_builder.request(pin, target)
-            outcomes.append(sdist_builder.build(built) if isinstance(built, BuildRequest) else built)
+        outcomes = sdist_builder.build_cells(sel.missing)
     elif sel.missing and not req.allow_missing:
         cells = "; ".join(f"{p.name}=={p.version} × {t.name}" for p, t in sel.missing)
         raise MissingWheelsError(

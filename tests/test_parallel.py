@@ -1,0 +1,154 @@
+"""Parallel sdist cells: how many run at once, what each compile gets, and that cells
+sharing a builder or a lock file do not step on each other. Unit level: no engine."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from factory import parallel
+from factory.build import SdistBuilder
+from factory.buildcache import cell_key
+from factory.builders import read_builders_lock, record_builder
+from factory.buildoutcome import BuildOutcome, BuildRequest
+from factory.cibw import Mounts, cibuildwheel_env
+from factory.config import load_config
+from factory.errors import ConfigError, EngineError
+from factory.imagelock import BuilderImage
+from factory.lockfile import Pin
+from factory.targets import parse_target
+
+GIB = 1024**3
+TARGETS = [parse_target(t) for t in ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "musllinux_1_2_x86_64")]
+
+
+def test_auto_jobs_one_per_core_bounded_by_memory():
+    assert parallel.auto_build_jobs(ncores=8, memory=64 * GIB) == 8
+    assert parallel.auto_build_jobs(ncores=8, memory=5 * GIB) == 2  # 2 GiB a cell
+    assert parallel.auto_build_jobs(ncores=2, memory=GIB) == 1  # never 0
+    assert parallel.cores_per_cell(2, ncores=8) == 4
+    assert parallel.cores_per_cell(16, ncores=2) == 1
+
+
+def test_available_memory_reads_meminfo(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemAvailable:   2097152 kB\n")
+    assert parallel.available_memory(meminfo) == 2 * GIB
+    assert parallel.available_memory(tmp_path / "absent") is None
+
+
+def test_build_jobs_setting(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.factory]\nbuild-jobs = 3\n")
+    assert load_config(tmp_path / "pyproject.toml", env={}).build_jobs == 3
+    assert load_config(tmp_path / "pyproject.toml", env={"FACTORY_BUILD_JOBS": "auto"}).build_jobs == parallel.auto_build_jobs()
+    for bad in ("0", "many"):
+        with pytest.raises(ConfigError, match="build-jobs"):
+            load_config(tmp_path / "pyproject.toml", env={"FACTORY_BUILD_JOBS": bad})
+
+
+def test_compile_jobs_reach_the_cell_but_not_its_cache_key():
+    target = TARGETS[0]
+    mounts = Mounts(Path("/d"), Path("/z"), Path("/zc"), Path("/r"))
+    env = cibuildwheel_env("3.14.8", target, "b@sha256:1", mounts, 1, compile_jobs=3)
+    assert "MAKEFLAGS=-j3" in env["CIBW_ENVIRONMENT"] and "CMAKE_BUILD_PARALLEL_LEVEL=3" in env["CIBW_ENVIRONMENT"]
+    assert "CARGO_BUILD_JOBS=3" in env["CIBW_ENVIRONMENT"]
+    assert "MAKEFLAGS" not in cibuildwheel_env("3.14.8", target, "b@sha256:1", mounts, 1)["CIBW_ENVIRONMENT"]
+    key = cell_key(
+        python="3.14.8", target=target, builder="b@sha256:1", zig=True, sdist_sha256="0" * 64, epoch=1,
+        toolchain_sha256="1" * 64, build_constraints_sha256="2" * 64,
+    )  # fmt: skip
+    assert "MAKEFLAGS" not in str(key.environment)
+
+
+def test_keyed_locks_serialise_one_key_only():
+    locks = parallel.KeyedLocks()
+    inside: list[str] = []
+    both = threading.Barrier(2, timeout=5)
+
+    def hold(key: str) -> None:
+        with locks(key):
+            inside.append(key)
+            both.wait()  # raises BrokenBarrierError unless the other key's holder is inside too
+
+    threads = [threading.Thread(target=hold, args=(k,)) for k in ("amd64", "arm64")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(inside) == ["amd64", "arm64"]
+    with locks("amd64"):
+        got = threading.Event()
+        t = threading.Thread(target=lambda: (locks("amd64").__enter__(), got.set()), daemon=True)
+        t.start()
+        assert not got.wait(0.3)  # the same key waits
+
+
+def test_concurrent_builder_records_keep_both_arches(tmp_path):
+    path = tmp_path / "builders.lock"
+    entries = [BuilderImage(arch=a, ref=f"r/b@sha256:{a[-1] * 64}", tag=f"r/b:{a}", inputs_sha256="k" * 64) for a in ("amd64", "arm64")]
+    threads = [threading.Thread(target=record_builder, args=(path, "3.14.8", e)) for e in entries * 10]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(read_builders_lock(path)) == {"amd64", "arm64"}
+
+
+class _CellBuilder(SdistBuilder):
+    """An SdistBuilder whose cells only record when and where they ran (no Docker)."""
+
+    def __init__(self, tmp_path: Path, jobs: int, fail_on: str = "") -> None:
+        (tmp_path / "pyproject.toml").write_text(f"[tool.factory]\nbuild-jobs = {jobs}\ncache-dir = 'cache'\n")
+        super().__init__(load_config(tmp_path / "pyproject.toml", env={}), index=None, connect=lambda: None)  # type: ignore[arg-type,return-value]
+        self.started: list[tuple[str, str]] = []
+        self.in_flight = self.peak = 0
+        self.fail_on = fail_on
+        self._count = threading.Lock()
+
+    def request(self, pin, target):  # type: ignore[no-untyped-def]
+        if pin.name == "nosdist":
+            return BuildOutcome(pin.name, pin.version, target.name, ok=False, sdist="", sdist_sha256="", reason="no sdist")
+        return BuildRequest(pin, target, None, "0" * 64)  # type: ignore[arg-type]
+
+    def build(self, req):  # type: ignore[no-untyped-def]
+        with self._count:
+            self.started.append((req.pin.name, req.target.name))
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        if req.pin.name == self.fail_on:
+            raise EngineError("the Docker engine stopped answering", "start it")
+        time.sleep(0.2)
+        with self._count:
+            self.in_flight -= 1
+        return BuildOutcome(req.pin.name, req.pin.version, req.target.name, ok=True, sdist="s", sdist_sha256="0" * 64)
+
+
+def _cells() -> list[tuple[Pin, object]]:
+    pins = [Pin(name=n, version="1.0", hashes=frozenset({"0" * 64}), marker=None, line=1) for n in ("aaa", "bbb", "nosdist")]
+    return [(p, t) for t in TARGETS for p in pins]  # target-major, as wheelhouse.select lists them
+
+
+def test_cells_run_jobs_at_a_time_and_answer_in_order(tmp_path):
+    builder = _CellBuilder(tmp_path, jobs=2)
+    cells = _cells()
+    outcomes = builder.build_cells(cells)  # type: ignore[arg-type]
+    assert [(o.name, o.target) for o in outcomes] == [(p.name, t.name) for p, t in cells]  # type: ignore[attr-defined]
+    assert builder.peak == 2
+    assert [o.ok for o in outcomes if o.name == "nosdist"] == [False] * len(TARGETS)
+    # pin by pin across targets: the first two cells need the builders of both arches
+    assert {t for _, t in builder.started[:2]} == {"manylinux_2_28_x86_64", "manylinux_2_28_aarch64"}
+
+
+def test_one_job_is_one_cell_at_a_time(tmp_path):
+    builder = _CellBuilder(tmp_path, jobs=1)
+    builder.build_cells(_cells())  # type: ignore[arg-type]
+    assert builder.peak == 1
+
+
+def test_an_environment_error_in_a_cell_is_raised(tmp_path):
+    builder = _CellBuilder(tmp_path, jobs=2, fail_on="bbb")
+    with pytest.raises(EngineError, match="stopped answering"):
+        builder.build_cells(_cells())  # type: ignore[arg-type]
