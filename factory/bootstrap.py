@@ -20,6 +20,8 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -252,17 +254,26 @@ def bootstrap_base(cfg: Config, spec: BaseSpec, engine: Engine, registry: Regist
 def bootstrap(cfg: Config, engine: Engine, registry: Registry) -> dict[str, BaseImage]:
     """Bootstrap (or reuse) the base image of every configured arch and update ``bases.lock``.
 
-    Returns the entries by arch. Raises ``BootstrapError``, ``BinfmtMissingError``,
-    ``RegistryError`` or ``EngineError``; ``bases.lock`` then keeps its previous content
-    for the arches not yet done.
+    The arches are bootstrapped at once. Returns the entries by arch. Raises
+    ``BootstrapError``, ``BinfmtMissingError``, ``RegistryError`` or ``EngineError`` (the
+    first arch's, once the others end); ``bases.lock`` then holds the arches that were done.
     """
     previous = read_bases_lock(cfg.bases_lock)
     result = dict(previous)
-    with Progress() as progress:
-        for spec in cfg.bases:
-            task = progress.step(f"base image {spec.arch}")
-            result[spec.arch] = bootstrap_base(cfg, spec, engine, registry, previous.get(spec.arch))
-            if result[spec.arch] != previous.get(spec.arch):
+    written = threading.Lock()
+
+    def one(progress: Progress, spec: BaseSpec) -> None:
+        task = progress.step(f"base image {spec.arch}")
+        base = bootstrap_base(cfg, spec, engine, registry, previous.get(spec.arch))
+        with written:
+            result[spec.arch] = base
+            if base != previous.get(spec.arch):
                 write_bases_lock(cfg.bases_lock, cfg.python, result)
-            progress.done(task, f"base image {spec.arch}: {result[spec.arch].ref}")
+        progress.done(task, f"base image {spec.arch}: {base.ref}")
+
+    # The arches at once: arm64's mmdebstrap runs its maintainer scripts under QEMU on one
+    # core, and amd64's finishes beside it.
+    with Progress() as progress, ThreadPoolExecutor(max_workers=len(cfg.bases) or 1, thread_name_prefix="base") as pool:
+        for future in [pool.submit(one, progress, spec) for spec in cfg.bases]:
+            future.result()
     return {a: result[a] for a in cfg.arches}

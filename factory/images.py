@@ -27,6 +27,7 @@ import os
 import subprocess
 import tarfile
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -234,32 +235,39 @@ def build_images(
     toolchain_sha256 = sha256_file(cfg.toolchain)
     probes_sha256 = probes.digest(*probes.MEASURING)
     previous = read_previous(out)
+    plans: list[tuple[str, str]] = []
+    for arch in cfg.arches:
+        target = cfg.image_target(arch)
+        if target.name not in manifest["targets"] or not (wheelhouse / target.name).is_dir():
+            raise ImageBuildError(f"{wheelhouse} has no {target.name} wheels", f"build the wheelhouse for {target.name} first")
+        plans.append((arch, image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, toolchain_sha256)))
+
+    def assemble(progress: Progress, arch: str, inputs: str) -> tuple[Pushed, bool]:
+        """The arch's image, reused or built and pushed, with its SBOM; True when it is new
+        (or its probes changed) and must be measured."""
+        target = cfg.image_target(arch)
+        task = progress.step(f"image {arch}")
+        sbom = sbom_path(out, arch)
+        reused = _reusable(registry, cfg, previous, arch, inputs)
+        if reused is not None and sbom.exists() and reused[0].probes_sha256 == probes_sha256:
+            progress.done(task, f"image {arch}: {reused[0].ref} (unchanged inputs, reused)")
+            return reused, False
+        image, image_manifest = reused or build_image(cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, toolchain_sha256, inputs)
+        atomic.write_text(sbom, image_sbom(engine, image.ref, arch, manifest["targets"][target.name]))
+        progress.done(task, f"image {arch}: {image.ref} (SBOM {sbom.name})")
+        return (replace(image, sbom=str(sbom.relative_to(out.parent))), image_manifest), True
+
+    # The arches are built at once (arm64's pip and compileall run under QEMU on one core);
+    # they are measured one after the other, so neither's timings carry the other's load.
+    with Progress() as progress, ThreadPoolExecutor(max_workers=len(plans) or 1, thread_name_prefix="image") as pool:
+        assembled = [f.result() for f in [pool.submit(assemble, progress, arch, inputs) for arch, inputs in plans]]
     pushed: list[Pushed] = []
-    with Progress() as progress:
-        for arch in cfg.arches:
-            target = cfg.image_target(arch)
-            if target.name not in manifest["targets"] or not (wheelhouse / target.name).is_dir():
-                raise ImageBuildError(f"{wheelhouse} has no {target.name} wheels", f"build the wheelhouse for {target.name} first")
-            inputs = image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, toolchain_sha256)
-            task = progress.step(f"image {arch}")
-            sbom = sbom_path(out, arch)
-            reused = _reusable(registry, cfg, previous, arch, inputs)
-            if reused is not None and sbom.exists() and reused[0].probes_sha256 == probes_sha256:
-                pushed.append(reused)
-                progress.done(task, f"image {arch}: {reused[0].ref} (unchanged inputs, reused)")
-                continue
-            image, image_manifest = reused or build_image(
-                cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, toolchain_sha256, inputs
-            )
-            atomic.write_text(sbom, image_sbom(engine, image.ref, arch, manifest["targets"][target.name]))
-            measured = perf.measure(engine, image.ref, arch)
-            image = replace(image, sbom=str(sbom.relative_to(out.parent)), perf=measured, probes_sha256=probes_sha256)
-            pushed.append((image, image_manifest))
-            progress.done(
-                task,
-                f"image {arch}: {image.ref} (SBOM {sbom.name}; cold start {measured.cold_start_s:.2f} s, "
-                f"imports {measured.import_s:.3f} s)",
-            )
+    for (image, image_manifest), fresh in assembled:
+        if fresh:
+            measured = perf.measure(engine, image.ref, image.arch)
+            image = replace(image, perf=measured, probes_sha256=probes_sha256)
+            console.print(f"image {image.arch}: cold start {measured.cold_start_s:.2f} s, imports {measured.import_s:.3f} s")
+        pushed.append((image, image_manifest))
     images = [image for image, _ in pushed]
     # Gate before the index moves: with --strict a regression publishes no new tag.
     regressions = perf.gate(previous, images)

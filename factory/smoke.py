@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from packaging.utils import canonicalize_name
 from . import binfmt, probes
 from .engine import Engine
 from .errors import SmokeError
-from .imagelock import ImagesLock
+from .imagelock import ArchImage, ImagesLock
 from .progress import Progress, console
 from .targets import Arch
 
@@ -152,16 +153,19 @@ def smoke(engine: Engine, images: ImagesLock, python: str, pip_wheel: Path, pinn
     ``images.lock_sha256``); default none, which rejects every importable packaging tool.
     All images are checked before raising; every failure is printed.
     """
-    results = []
-    with Progress() as progress:
-        for image in images.images:
-            if image.arch == "arm64":
-                binfmt.require_arm64()
-            task = progress.step(f"smoke {image.arch}")
-            results.append(smoke_image(engine, image.ref, image.arch, python, pip_wheel, pinned))
-            r = results[-1]
-            status = "ok" if not r.failures else f"{len(r.failures)} failure(s)"
-            progress.done(task, f"smoke {r.arch}: python {r.python} {r.machine} uid {r.uid}, {r.modules} modules: {status}")
+    if any(image.arch == "arm64" for image in images.images):
+        binfmt.require_arm64()
+
+    def one(progress: Progress, image: ArchImage) -> SmokeResult:
+        task = progress.step(f"smoke {image.arch}")
+        r = smoke_image(engine, image.ref, image.arch, python, pip_wheel, pinned)
+        status = "ok" if not r.failures else f"{len(r.failures)} failure(s)"
+        progress.done(task, f"smoke {r.arch}: python {r.python} {r.machine} uid {r.uid}, {r.modules} modules: {status}")
+        return r
+
+    # The arches at once: smoke checks outcomes, not timings, so one may load the other.
+    with Progress() as progress, ThreadPoolExecutor(max_workers=len(images.images) or 1, thread_name_prefix="smoke") as pool:
+        results = [f.result() for f in [pool.submit(one, progress, image) for image in images.images]]
     failures = [f for r in results for f in r.failures]
     for f in failures:
         console.print(f"[red]FAIL[/red] {f}")
