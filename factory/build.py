@@ -26,8 +26,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import buildcache, builddeps, cibw, parallel, resources, toolchain
@@ -111,26 +112,46 @@ class SdistBuilder:
         """The outcome of each (pin, target) cell, in ``cells``' order: planned (``request``)
         and built (``build``), ``cfg.build_jobs`` cells at a time.
 
-        Cells start pin by pin across targets, so the first cells of a cold run make the
-        builders of both arches at once. The first environment error (Docker down, registry
-        down) is raised once the running cells end; cells not yet started are dropped.
+        Cells are taken pin by pin across targets, and a worker passes over the cells of an
+        arch whose builder another worker is still making, so a cold run makes the builders
+        of both arches at once and builds on one while the other is made. The first
+        environment error (Docker down, registry down) is raised once the running cells
+        end; cells not yet started are dropped.
         """
-        order = sorted(range(len(cells)), key=lambda i: (cells[i][0].name, cells[i][0].version, i))
-
-        def one(i: int) -> BuildOutcome:
-            planned = self.request(*cells[i])
-            return self.build(planned) if isinstance(planned, BuildRequest) else planned
-
+        pending = sorted(range(len(cells)), key=lambda i: (cells[i][0].name, cells[i][0].version, i))
         outcomes: dict[int, BuildOutcome] = {}
+        making: set[str] = set()  # arches whose builder a worker is making now
+        guard = threading.Lock()
+        failed = threading.Event()
+
+        def take() -> tuple[int, str] | None:
+            with guard:
+                if failed.is_set() or not pending:
+                    return None
+                free = [k for k, i in enumerate(pending) if cells[i][1].docker_arch not in making or self.plan.builder_made(cells[i][1])]
+                i = pending.pop(free[0] if free else 0)
+                arch = cells[i][1].docker_arch
+                if self.plan.builder_made(cells[i][1]):
+                    return i, ""
+                making.add(arch)
+                return i, arch
+
+        def work() -> None:
+            while (taken := take()) is not None:
+                i, arch = taken
+                try:
+                    planned = self.request(*cells[i])
+                    outcomes[i] = self.build(planned) if isinstance(planned, BuildRequest) else planned
+                except BaseException:
+                    failed.set()
+                    raise
+                finally:
+                    with guard:
+                        making.discard(arch)
+
         with ThreadPoolExecutor(max_workers=self.cfg.build_jobs, thread_name_prefix="cell") as pool:
-            futures = {pool.submit(one, i): i for i in order}
-            try:
-                for future in as_completed(futures):
-                    outcomes[futures[future]] = future.result()
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+            for future in [pool.submit(work) for _ in range(min(self.cfg.build_jobs, len(cells)))]:
+                future.result()
         return [outcomes[i] for i in range(len(cells))]
 
     def build(self, req: BuildRequest) -> BuildOutcome:

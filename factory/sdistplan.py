@@ -123,6 +123,11 @@ class CellPlanner:
                 return t
         return parse_target(f"manylinux_2_28_{target.arch}")
 
+    def builder_made(self, target: Target) -> bool:
+        """True when ``builder_for(target)`` will not have to make a builder (an upstream
+        image, or this run's builder of the arch is made)."""
+        return self.upstream(target) or target.docker_arch in self._builders
+
     def builder_for(self, target: Target) -> str:
         """The builder image reference for ``target``: the configured upstream image, or
         the bootstrapped builder of its arch (made and pushed on first use; ``BootstrapError``,

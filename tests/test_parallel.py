@@ -100,12 +100,13 @@ def test_concurrent_builder_records_keep_both_arches(tmp_path):
 class _CellBuilder(SdistBuilder):
     """An SdistBuilder whose cells only record when and where they ran (no Docker)."""
 
-    def __init__(self, tmp_path: Path, jobs: int, fail_on: str = "") -> None:
+    def __init__(self, tmp_path: Path, jobs: int, fail_on: str = "", make_seconds: dict[str, float] | None = None) -> None:
         (tmp_path / "pyproject.toml").write_text(f"[tool.factory]\nbuild-jobs = {jobs}\ncache-dir = 'cache'\n")
         super().__init__(load_config(tmp_path / "pyproject.toml", env={}), index=None, connect=lambda: None)  # type: ignore[arg-type,return-value]
         self.started: list[tuple[str, str]] = []
         self.in_flight = self.peak = 0
         self.fail_on = fail_on
+        self.make_seconds = make_seconds or {}
         self._count = threading.Lock()
 
     def request(self, pin, target):  # type: ignore[no-untyped-def]
@@ -120,7 +121,12 @@ class _CellBuilder(SdistBuilder):
             self.peak = max(self.peak, self.in_flight)
         if req.pin.name == self.fail_on:
             raise EngineError("the Docker engine stopped answering", "start it")
-        time.sleep(0.2)
+        arch = req.target.docker_arch
+        if not self.plan.builder_made(req.target):  # as builder_for: the first cell of an arch makes its builder
+            time.sleep(self.make_seconds.get(arch, 0.2))
+            self.plan._builders[arch] = f"builder-{arch}"
+        else:
+            time.sleep(0.05)
         with self._count:
             self.in_flight -= 1
         return BuildOutcome(req.pin.name, req.pin.version, req.target.name, ok=True, sdist="s", sdist_sha256="0" * 64)
@@ -152,3 +158,13 @@ def test_an_environment_error_in_a_cell_is_raised(tmp_path):
     builder = _CellBuilder(tmp_path, jobs=2, fail_on="bbb")
     with pytest.raises(EngineError, match="stopped answering"):
         builder.build_cells(_cells())  # type: ignore[arg-type]
+
+
+def test_cells_go_on_with_one_arch_while_the_other_arch_builder_is_made(tmp_path):
+    builder = _CellBuilder(tmp_path, jobs=2, make_seconds={"arm64": 1.5, "amd64": 0.1})
+    builder.build_cells(_cells())  # type: ignore[arg-type]
+    aarch64 = [k for k, (_, t) in enumerate(builder.started) if t.endswith("aarch64")]
+    x86_64 = [k for k, (_, t) in enumerate(builder.started) if t.endswith("x86_64")]
+    assert len(aarch64) == 2 and len(x86_64) == 4
+    # every x86_64 cell starts while the arm64 builder is made, before the second aarch64 cell
+    assert max(x86_64) < aarch64[1]
