@@ -242,15 +242,14 @@ def _signing(args: argparse.Namespace, images_lock: Path) -> None:
     from .registry import credentials
 
     cache_dir = Path(args.cache_dir).resolve()
-    # FACTORY_REGISTRY_USER/PASSWORD for cosign too; otherwise cosign reads `docker login`'s config itself
-    address = signing.registry_of(images_lock)
-    auth = credentials(address) if address else None
-    tool = cosign.Cosign(cosign.install(cache_dir), auth=auth, password=os.environ.get("COSIGN_PASSWORD", ""))
     if args.command == "sign":
-        key = cosign.signing_key(tool, cache_dir, images_lock.parent / "cosign.pub")
-        data = signing.sign_lock(tool, key, images_lock)
-        console.print(f"signed and attested {len(data['signing']['signatures'])} manifests; public key {key.public_key}")
+        data = signing.sign_with_cosign(cache_dir, images_lock)
+        console.print(f"signed and attested {len(data['signing']['signatures'])} manifests; public key {data['signing']['public_key']}")
     else:
+        # FACTORY_REGISTRY_USER/PASSWORD for cosign too; otherwise cosign reads `docker login`'s config itself
+        address = signing.registry_of(images_lock)
+        auth = credentials(address) if address else None
+        tool = cosign.Cosign(cosign.install(cache_dir), auth=auth, password=os.environ.get("COSIGN_PASSWORD", ""))
         checked = signing.verify_images(tool, _connect, images_lock, Path(args.key).resolve() if args.key else None)
         console.print(f"{images_lock.name}: {len(checked)} signatures, attestations, digests and tags verified")
 

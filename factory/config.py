@@ -83,6 +83,13 @@ DEFAULTS: dict[str, Any] = {
     "build-timeout": 1800,
     # "auto": one cell per core, at most one per parallel.GIB_PER_CELL GiB of available memory.
     "build-jobs": "auto",
+    # The app image's org.opencontainers.image.{title,description,source} (labels and OCI
+    # annotations). "": [project] name, [project] description, and the first of
+    # [project.urls] Source/Repository/Homepage, else the repository's name, a generic
+    # description and no source.
+    "image-title": "",
+    "image-description": "",
+    "image-source": "",
     # false: every docker build runs without the engine's layer cache (docker build
     # --no-cache), as the reproducibility test does for its two clean builds.
     "engine-cache": True,
@@ -167,6 +174,9 @@ class Config:
     builder_repository: str = "factory/builder"
     build_timeout: int = 1800
     build_jobs: int = 1
+    image_title: str = ""
+    image_description: str = ""
+    image_source: str = ""
     # "" (the default lane, cp3XY) or "cp314t" (the free-threaded lane); see targets.lane_abi.
     abi: str = ""
     # True when index-url was set in [tool.factory] or FACTORY_INDEX_URL: it then wins over
@@ -273,6 +283,13 @@ def _as_int(key: str, value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{key}={value!r} is not a whole number", f"set {key} to an integer") from None
+
+
+def _project_source(project: Mapping[str, Any]) -> str:
+    """The first of ``[project.urls]`` Source, Repository, Homepage (any case), or ""."""
+    urls = project.get("urls", {})
+    by_name = {str(k).lower(): str(v) for k, v in urls.items()} if isinstance(urls, dict) else {}
+    return next((by_name[k] for k in ("source", "repository", "homepage") if k in by_name), "")
 
 
 def _build_jobs(value: Any) -> int:
@@ -384,8 +401,8 @@ def _load_build_overrides(root: Path, table: Mapping[str, Any]) -> tuple[tuple[s
     return tuple(sorted(out))
 
 
-def _read_table(pyproject: Path | str | None) -> tuple[Path, Mapping[str, Any]]:
-    """The project root and its ``[tool.factory]`` table ({} when absent).
+def _read_table(pyproject: Path | str | None) -> tuple[Path, Mapping[str, Any], Mapping[str, Any]]:
+    """The project root, its ``[tool.factory]`` table and its ``[project]`` table ({} when absent).
 
     ``None``: ``./pyproject.toml`` if there is one, else no file (root: the current
     directory). An explicitly named file must exist.
@@ -393,7 +410,7 @@ def _read_table(pyproject: Path | str | None) -> tuple[Path, Mapping[str, Any]]:
     if pyproject is None:
         path = Path("pyproject.toml").resolve()
         if not path.is_file():
-            return path.parent, {}
+            return path.parent, {}, {}
     else:
         path = Path(pyproject).resolve()
     try:
@@ -405,7 +422,8 @@ def _read_table(pyproject: Path | str | None) -> tuple[Path, Mapping[str, Any]]:
     table = data.get("tool", {}).get("factory", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.factory] is not a table", "write it as a [tool.factory] table")
-    return path.parent, table
+    project = data.get("project", {})
+    return path.parent, table, project if isinstance(project, dict) else {}
 
 
 def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -417,7 +435,7 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
     unreadable, or a bad value; ``UnknownTargetError`` for a bad target name.
     """
     env = os.environ if env is None else env
-    root, table = _read_table(pyproject)
+    root, table, project = _read_table(pyproject)
     unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides"}
     if unknown:
         raise ConfigError(f"unknown [tool.factory] keys: {', '.join(sorted(unknown))}", "remove or rename them")
@@ -478,6 +496,9 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         build_constraints=path_of("build-constraints"),
         build_timeout=max(60, _as_int("build-timeout", values["build-timeout"])),
         build_jobs=_build_jobs(values["build-jobs"]),
+        image_title=str(values["image-title"] or project.get("name") or str(values["repository"]).rsplit("/", 1)[-1]),
+        image_description=str(values["image-description"] or project.get("description") or f"Python {python} application image built by factory"),
+        image_source=str(values["image-source"] or _project_source(project)),
         engine_cache=_as_bool("engine-cache", values["engine-cache"]),
         builder_images=_load_builder_images(table.get("builders", {}), targets, env),
         build_overrides=_load_build_overrides(root, table.get("build-overrides", {})),

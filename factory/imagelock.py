@@ -216,7 +216,9 @@ class ImagesLock:
     ``<repo>@sha256:…``; ``tags`` the ``<repo>:<tag>`` names it was pushed under; ``python``
     the interpreter version; ``lock_sha256`` the requirements lock's sha256; ``revision`` the
     project's git commit (``unknown`` outside git); ``wheelhouse_sbom`` the wheelhouse's
-    CycloneDX file relative to images.lock's directory.
+    CycloneDX file relative to images.lock's directory; ``signing`` what ``factory sign``
+    (or ``factory all``) added: the public key, the signature and attestation references
+    (``signing.sign_images``), None before signing.
     """
 
     SCHEMA = "schemas/images-lock.schema.json"
@@ -228,6 +230,7 @@ class ImagesLock:
     lock_sha256: str
     revision: str
     wheelhouse_sbom: str
+    signing: dict[str, Any] | None = None
 
     def image(self, arch: str) -> ArchImage | None:
         """The entry for ``arch`` (``amd64``/``arm64``), or None."""
@@ -243,6 +246,7 @@ class ImagesLock:
             "lock_sha256": self.lock_sha256,
             "revision": self.revision,
             "wheelhouse_sbom": self.wheelhouse_sbom,
+            **({"signing": self.signing} if self.signing is not None else {}),
         }
 
     @classmethod
@@ -254,6 +258,7 @@ class ImagesLock:
             where,
             _IMAGES_FIX,
             {"images": "list", "index": "str", "tags": "list", "python": "str", "lock_sha256": "str", "revision": "str", "wheelhouse_sbom": "str"},
+            {"signing": "object"},
         )
         images = tuple(ArchImage.from_json(e, f"{where}: images[{n}]") for n, e in enumerate(d["images"]))
         arches = [i.arch for i in images]
@@ -269,6 +274,7 @@ class ImagesLock:
             lock_sha256=d["lock_sha256"],
             revision=d["revision"],
             wheelhouse_sbom=d["wheelhouse_sbom"],
+            signing=d.get("signing"),
         )
 
     @classmethod

@@ -32,7 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import atomic, binfmt, perf, probes
+from . import atomic, binfmt, oci, perf, probes
 from .cache import sha256_file
 from .config import Config
 from .engine import Engine
@@ -41,7 +41,7 @@ from .imagelock import ArchImage, BaseImage, ImagesLock
 from .lockfile import Lock
 from .progress import Progress, console
 from .registry import ManifestInfo, Registry
-from .reproducible import epoch_of, pin_created
+from .reproducible import epoch_of, pin_created, push_oci_image, push_oci_index
 from .sbom import image_sbom, sbom_path
 from .wheelhouse import SBOM_NAME
 
@@ -79,7 +79,8 @@ def write_context(dest: Path, dockerfile: Path, install_lock: Path, wheels: Path
 
 def image_inputs(cfg: Config, lock: Lock, wheels: list[dict[str, Any]], base: BaseImage, pip_wheel: Path, toolchain_sha256: str) -> str:
     """sha256 hex over everything that determines an arch image: the Dockerfile, the base
-    digest, the lock, the target's wheel hashes, pip's wheel, the toolchain lock, the uid.
+    digest, the lock, the target's wheel hashes, pip's wheel, the toolchain lock, the uid,
+    the manifest format and the app's title, description and source annotations.
     Not the project's git revision: a commit that changes none of these reuses the image,
     digest included (the revision is recorded in images.lock instead). Nor the probes
     (``factory/resources/probes``): they measure an image, they do not shape it; their hash
@@ -94,6 +95,9 @@ def image_inputs(cfg: Config, lock: Lock, wheels: list[dict[str, Any]], base: Ba
         "uid": cfg.uid,
         "python": cfg.python,
         "repository": f"{cfg.registry}/{cfg.repository}",
+        # The manifest is an annotated OCI image manifest (before: a Docker v2 one, unannotated).
+        "manifest": oci.OCI_MANIFEST,
+        "annotations": [cfg.image_title, cfg.image_description, cfg.image_source],
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
@@ -132,6 +136,29 @@ def _base_facts(engine: Engine, registry: Registry, base: BaseImage, platform: s
     return info.size, manifest.compressed_size() if manifest else 0, epoch
 
 
+def _created(manifest: ManifestInfo) -> int:
+    """The SOURCE_DATE_EPOCH an app image manifest is annotated with (``app_annotations``)."""
+    created = manifest.body.get("annotations", {}).get("org.opencontainers.image.created", "")
+    try:
+        return epoch_of(created)
+    except ValueError:
+        raise RegistryError(f"image manifest {manifest.digest} has no created annotation", "rebuild the images with `factory images`") from None
+
+
+def app_annotations(cfg: Config, epoch: int, base: BaseImage | None = None) -> oci.Annotations:
+    """The OCI annotations of an app image on ``base`` (or, with None, of the index, which
+    spans the bases of every arch and names none); ``epoch`` is its SOURCE_DATE_EPOCH."""
+    return oci.Annotations(
+        created_epoch=epoch,
+        version=cfg.python,
+        base_name=base.tag if base else "",
+        base_digest=base.ref.partition("@")[2] if base else "",
+        source=cfg.image_source,
+        title=cfg.image_title,
+        description=cfg.image_description,
+    )
+
+
 def build_image(
     cfg: Config,
     engine: Engine,
@@ -163,6 +190,9 @@ def build_image(
         "io.factory.lock.sha256": lock.sha256,
         "io.factory.toolchain.sha256": toolchain_sha256,
         "io.factory.target": target.name,
+        "org.opencontainers.image.title": cfg.image_title,
+        "org.opencontainers.image.description": cfg.image_description,
+        **({"org.opencontainers.image.source": cfg.image_source} if cfg.image_source else {}),
     }
     with tempfile.TemporaryDirectory(prefix="factory-image-") as tmp:
         ctx = Path(tmp) / "context.tar"
@@ -179,14 +209,10 @@ def build_image(
     info = engine.inspect(image_id)
     if info is None or info.platform != platform:
         raise ImageBuildError(f"image {repo}:{tag} inspects as {info.platform if info else 'missing'}", "check the engine")
-    digest = pin_created(registry, cfg.repository, tag, engine.push(repo, tag, registry.auth), epoch)
+    pinned = pin_created(registry, cfg.repository, tag, engine.push(repo, tag, registry.auth), epoch)
+    manifest = push_oci_image(registry, cfg.repository, pinned, tag, app_annotations(cfg, epoch, base))
+    digest = manifest.digest
     engine.ensure_local(f"{repo}@{digest}", platform, registry.auth)  # the pinned config (same layers)
-    manifest = registry.manifest(cfg.repository, digest)
-    if manifest is None:
-        raise RegistryError(
-            f"registry {registry.address} does not serve {repo}@{digest}, which it has just accepted",
-            "check the registry's storage and rerun `factory images`",
-        )
     image = ArchImage(
         arch=arch,
         ref=f"{repo}@{digest}",
@@ -278,10 +304,10 @@ def build_images(
             f"{len(regressions)} perf regression(s) against {out.name}: {'; '.join(regressions)}",
             "look into the regression, or rerun without --strict to accept it",
         )
-    tags = [f"{cfg.python}-{lock.sha256[:12]}", cfg.python]
-    digest = ""
-    for t in tags:
-        digest = registry.put_manifest_list(cfg.repository, t, [(m, image.arch) for image, m in pushed])
+    # The floating {python} tag is not moved here: `factory promote` moves tags, by digest.
+    tags = [f"{cfg.python}-{lock.sha256[:12]}"]
+    epoch = max(_created(m) for _, m in pushed)
+    digest = push_oci_index(registry, cfg.repository, tags, [(m, image.arch) for image, m in pushed], app_annotations(cfg, epoch))
     repo = f"{cfg.registry}/{cfg.repository}"
     result = ImagesLock(
         images=tuple(images),
@@ -291,6 +317,8 @@ def build_images(
         lock_sha256=lock.sha256,
         revision=source_revision(cfg.root),
         wheelhouse_sbom=os.path.relpath(wheelhouse / SBOM_NAME, out.parent),
+        # An unchanged index keeps its signatures (they are by digest, in the registry).
+        signing=previous.signing if previous is not None and previous.index == f"{repo}@{digest}" else None,
     )
     result.dump(out)
     return result

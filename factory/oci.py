@@ -51,7 +51,8 @@ class Annotations:
     ``created_epoch`` is SOURCE_DATE_EPOCH (seconds since 1970 UTC); ``version`` the Python
     patch version (``3.14.8``); ``base_name`` and ``base_digest`` the base image's
     ``name:tag`` and ``sha256:…``; ``source`` the project's URL; ``title`` and
-    ``description`` those of the app, not of the base.
+    ``description`` those of the app, not of the base. An empty value is left out (an
+    index spans the bases of several arches and names none; a project may have no URL).
     """
 
     created_epoch: int
@@ -65,15 +66,16 @@ class Annotations:
     def as_dict(self) -> dict[str, str]:
         """The annotation map, keys in ``org.opencontainers.image.`` form, values strings."""
         prefix = "org.opencontainers.image."
-        return {
-            prefix + "created": rfc3339(self.created_epoch),
-            prefix + "version": self.version,
-            prefix + "base.name": self.base_name,
-            prefix + "base.digest": self.base_digest,
-            prefix + "source": self.source,
-            prefix + "title": self.title,
-            prefix + "description": self.description,
+        values = {
+            "created": rfc3339(self.created_epoch),
+            "version": self.version,
+            "base.name": self.base_name,
+            "base.digest": self.base_digest,
+            "source": self.source,
+            "title": self.title,
+            "description": self.description,
         }
+        return {prefix + k: v for k, v in values.items() if v}
 
 
 def rfc3339(epoch: int) -> str:

@@ -15,14 +15,16 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from . import atomic
+from . import atomic, provenance
 from . import bootstrap as bootstrap_stage
 from . import build as build_stage
 from . import images as images_stage
+from . import signing as signing_stage
 from . import smoke as smoke_stage
 from . import wheelhouse as wheelhouse_stage
 from .build import SdistBuilder
-from .cache import FileCache
+from .builders import read_builders_lock
+from .cache import FileCache, sha256_file
 from .config import Config
 from .engine import Engine, docker_login_credentials
 from .errors import BootstrapError, BuildFailedError, ConfigError, WheelhouseMismatchError
@@ -219,10 +221,30 @@ def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, 
     console.print(f"ready for smoke after {time.monotonic() - started:.1f} s")
     console.rule("smoke")
     smoke_stage.smoke(engine, images, cfg.python, pip, pinned_names(lock, images))
+    console.rule("sign")
+    signed = signing_stage.sign_with_cosign(cfg.cache_dir, images_lock, provenance_inputs(cfg, wheelhouse))
+    console.print(f"signed and attested {len(signed['signing']['signatures'])} manifests; public key {signed['signing']['public_key']}")
     console.rule("summary")
     print_summary(wheelhouse, images_lock)
     if failed is not None:
         raise failed
+
+
+def provenance_inputs(cfg: Config, wheelhouse: Path) -> list[provenance.Input]:
+    """The inputs of a run that images.lock does not name, for its SLSA provenance: the
+    toolchain lock, the wheelhouse manifest, each bootstrapped base's recipe and each
+    builder image of builders.lock (sha256 of the files; builders by digest)."""
+    inputs = [
+        provenance.Input("toolchain", str(cfg.toolchain), sha256_file(cfg.toolchain)),
+        provenance.Input("wheelhouse-manifest", str(wheelhouse / wheelhouse_stage.MANIFEST_NAME), sha256_file(wheelhouse / wheelhouse_stage.MANIFEST_NAME)),
+    ]
+    for spec in cfg.bases:
+        if spec.recipe is not None:
+            inputs.append(provenance.Input(f"recipe-{spec.arch}", str(spec.recipe.path), sha256_file(spec.recipe.path)))
+    if cfg.builders_lock.is_file():
+        for arch, builder in sorted(read_builders_lock(cfg.builders_lock).items()):
+            inputs.append(provenance.image_input(f"builder-{arch}", builder.ref))
+    return inputs
 
 
 def complete_arches(cfg: Config, published: tuple[str, ...]) -> Config:

@@ -16,20 +16,21 @@ image's own repository (see ``factory.cosign``). ``verify_images`` checks it all
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import tempfile
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from . import atomic, provenance, resources
 from .cache import sha256_file
-from .cosign import Cosign, SigningKey
+from .cosign import Cosign, SigningKey, install, signing_key
 from .errors import SigningError
-from .registry import Registry
+from .registry import Registry, credentials
 
 PROVENANCE = "slsaprovenance1"
 SBOM = "cyclonedx"
@@ -218,3 +219,20 @@ def sign_lock(
     data["signing"] = sign_images(cosign, key, images_lock, data, predicate)
     atomic.write_json(images_lock, data)
     return data
+
+
+def sign_with_cosign(
+    cache_dir: Path, images_lock: Path, extra_inputs: Sequence[provenance.Input] = (), env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """``sign_lock`` with Debian's cosign installed into ``cache_dir`` (``cosign.install``)
+    and the key of ``cosign.signing_key`` (``FACTORY_SIGNING_KEY``, else one made once in
+    ``<cache_dir>/signing/``; its public key written as ``cosign.pub`` beside
+    ``images_lock``). Registry credentials: ``FACTORY_REGISTRY_USER``/``PASSWORD`` of the
+    lock's registry, else cosign's own reading of ``docker login``. Returns the rewritten
+    images.lock content; raises ``SigningError`` and the install's errors."""
+    env = os.environ if env is None else env
+    address = registry_of(images_lock)
+    auth = credentials(address) if address else None
+    tool = Cosign(install(cache_dir), auth=auth, password=env.get("COSIGN_PASSWORD", ""))
+    key = signing_key(tool, cache_dir, images_lock.parent / "cosign.pub", env)
+    return sign_lock(tool, key, images_lock, extra_inputs)

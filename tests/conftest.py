@@ -53,6 +53,7 @@ builder-dockerfile = "{ROOT / 'factory/resources/images/builder.Dockerfile'}"
 builders-lock = "builders.lock"
 builder-repository = "factory-test/builder"
 build-constraints = "{ROOT / 'factory/resources/constraints/build.txt'}"
+image-source = "https://example.org/factory-test"
 [tool.factory.base.amd64]
 recipe = "{recipe}"
 [tool.factory.base.arm64]
@@ -95,7 +96,9 @@ def wheelhouse(project, lock):
 
 @pytest.fixture(scope="session")
 def images(project, wheelhouse):
-    run(project, "images", "--wheelhouse", "wheelhouse", "--images-lock", "images.lock")
+    """``factory all``, as ``make images`` runs it: the wheelhouse is current (kept), then
+    images, smoke and signing (cosign, a key made in the cache)."""
+    run(project, "all", "--wheelhouse", "wheelhouse", "--images-lock", "images.lock")
     return json.loads((project / "images.lock").read_text())
 
 

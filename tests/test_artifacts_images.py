@@ -84,6 +84,14 @@ def test_images_lock_matches_its_schema_and_round_trips(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["images.lock"]  # no temporary sibling left
 
 
+def test_a_signed_images_lock_validates_and_loads_with_its_signing_block():
+    signing = {"public_key": "cosign.pub", "cosign": "3.1.1", "signatures": {f"{REPO}@sha256:{H['f']}": f"{REPO}:sha256-{H['f']}"}, "attestations": {}}
+    lock = dataclasses.replace(images_lock(), signing=signing)
+    validator(ImagesLock).validate(lock.to_json())
+    assert ImagesLock.from_json(lock.to_json()).signing == signing
+    assert "signing" not in images_lock().to_json()  # unsigned: no block at all
+
+
 def test_images_lock_keeps_the_key_names_on_disk():
     data = images_lock().to_json()
     assert set(data) == {"images", "index", "tags", "python", "lock_sha256", "revision", "wheelhouse_sbom"}
@@ -301,7 +309,9 @@ def test_an_image_sbom_whose_probe_fails_is_an_error_not_an_sbom_without_python(
 
 
 def _manifest(digest: str) -> ManifestInfo:
-    return ManifestInfo(digest=digest, media_type="application/vnd.docker.distribution.manifest.v2+json", size=500, body={"layers": []})
+    """An app image manifest as the images stage pushes it: OCI, annotated with its epoch."""
+    body = {"layers": [], "annotations": {"org.opencontainers.image.created": "2025-11-20T00:00:00Z"}}
+    return ManifestInfo(digest=digest, media_type="application/vnd.oci.image.manifest.v1+json", size=500, body=body)
 
 
 class VanishingRegistry:
@@ -321,8 +331,9 @@ class VanishingRegistry:
                 return None
         return _manifest(reference)
 
-    def put_manifest_list(self, repository, tag, entries):
-        self.lists[tag] = [(m.digest, arch) for m, arch in entries]
+    def put_manifest(self, repository, tag, body, media_type):
+        assert media_type == "application/vnd.oci.image.index.v1+json"
+        self.lists[tag] = [(m["digest"], m["platform"]["architecture"]) for m in json.loads(body)["manifests"]]
         return f"sha256:{H['f']}"
 
 
@@ -374,7 +385,7 @@ def test_an_image_gone_from_the_registry_before_the_index_is_not_dropped_from_it
     registry = VanishingRegistry(vanish=previous.image("arm64").digest, lookups=1)
     written = images_stage.build_images(cfg, object(), registry, lock, wheelhouse, bases, pip_wheel, out)
     expected = [(previous.image("amd64").digest, "amd64"), (previous.image("arm64").digest, "arm64")]
-    assert registry.lists == {"3.14.8-" + lock.sha256[:12]: expected, "3.14.8": expected}
+    assert registry.lists == {"3.14.8-" + lock.sha256[:12]: expected}  # the floating tag is promote's
     assert [i.arch for i in written.images] == ["amd64", "arm64"]
     assert ImagesLock.load(out) == written
 
@@ -396,7 +407,7 @@ def test_an_image_gone_from_the_registry_before_the_run_is_rebuilt(reuse_project
     registry = VanishingRegistry(vanish=gone.digest, lookups=0)
     written = images_stage.build_images(cfg, object(), registry, lock, wheelhouse, bases, pip_wheel, out)
     assert calls == ["arm64"]
-    assert registry.lists["3.14.8"] == [(previous.image("amd64").digest, "amd64"), (rebuilt.digest, "arm64")]
+    assert registry.lists["3.14.8-" + lock.sha256[:12]] == [(previous.image("amd64").digest, "amd64"), (rebuilt.digest, "arm64")]
     assert written.image("arm64").ref == rebuilt.ref and written.image("arm64").perf == Perf(0.05, 0.12)
 
 

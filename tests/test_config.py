@@ -216,3 +216,17 @@ def test_every_command_using_the_lock_takes_lock(command):
 
     args = _parser().parse_args([command, "--lock", "service.lock"])
     assert (args.out if command == "lock" else args.lock) == "service.lock"
+
+
+def test_image_annotations_come_from_the_project_table(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "billing"\ndescription = "Billing API"\n[project.urls]\nHomepage = "https://h"\nRepository = "https://git/billing"\n'
+        "[tool.factory]\n"
+    )
+    cfg = load_config(tmp_path / "pyproject.toml", env={})
+    assert (cfg.image_title, cfg.image_description, cfg.image_source) == ("billing", "Billing API", "https://git/billing")
+    cfg = load_config(tmp_path / "pyproject.toml", env={"FACTORY_IMAGE_TITLE": "billing-api"})
+    assert cfg.image_title == "billing-api"
+    (tmp_path / "pyproject.toml").write_text('[tool.factory]\nrepository = "team/orders"\n')
+    cfg = load_config(tmp_path / "pyproject.toml", env={})
+    assert cfg.image_title == "orders" and cfg.image_source == "" and "3.14" in cfg.image_description

@@ -21,6 +21,7 @@ from clirun import run_factory
 from conftest import ROOT, run
 from indexserver import free_port
 
+from factory import oci
 from factory.config import load_config
 from factory.engine import Engine
 from factory.errors import SmokeError
@@ -88,7 +89,7 @@ def test_wheelhouse_covers_four_targets_from_the_real_index(project, wheelhouse,
 
 
 def test_images_lock_names_registry_digests_and_an_index(cfg, images, bases, lock):
-    assert set(images) == {"images", "index", "tags", "python", "lock_sha256", "revision", "wheelhouse_sbom"}
+    assert set(images) == {"images", "index", "tags", "python", "lock_sha256", "revision", "wheelhouse_sbom", "signing"}
     assert images["python"] == "3.14.8" and images["lock_sha256"] == lock.sha256
     assert images["revision"] == "unknown"  # the test project is not a git checkout
     registry = Registry(cfg.registry)
@@ -113,6 +114,34 @@ def test_images_lock_names_registry_digests_and_an_index(cfg, images, bases, loc
         (a, i["ref"].split("@")[1]) for a, i in by_arch.items()
     }
     assert registry.manifest("factory-test/app", f"3.14.8-{lock.sha256[:12]}").digest == images["index"].split("@")[1]
+    assert images["tags"] == [f"{cfg.registry}/factory-test/app:3.14.8-{lock.sha256[:12]}"]
+    assert registry.manifest("factory-test/app", "3.14.8") is None  # the floating tag moves by `factory promote` only
+
+
+def test_the_index_and_images_are_annotated_oci(cfg, images):
+    registry = Registry(cfg.registry)
+    index = registry.manifest("factory-test/app", images["index"].split("@")[1])
+    assert index.media_type == oci.OCI_INDEX
+    assert {m["platform"].get("variant") for m in index.body["manifests"]} == {None, "v8"}
+    prefix = "org.opencontainers.image."
+    assert index.body["annotations"][prefix + "title"] == "app"  # the app's, not the base's
+    assert index.body["annotations"][prefix + "source"] == "https://example.org/factory-test"
+    for image in images["images"]:
+        manifest = registry.manifest("factory-test/app", image["ref"].split("@")[1])
+        assert manifest.media_type == oci.OCI_MANIFEST
+        notes = manifest.body["annotations"]
+        assert notes[prefix + "version"] == "3.14.8" and notes[prefix + "base.digest"] == image["base"].split("@")[1]
+        assert notes[prefix + "created"] == index.body["annotations"][prefix + "created"]
+        labels = Engine().inspect(image["ref"]).labels
+        assert labels[prefix + "title"] == "app" and "python" in labels[prefix + "description"].lower()
+
+
+def test_make_images_signs_and_attests_what_it_pushed(project, cfg, images):
+    signing = images["signing"]
+    assert (project / signing["public_key"]).is_file()
+    assert set(signing["signatures"]) == {images["index"], *(i["ref"] for i in images["images"])}
+    proc = run(project, "verify", "--images-lock", "images.lock", "--cache-dir", str(cfg.cache_dir))
+    assert "verified" in proc.stdout + proc.stderr
 
 
 def test_sboms_list_debian_packages_and_python_distributions(project, images, lock):
