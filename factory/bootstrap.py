@@ -15,7 +15,9 @@ are ``imagelock.BaseImage``; the file is ``imagelock.BaseImagesLock``.
 from __future__ import annotations
 
 import io
+import json
 import os
+import shlex
 import shutil
 import subprocess
 import tarfile
@@ -26,12 +28,12 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import requests
-from debian.deb822 import Deb822
 
-from . import binfmt
+from . import atomic, binfmt
 from .cache import sha256_file
 from .children import die_with_parent
 from .config import BaseSpec, Config, Recipe
+from .debpackages import DebPackage, UnknownPackageError, first_difference, installed, package_lock
 from .engine import Engine
 from .errors import BootstrapError
 from .imagelock import BaseImage as BaseImage  # re-exported: lock, build and pipeline import it from here
@@ -56,8 +58,10 @@ def write_bases_lock(path: Path, python: str, bases: dict[str, BaseImage]) -> No
     BaseImagesLock(python=python, bases=bases).dump(path)
 
 
-def mmdebstrap_command(recipe: Recipe, arch: str, out: Path) -> list[str]:
-    """The mmdebstrap argv that writes the slim rootfs of ``recipe`` for ``arch`` to ``out`` (tar)."""
+def mmdebstrap_command(recipe: Recipe, arch: str, out: Path, packages_index: Path | None = None) -> list[str]:
+    """The mmdebstrap argv that writes the slim rootfs of ``recipe`` for ``arch`` to ``out``
+    (tar) and, with ``packages_index``, the Packages files apt verified (InRelease) and
+    installed from to that host path, before the lists are dropped from the rootfs."""
     cmd = [
         "mmdebstrap",
         f"--variant={recipe.variant}",
@@ -69,6 +73,11 @@ def mmdebstrap_command(recipe: Recipe, arch: str, out: Path) -> list[str]:
     ]
     cmd += [f"--dpkgopt=path-exclude={p}" for p in recipe.path_exclude]
     cmd += [f"--dpkgopt=path-include={p}" for p in recipe.path_include]
+    if packages_index is not None:
+        cmd.append(
+            "--customize-hook=for f in \"$1\"/var/lib/apt/lists/*_Packages*; do /usr/lib/apt/apt-helper cat-file \"$f\"; echo; done"
+            f" > {shlex.quote(str(packages_index))}"
+        )
     cmd += [
         # Slimming: no apt lists or caches, no logs; python3 -> python3.14 if the suite's
         # default python3 is another version (it is not installed then).
@@ -86,18 +95,7 @@ def mmdebstrap_command(recipe: Recipe, arch: str, out: Path) -> list[str]:
 
 def debian_version_in(rootfs_tar: Path, package: str) -> str | None:
     """The installed version of ``package`` per the rootfs's ``var/lib/dpkg/status``."""
-    with tarfile.open(rootfs_tar) as tar:
-        for name in ("./var/lib/dpkg/status", "var/lib/dpkg/status"):
-            try:
-                f = tar.extractfile(name)
-            except KeyError:
-                continue
-            if f is None:
-                continue
-            for para in Deb822.iter_paragraphs(f):
-                if para.get("Package") == package and "installed" in para.get("Status", ""):
-                    return para.get("Version")
-    return None
+    return next((version for name, version, _ in installed(_dpkg_status(rootfs_tar)) if name == package), None)
 
 
 def _upstream_version(debian_version: str) -> str:
@@ -146,6 +144,7 @@ def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
         tar.exists()
         and digest_file.exists()
         and _epoch_file(tar).exists()
+        and _packages_file(tar).exists()
         and sha256_file(tar) == digest_file.read_text().strip()
     ):
         return tar
@@ -155,13 +154,18 @@ def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
         binfmt.require_arm64()
     entry.mkdir(parents=True, exist_ok=True)
     staged = entry / f".rootfs.tar.tmp-{os.getpid()}"
+    index = entry / f".Packages.tmp-{os.getpid()}"
     log_path = entry / "mmdebstrap.log"
     epoch = release_epoch(recipe.mirror, recipe.suite, cfg.ca_bundle)
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
     with open(log_path, "wb") as log:
         rc = subprocess.run(
-            mmdebstrap_command(recipe, arch, staged), stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
+            mmdebstrap_command(recipe, arch, staged, index), stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
         ).returncode
+    try:
+        packages = _package_lock(rc, staged, index, recipe, arch)
+    finally:
+        index.unlink(missing_ok=True)
     if rc != 0:
         staged.unlink(missing_ok=True)
         tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
@@ -176,12 +180,52 @@ def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
         )
     digest_file.write_text(sha256_file(staged) + "\n")
     _epoch_file(tar).write_text(f"{epoch}\n")
+    atomic.write_text(_packages_file(tar), json.dumps([p.to_json() for p in packages], indent=1) + "\n")
     os.replace(staged, tar)
     return tar
 
 
+def _package_lock(rc: int, rootfs: Path, index: Path, recipe: Recipe, arch: str) -> tuple[DebPackage, ...]:
+    """The package lock of a finished mmdebstrap run (``()`` when it failed: its own error
+    is raised then). ``BootstrapError`` when an installed package is missing from the
+    Packages files apt used."""
+    if rc != 0:
+        return ()
+    status = _dpkg_status(rootfs)
+    try:
+        return package_lock(installed(status), index.read_text(errors="replace"))
+    except (OSError, UnknownPackageError) as e:
+        rootfs.unlink(missing_ok=True)
+        raise BootstrapError(
+            f"base {arch}: {e} is installed but not in the Packages index apt used for {recipe.suite}",
+            "check the recipe's mirror (a mirror changing under the run?) and bootstrap again",
+        ) from None
+
+
+def _dpkg_status(rootfs_tar: Path) -> str:
+    """The ``var/lib/dpkg/status`` text of a rootfs tarball ("" when it has none)."""
+    with tarfile.open(rootfs_tar) as tar:
+        for name in ("./var/lib/dpkg/status", "var/lib/dpkg/status"):
+            try:
+                f = tar.extractfile(name)
+            except KeyError:
+                continue
+            if f is not None:
+                return f.read().decode("utf-8", "replace")
+    return ""
+
+
+def rootfs_packages(rootfs: Path) -> tuple[DebPackage, ...]:
+    """The package lock recorded beside a cached rootfs by ``build_rootfs``."""
+    return tuple(DebPackage.from_json(p) for p in json.loads(_packages_file(rootfs).read_text()))
+
+
 def _epoch_file(rootfs: Path) -> Path:
     return rootfs.with_name("source_date_epoch")
+
+
+def _packages_file(rootfs: Path) -> Path:
+    return rootfs.with_name("packages.json")
 
 
 def rootfs_epoch(rootfs: Path) -> int:
@@ -215,6 +259,14 @@ def bootstrap_base(cfg: Config, spec: BaseSpec, engine: Engine, registry: Regist
     if previous is not None and previous.recipe_sha256 == key and registry.manifest_of_ref(previous.ref) is not None:
         return previous
     rootfs = build_rootfs(cfg, recipe, spec.arch, key)
+    packages = rootfs_packages(rootfs)
+    if previous is not None and previous.recipe_sha256 == key and previous.packages and not cfg.update_packages:
+        difference = first_difference(previous.packages, packages)
+        if difference:
+            raise BootstrapError(
+                f"base {spec.arch}: the same recipe gives other packages than bases.lock records: {difference}",
+                'pin the recipe to a Debian snapshot (snapshot = "YYYYMMDDTHHMMSSZ"), or accept the new set with FACTORY_UPDATE_PACKAGES=1',
+            )
     repo = f"{cfg.registry}/{cfg.base_repository}"
     tag = f"{cfg.python}-slim-{recipe.suite}-{spec.arch}"
     with tempfile.TemporaryDirectory(dir=rootfs.parent) as tmp:
@@ -248,6 +300,7 @@ def bootstrap_base(cfg: Config, spec: BaseSpec, engine: Engine, registry: Regist
         source="bootstrap",
         recipe_sha256=key,
         debian_python=debian_version_in(rootfs, recipe.python_package),
+        packages=packages,
     )
 
 

@@ -90,11 +90,15 @@ DEFAULTS: dict[str, Any] = {
     "image-title": "",
     "image-description": "",
     "image-source": "",
+    # true: a rebuilt base may record another package set than bases.lock (a moved mirror).
+    "update-packages": False,
     # false: every docker build runs without the engine's layer cache (docker build
     # --no-cache), as the reproducibility test does for its two clean builds.
     "engine-cache": True,
 }
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# A recipe's ``snapshot`` names a state of the Debian archive (snapshot.debian.org's URL scheme).
+SNAPSHOT_ARCHIVE = "https://snapshot.debian.org/archive/debian"
 _PINNED_IMAGE_RE = re.compile(r"^[^@\s]+:[^@:/\s]+@sha256:[0-9a-f]{64}$")
 
 
@@ -177,6 +181,7 @@ class Config:
     image_title: str = ""
     image_description: str = ""
     image_source: str = ""
+    update_packages: bool = False
     # "" (the default lane, cp3XY) or "cp314t" (the free-threaded lane); see targets.lane_abi.
     abi: str = ""
     # True when index-url was set in [tool.factory] or FACTORY_INDEX_URL: it then wins over
@@ -325,13 +330,16 @@ def load_recipe(path: Path) -> Recipe:
         raise ConfigError(f"bootstrap recipe {path} not found", "point base.<arch>.recipe at an existing file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"bootstrap recipe {path} is not valid TOML: {e}", "fix the file's syntax") from None
-    missing = [k for k in ("suite", "mirror", "python-package", "packages") if k not in data]
+    missing = [k for k in ("suite", "python-package", "packages") if k not in data] + ([] if "mirror" in data or "snapshot" in data else ["mirror (or snapshot)"])
     if missing:
         raise ConfigError(f"bootstrap recipe {path} lacks {', '.join(missing)}", "add the missing keys")
+    snapshot = str(data.get("snapshot", ""))
+    if snapshot and not re.fullmatch(r"\d{8}T\d{6}Z", snapshot):
+        raise ConfigError(f"bootstrap recipe {path}: snapshot {snapshot!r} is not a timestamp", 'write it as snapshot.debian.org does, e.g. snapshot = "20261120T000000Z"')
     return Recipe(
         path=path,
         suite=data["suite"],
-        mirror=data["mirror"],
+        mirror=f"{SNAPSHOT_ARCHIVE}/{snapshot}/" if snapshot else data["mirror"],
         variant=data.get("variant", "minbase"),
         python_package=data["python-package"],
         packages=tuple(data["packages"]),
@@ -499,6 +507,7 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         image_title=str(values["image-title"] or project.get("name") or str(values["repository"]).rsplit("/", 1)[-1]),
         image_description=str(values["image-description"] or project.get("description") or f"Python {python} application image built by factory"),
         image_source=str(values["image-source"] or _project_source(project)),
+        update_packages=_as_bool("update-packages", values["update-packages"]),
         engine_cache=_as_bool("engine-cache", values["engine-cache"]),
         builder_images=_load_builder_images(table.get("builders", {}), targets, env),
         build_overrides=_load_build_overrides(root, table.get("build-overrides", {})),

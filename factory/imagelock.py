@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .debpackages import DebPackage
 from .errors import ArtifactError
 from .textfile import write_atomically
 
@@ -299,7 +300,9 @@ class BaseImage:
     ``ref`` is ``<repo>@sha256:…``; ``tag`` the human tag it was pushed under;
     ``source`` ``"bootstrap"`` (built here from ``recipe_sha256``'s recipe) or ``"upstream"``
     (configured ``image``, no recipe); ``debian_python`` the Debian version of the interpreter
-    package (None for upstream).
+    package (None for upstream); ``packages`` every Debian package installed in a
+    bootstrapped base, sorted (``debpackages.DebPackage``; empty for upstream bases and for
+    entries written before package locks).
     """
 
     arch: str
@@ -308,6 +311,7 @@ class BaseImage:
     source: str
     recipe_sha256: str | None = None
     debian_python: str | None = None
+    packages: tuple[DebPackage, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The entry as bases.lock stores it."""
@@ -318,6 +322,7 @@ class BaseImage:
             "source": self.source,
             "recipe_sha256": self.recipe_sha256,
             "debian_python": self.debian_python,
+            **({"packages": [p.to_json() for p in self.packages]} if self.packages else {}),
         }
 
     @classmethod
@@ -328,11 +333,15 @@ class BaseImage:
             where,
             _BASES_FIX,
             {"arch": "str", "ref": "str", "tag": "str", "source": "str"},
-            {"recipe_sha256": "str?", "debian_python": "str?"},
+            {"recipe_sha256": "str?", "debian_python": "str?", "packages": "list"},
         )
         if d["source"] not in ("bootstrap", "upstream"):
             raise ArtifactError(f"{where}.source is {d['source']!r}, not bootstrap or upstream", _BASES_FIX)
-        return cls(d["arch"], d["ref"], d["tag"], d["source"], d.get("recipe_sha256"), d.get("debian_python"))
+        try:
+            packages = tuple(DebPackage.from_json(p) for p in d.get("packages", []))
+        except (KeyError, TypeError):
+            raise ArtifactError(f"{where}.packages has an entry without name, version, arch, sha256 and filename", _BASES_FIX) from None
+        return cls(d["arch"], d["ref"], d["tag"], d["source"], d.get("recipe_sha256"), d.get("debian_python"), packages)
 
 
 @dataclass(frozen=True)

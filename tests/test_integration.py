@@ -12,11 +12,13 @@ its data and every image tag are per session and removed at the end.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
 
 import pytest
+import requests
 from clirun import run_factory
 from conftest import ROOT, run
 from indexserver import free_port
@@ -46,6 +48,38 @@ def test_bootstrap_pushes_single_arch_bases_and_is_cached(project, cfg, bases):
     before = (project / "bases.lock").read_text()
     again = run(project, "bootstrap")
     assert (project / "bases.lock").read_text() == before, again.stderr
+
+
+def test_bases_lock_lists_every_debian_package_with_its_deb_sha256(cfg, bases):
+    """Every package dpkg says is installed in the base, with the sha256 of its .deb: the
+    interpreter's is fetched from the recipe's mirror and hashed here."""
+    recipe = cfg.base("amd64").recipe
+    for arch, entry in bases["bases"].items():
+        packages = {p["name"]: p for p in entry["packages"]}
+        out = Engine().client.containers.run(entry["ref"], ["sh", "-c", "dpkg-query -W -f '${Package}\\n'"], remove=True)
+        assert set(out.decode().split()) == set(packages), arch
+        python = packages["python3.14"]
+        assert python["version"] == entry["debian_python"] and python["arch"] == arch
+        deb = requests.get(recipe.mirror.rstrip("/") + "/" + python["filename"], timeout=60)
+        assert hashlib.sha256(deb.content).hexdigest() == python["sha256"]
+
+
+def test_a_rebuilt_base_with_other_packages_is_refused(project, cfg, bases, tmp_path):
+    """bases.lock names packages the mirror does not give (as a moved mirror would): a
+    rebuild of the same recipe fails naming the package, and the lock is left as it was."""
+    (tmp_path / "pyproject.toml").write_text(
+        (project / "pyproject.toml").read_text().replace('bases-lock = "bases.lock"', f'bases-lock = "{tmp_path / "bases.lock"}"')
+        .replace('base-repository = "factory-test/python"', 'base-repository = "factory-test/python-moved"')
+    )  # fmt: skip
+    lock = json.loads((project / "bases.lock").read_text())
+    for entry in lock["bases"].values():
+        entry["ref"] = entry["ref"].replace("/factory-test/python@", "/factory-test/python-moved@")  # not in the registry: rebuilt
+        next(p for p in entry["packages"] if p["name"] == "tzdata")["version"] = "2020a-1"
+    (tmp_path / "bases.lock").write_text(json.dumps(lock))
+    proc = run(tmp_path, "bootstrap", check=False)
+    assert proc.returncode != 0
+    assert "tzdata is " in proc.stderr and "2020a-1 in bases.lock" in proc.stderr and "FACTORY_UPDATE_PACKAGES" in proc.stderr
+    assert json.loads((tmp_path / "bases.lock").read_text()) == lock
 
 
 def test_base_is_slim(cfg, bases):
