@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 FACTORY := $(VENV)/bin/factory
-APT_PACKAGES := qemu-user-static mmdebstrap docker-registry
+APT_PACKAGES := qemu-user-static mmdebstrap docker-registry skopeo
 # The host's pip configuration may add local find-links / extra indexes; the venv must
 # come from the index only, hash-checked against constraints/host.txt.
 PIP_ENV := env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null
@@ -30,6 +30,7 @@ deps:
 	@missing=""; \
 	command -v mmdebstrap >/dev/null || missing="$$missing mmdebstrap"; \
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
+	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
 	[ -e /usr/bin/qemu-aarch64-static ] || missing="$$missing qemu-user-static"; \
 	command -v dpkg-deb >/dev/null || missing="$$missing dpkg"; \
 	if [ -n "$$missing" ]; then \

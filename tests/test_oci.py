@@ -110,8 +110,7 @@ def test_the_registry_serves_an_annotated_oci_index_and_digests_are_reproducible
 
 @pytest.mark.integration
 def test_skopeo_reads_the_index_as_an_oci_index_with_the_annotations(registry):
-    if shutil.which("skopeo") is None:
-        pytest.skip("skopeo is not installed (apt-get install skopeo)")
+    assert shutil.which("skopeo"), "skopeo is not installed: `make deps` installs it"
     digest = _push_app(registry, "t/skopeo", b"skopeo")
     ref = f"docker://{registry.address}/t/skopeo"
     raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"{ref}:3.14.8"], capture_output=True, text=True, check=True)
