@@ -44,6 +44,11 @@ ZIG_COMPILERS: dict[str, str] = {
     "CXX": "/opt/factory/bin/c++",
     "LDSHARED": "'/opt/factory/bin/cc -shared'",
     "LDCXXSHARED": "'/opt/factory/bin/c++ -shared'",
+    "AR": "/opt/factory/bin/ar",
+    "RANLIB": "/opt/factory/bin/ranlib",
+    # pkg-config (Debian's pkgconf in the builder) must not hand the builder's own glibc
+    # libraries to a musl or glibc-floor link: it searches only here (library recipes' .pc files).
+    "PKG_CONFIG_LIBDIR": "/opt/factory/pkgconfig",
 }
 ZIG_CACHES: dict[str, str] = {"ZIG_GLOBAL_CACHE_DIR": "/opt/factory/zig-cache", "ZIG_LOCAL_CACHE_DIR": "/tmp/zig-local-cache"}
 

@@ -71,7 +71,8 @@ def tool_requirements(cfg: Config, names: tuple[str, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-ZIG_WRAPPER = "sdist/zig-cc.sh"  # the resource installed as bin/cc and bin/c++ in zig_root()
+ZIG_WRAPPER = "sdist/zig-cc.sh"  # the resource installed as each of WRAPPED_TOOLS in zig_root()
+WRAPPED_TOOLS = ("cc", "c++", "ar", "ranlib")
 
 
 def zig_target(target: Target) -> str:
@@ -87,7 +88,7 @@ def zig_root(cfg: Config, index: Index) -> Path:
 
     Returns ``<cache>/zig/<wheel sha256>-<wrapper sha256[:16]>/``, holding ``zig/`` (the
     wheel's ``ziglang`` directory: the static ``zig`` binary and its ``lib/``) and ``bin/cc``,
-    ``bin/c++`` (copies of the ``sdist/zig-cc.sh`` resource), mounted read-only at
+    ``bin/c++``, ``bin/ar``, ``bin/ranlib`` (copies of the ``sdist/zig-cc.sh`` resource), mounted read-only at
     ``/opt/factory/zig`` and ``/opt/factory/bin`` in builders. The directory is named by the
     wheel and the wrapper, so an edited wrapper is written out afresh. Built in a temporary
     sibling and renamed (``atomic.replace_dir``), so a killed run leaves no half tree.
@@ -111,7 +112,7 @@ def zig_root(cfg: Config, index: Index) -> Path:
         (tmp / "ziglang").rename(tmp / "zig")
         os.chmod(tmp / "zig" / "zig", 0o755)
         (tmp / "bin").mkdir()
-        for tool in ("cc", "c++"):
+        for tool in WRAPPED_TOOLS:
             shutil.copyfile(wrapper, tmp / "bin" / tool)
             os.chmod(tmp / "bin" / tool, 0o755)
 

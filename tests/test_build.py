@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from factory.buildoutcome import BuildOutcome
 from factory.cibw import Mounts, cibuildwheel_env
 from factory.config import load_config
 from factory.lockfile import Pin
+from factory.pipeline import make_index
 from factory.sdistplan import CellPlanner, Connection, best_sdist
 from factory.targets import parse_target
 from factory.toolchain import zig_target
@@ -53,11 +55,12 @@ def test_bootstrapped_builder_env_is_offline_with_zig():
 
 
 def test_compiler_environment_is_the_one_builds_always_had():
-    # byte for byte what build.py passed before the split: same inputs, same wheels
+    # the compilers, archivers and pkg-config search path of every bootstrapped build
     env = cibuildwheel_env("3.14.8", parse_target("manylinux_2_28_aarch64"), "b", MOUNTS, 42)
     assert env["CIBW_ENVIRONMENT"] == (
         "CC=/opt/factory/bin/cc CXX=/opt/factory/bin/c++ LDSHARED='/opt/factory/bin/cc -shared' "
-        "LDCXXSHARED='/opt/factory/bin/c++ -shared' FACTORY_ZIG_TARGET=aarch64-linux-gnu.2.28 "
+        "LDCXXSHARED='/opt/factory/bin/c++ -shared' AR=/opt/factory/bin/ar RANLIB=/opt/factory/bin/ranlib "
+        "PKG_CONFIG_LIBDIR=/opt/factory/pkgconfig FACTORY_ZIG_TARGET=aarch64-linux-gnu.2.28 "
         "ZIG_GLOBAL_CACHE_DIR=/opt/factory/zig-cache ZIG_LOCAL_CACHE_DIR=/tmp/zig-local-cache "
         "PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/factory/deps PIP_CONSTRAINT=/opt/factory/deps/constraints.txt SOURCE_DATE_EPOCH=42"
     )
@@ -534,3 +537,28 @@ def test_a_failed_build_is_retried_next_time(lane):
     assert Path(failed.log).read_text() == "Building wheel\n" and Path(failed.log).parent.name == "failed"
     exit_code[0] = 0
     assert _build(builder, pins["tinyc"]).ok and len(runs) == 2
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("target", ["x86_64-linux-gnu.2.28", "aarch64-linux-musl"])
+def test_the_zig_wrapper_answers_gcc_style_probes_and_archives(tmp_path, target):
+    """The wrapper as bin/cc, c++, ar, ranlib (run on the host with the toolchain's zig):
+    build scripts' GCC probes get an answer and exit 0; objects compile and archive."""
+    cache = Path(os.environ.get("FACTORY_TEST_CACHE", Path(__file__).parent.parent / ".cache" / "test"))
+    (tmp_path / "pyproject.toml").write_text(f'[tool.factory]\ncache-dir = "{cache}"\n')
+    cfg = load_config(tmp_path / "pyproject.toml", env={})
+    root = toolchain.zig_root(cfg, make_index(cfg))
+    env = {**os.environ, "FACTORY_ZIG": str(root / "zig" / "zig"), "FACTORY_ZIG_TARGET": target, "ZIG_GLOBAL_CACHE_DIR": str(cfg.cache_dir / "zig-cache")}
+
+    def tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(root / "bin" / name), *args], env=env, cwd=tmp_path, capture_output=True, text=True)
+
+    for probe in ("-dumpversion", "-dumpfullversion"):
+        version = tool("cc", probe)
+        assert version.returncode == 0 and re.fullmatch(r"\d+\.\d+\.\d+\n", version.stdout), version
+    assert tool("c++", "-dumpmachine").stdout == target.split(".")[0] + "\n"
+    assert tool("cc", "--version").stdout.startswith("clang version")
+    (tmp_path / "a.c").write_text("int answer(void) { return 42; }\n")
+    assert tool("cc", "-c", "a.c", "-o", "a.o").returncode == 0
+    assert tool("ar", "rcs", "liba.a", "a.o").returncode == 0 and tool("ranlib", "liba.a").returncode == 0
+    assert (tmp_path / "liba.a").read_bytes().startswith(b"!<arch>\n")
