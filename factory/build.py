@@ -26,12 +26,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import platform
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import buildcache, builddeps, cibw, parallel, resources, toolchain
+from . import buildcache, builddeps, cibw, parallel, purebuild, resources, toolchain
 from .buildcache import BuildCache
 from .buildchecks import WheelChecks, best_tag
 from .builddeps import builddeps_dir, check_requires
@@ -41,11 +42,15 @@ from .config import Config
 from .errors import BuildDependencyError, SdistError, WheelContentError
 from .failures import classify
 from .index import Index
-from .lockfile import Pin
+from .lockfile import Lock, Pin
 from .progress import console
-from .sdist import inspect_sdist
+from .sdist import SdistInfo, inspect_sdist
 from .sdistplan import CellPlanner, Connection
-from .targets import Target
+from .targets import Target, parse_target
+
+# The reason a pure-Python build's wheel carries when it was not pure after all: its cells
+# go to cibuildwheel (never shown: no outcome with it reaches the matrix).
+NOT_PURE = "the built wheel is not pure Python"
 
 
 def sweep(cache_dir: Path) -> list[Path]:
@@ -67,6 +72,7 @@ class SdistBuilder:
         self.cfg, self.index, self._connect = cfg, index, connect
         self._connected: Connection | None = None
         self._once = parallel.KeyedLocks()
+        self._pure_outcomes: dict[str, BuildOutcome] = {}
         self.plan = CellPlanner(cfg, index, self.connection, self._once)
         self.checks = WheelChecks(cfg, self.connection)
         self.cache = BuildCache(cfg.cache_dir / "builds")
@@ -165,6 +171,10 @@ class SdistBuilder:
             check_requires(info, build_lock, target, self.cfg.python)
         except (SdistError, BuildDependencyError) as e:
             return dataclasses.replace(base, reason=str(e))
+        if not info.compiled:
+            pure = self._pure(req, sdist, info, build_lock, base)
+            if pure is not None:
+                return pure
         builder = self.plan.builder_for(target)
         base = dataclasses.replace(base, builder=builder, toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256)
         upstream = self.plan.upstream(target)
@@ -176,9 +186,9 @@ class SdistBuilder:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        platform = self.plan.build_platform(target)
-        with self._once(("builddeps", platform.name, build_lock.sha256)):
-            deps = builddeps_dir(self.cfg.cache_dir, build_lock, platform, self.cfg.python, self.index)
+        build_platform = self.plan.build_platform(target)
+        with self._once(("builddeps", build_platform.name, build_lock.sha256)):
+            deps = builddeps_dir(self.cfg.cache_dir, build_lock, build_platform, self.cfg.python, self.index)
         zig_cache = self.cfg.cache_dir / "zig-cache"
         if not upstream:
             zig_cache.mkdir(parents=True, exist_ok=True)
@@ -207,6 +217,62 @@ class SdistBuilder:
                 base, ok=True, seconds=result.seconds, filename=wheel.name, sha256=sha256_file(wheel),
                 tag=best_tag(wheel, target, self.cfg.python), cross_built=target.libc == "musllinux" and not upstream,
             )  # fmt: skip
+
+        return self.cache.put(key, run)
+
+    def _native(self) -> Target:
+        """The manylinux target of this host's arch: its builder runs without emulation."""
+        machine = platform.machine()
+        return next((t for t in self.cfg.targets if t.libc == "manylinux" and t.arch == machine), None) or parse_target(f"manylinux_2_28_{machine}")
+
+    def _pure(self, req: BuildRequest, sdist: Path, info: SdistInfo, build_lock: Lock, base: BuildOutcome) -> BuildOutcome | None:
+        """The cell's outcome from the sdist's one pure-Python build (``purebuild``), made by
+        the first of its cells and shared by the others; None when the built wheel is not
+        pure (the cell then goes to cibuildwheel)."""
+        with self._once(("pure", req.sdist_sha256)):
+            if req.sdist_sha256 not in self._pure_outcomes:
+                self._pure_outcomes[req.sdist_sha256] = self._build_pure(req, sdist, info, build_lock, base)
+        built = self._pure_outcomes[req.sdist_sha256]
+        if built.reason == NOT_PURE:
+            return None
+        cell = dataclasses.replace(built, target=req.target.name)
+        if not built.ok:
+            return cell
+        try:
+            self.checks.verify(built.wheel, req.target, built.builder)
+        except WheelContentError as e:
+            return dataclasses.replace(cell, ok=False, reason=str(e))
+        return dataclasses.replace(cell, tag=best_tag(built.wheel, req.target, self.cfg.python))
+
+    def _build_pure(self, req: BuildRequest, sdist: Path, info: SdistInfo, build_lock: Lock, base: BuildOutcome) -> BuildOutcome:
+        native = self._native()
+        builder = self.plan.builder_for(native)
+        base = dataclasses.replace(base, builder=builder, toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256)
+        epoch = cibw.sdist_epoch(sdist)
+        key = buildcache.pure_key(
+            python=self.cfg.python, builder=builder, sdist_sha256=req.sdist_sha256, epoch=epoch,
+            toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256,
+        )  # fmt: skip
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        with self._once(("builddeps", native.name, build_lock.sha256)):
+            deps = builddeps_dir(self.cfg.cache_dir, build_lock, native, self.cfg.python, self.index)
+
+        def run(work: Path) -> BuildOutcome:
+            console.print(f"building {req.pin.name}=={req.pin.version} once for every target (pure Python; sdist {req.sdist.filename})")
+            result = purebuild.run(
+                self.connection().engine, builder, native.docker_arch.platform, sdist, info.top, deps, work, epoch, self.cfg.build_timeout
+            )
+            failed = dataclasses.replace(base, seconds=result.seconds, log_tail=result.tail)
+            if result.failure:
+                cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None)
+                return dataclasses.replace(failed, reason=f"{cause} [{result.failure}]")
+            if not purebuild.is_pure(result.wheels[0]):
+                return dataclasses.replace(failed, reason=NOT_PURE)
+            wheel = work / result.wheels[0].name
+            os.replace(result.wheels[0], wheel)
+            return dataclasses.replace(base, ok=True, seconds=result.seconds, filename=wheel.name, sha256=sha256_file(wheel))
 
         return self.cache.put(key, run)
 

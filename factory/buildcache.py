@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import atomic, cibw, resources
+from . import atomic, cibw, purebuild, resources
 from .buildoutcome import BuildOutcome
 from .cache import sha256_file
 from .targets import Target
@@ -84,6 +84,27 @@ def cell_key(
         resources_sha256=resources.digest(cibw.RESOURCE_DIR),
         environment=tuple(sorted(env.items())),
         cibuildwheel_version=cibw.version(),
+    )
+
+
+# The BuildKey target of a pure-Python build: one wheel, every target.
+PURE_TARGET = "py3-none-any"
+
+
+def pure_key(*, python: str, builder: str, sdist_sha256: str, epoch: int, toolchain_sha256: str, build_constraints_sha256: str) -> BuildKey:
+    """The ``BuildKey`` of a pure-Python build (``purebuild``): the target is
+    ``PURE_TARGET``, the environment the container command and SOURCE_DATE_EPOCH."""
+    command = " ".join(purebuild.command("<sdist>", "<top>"))
+    return BuildKey(
+        sdist_sha256=sdist_sha256,
+        target=PURE_TARGET,
+        python=python,
+        builder=builder,
+        toolchain_sha256=toolchain_sha256,
+        build_constraints_sha256=build_constraints_sha256,
+        resources_sha256="",
+        environment=(("command", command), ("SOURCE_DATE_EPOCH", str(epoch))),
+        cibuildwheel_version="",
     )
 
 

@@ -25,6 +25,8 @@ from .errors import DockerUnavailableError, EngineError, RegistryError
 # stopped explicitly instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
+# Engine.run's status for a container killed at its timeout (coreutils' `timeout` exits so).
+TIMED_OUT = 124
 DOCKER_FIX = "start the engine (`dockerd &` as root, or `systemctl start docker`) and check `docker info`"
 
 
@@ -212,11 +214,14 @@ class Engine:
         user: str | None = None,
         platform: str | None = None,
         network: bool = True,
+        timeout: float | None = None,
     ) -> tuple[int, str]:
         """Run ``command`` in a fresh container of ``image`` to completion.
 
         Returns (exit status, combined output). The container is removed afterwards.
-        ``volumes`` uses the SDK's ``{host_path: {"bind": path, "mode": "ro"}}`` form.
+        ``volumes`` uses the SDK's ``{host_path: {"bind": path, "mode": "ro"}}`` form. After
+        ``timeout`` seconds the container is killed and the status is ``TIMED_OUT`` (124,
+        as coreutils' ``timeout`` exits).
         """
         try:
             container = self.client.containers.create(
@@ -232,9 +237,13 @@ class Engine:
             raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
         try:
             container.start()
-            status = container.wait()["StatusCode"]
+            try:
+                status = int(container.wait(timeout=timeout)["StatusCode"])
+            except requests.exceptions.RequestException:  # the SDK's read timeout
+                container.kill()
+                status = TIMED_OUT
             logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
-            return int(status), logs
+            return status, logs
         finally:
             container.remove(force=True)
 

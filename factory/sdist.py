@@ -21,12 +21,15 @@ LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
 
 @dataclass(frozen=True)
 class SdistInfo:
-    """What a build needs to know: ``requires`` (PEP 518 strings) and the ``backend``."""
+    """What a build needs to know: ``requires`` (PEP 518 strings), the ``backend``, and
+    ``compiled``: the members that are sources of compiled code (C, C++, Cython, Fortran,
+    Rust), empty for a pure-Python candidate."""
 
     path: Path
     top: str
     requires: tuple[str, ...]
     backend: str
+    compiled: tuple[str, ...] = ()
 
 
 def _unsafe(member: tarfile.TarInfo, top: str) -> str | None:
@@ -87,7 +90,17 @@ def inspect_sdist(path: Path) -> SdistInfo:
         raise SdistError(f"{path.name}: not a readable tar archive ({str(e)[:120]})", fix) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise SdistError(f"{path.name}: pyproject.toml is not valid TOML ({str(e)[:120]})", fix) from None
+    compiled = tuple(m.name for m in members if m.isfile() and _compiled_source(m.name))
     system = pyproject.get("build-system")
     if not isinstance(system, dict) or "requires" not in system:
-        return SdistInfo(path, top, LEGACY_REQUIRES, LEGACY_BACKEND)
-    return SdistInfo(path, top, tuple(system["requires"]), str(system.get("build-backend", LEGACY_BACKEND)))
+        return SdistInfo(path, top, LEGACY_REQUIRES, LEGACY_BACKEND, compiled)
+    return SdistInfo(path, top, tuple(system["requires"]), str(system.get("build-backend", LEGACY_BACKEND)), compiled)
+
+
+# Sources a build compiles (a header alone compiles nothing; Cargo.toml means Rust).
+COMPILED_SUFFIXES = frozenset({".c", ".cc", ".cpp", ".cxx", ".c++", ".m", ".pyx", ".f", ".f90", ".f95", ".rs", ".go"})
+
+
+def _compiled_source(name: str) -> bool:
+    path = PurePosixPath(name)
+    return path.suffix.lower() in COMPILED_SUFFIXES or path.name == "Cargo.toml"

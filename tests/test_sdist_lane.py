@@ -1,7 +1,7 @@
 """The sdist lane end to end: tiny C and C++ sdists compiled for all four targets with
 cibuildwheel in the bootstrapped builders (aarch64 through QEMU), verified, cached, put into
-the wheelhouse with an install lock, turned into images that pass smoke; and a failing sdist
-that publishes nothing.
+the wheelhouse with an install lock, turned into images that pass smoke; a pure-Python sdist
+built once with `build` for every target; and a failing sdist that publishes nothing.
 
 Shares the session fixtures (project, registry, base images) of ``test_integration``.
 """
@@ -30,7 +30,10 @@ SDISTS = {
     "tinyc": make_sdist("tinyc", "1.0", c_project("tinyc", "_tinyc", C_SOURCE)),
     "tinycpp": make_sdist("tinycpp", "1.0", c_project("tinycpp", "_tinycpp", CPP_SOURCE, "cpp")),
     "broken": make_sdist("broken", "1.0", c_project("broken", "_broken", BROKEN_SOURCE)),
+    # no compiled sources: built once with `build` (cibuildwheel refuses pure wheels)
+    "tinypure": make_sdist("tinypure", "1.0", {"tinypure/__init__.py": "def double(x):\n    return 2 * x\n"}),
 }
+COMPILED = {"tinyc", "tinycpp"}
 
 
 def lock_text(*names: str) -> str:
@@ -46,7 +49,7 @@ def sdist_index(cfg):
 
 @pytest.fixture(scope="session")
 def built(project, bases, sdist_index):
-    (project / "sdist.lock").write_text(lock_text("tinyc", "tinycpp"))
+    (project / "sdist.lock").write_text(lock_text("tinyc", "tinycpp", "tinypure"))
     proc = run(project, "wheelhouse", "--lock", "sdist.lock", "--out", "wh-sdist", env={"FACTORY_INDEX_URL": sdist_index.url})
     return json.loads((project / "wh-sdist" / "manifest.json").read_text()), proc
 
@@ -57,9 +60,14 @@ def test_every_cell_is_built_and_recorded(project, cfg, built):
     builders = {a: b.to_json() for a, b in BuilderImagesLock.load(project / "builders.lock").builders.items()}
     assert set(manifest["targets"]) == set(TARGETS)
     for target, entries in manifest["targets"].items():
-        assert {e["name"] for e in entries} == {"tinyc", "tinycpp"}
+        assert {e["name"] for e in entries} == {"tinyc", "tinycpp", "tinypure"}
         arch = "amd64" if target.endswith("x86_64") else "arm64"
         for e in entries:
+            if e["name"] == "tinypure":  # one build, in the native (amd64) builder, for every target
+                assert e["source"] == "built" and e["tag"] == "py3-none-any" and not e["cross_built"]
+                assert e["builder"] == builders["amd64"]["ref"]
+                assert {x["sha256"] for t in manifest["targets"].values() for x in t if x["name"] == "tinypure"} == {e["sha256"]}
+                continue
             assert e["source"] == "built"
             assert e["sdist_sha256"] == sha256(SDISTS[e["name"]])
             assert e["builder"] == builders[arch]["ref"] and "@sha256:" in e["builder"]
@@ -79,7 +87,7 @@ def test_musl_wheels_are_laid_out_for_musl(project, built):
     manifest, _ = built
     for target in ("musllinux_1_2_x86_64", "musllinux_1_2_aarch64"):
         arch = "x86_64" if target.endswith("x86_64") else "aarch64"
-        for e in manifest["targets"][target]:
+        for e in (e for e in manifest["targets"][target] if e["name"] in COMPILED):
             with zipfile.ZipFile(project / "wh-sdist" / target / e["filename"]) as z:
                 (so,) = [n for n in z.namelist() if n.endswith(".so")]
                 assert so.endswith(f".cpython-314-{arch}-linux-musl.so"), so
@@ -95,7 +103,8 @@ def test_readiness_matrix_says_what_each_cell_is(project, built):
     for row in matrix["rows"]:
         for target, cell in row["cells"].items():
             assert cell["status"] == "built" and cell["seconds"] > 0
-            assert (cell.get("note") == "cross-built, not import-tested") == target.startswith("musllinux")
+            if row["name"] in COMPILED:
+                assert (cell.get("note") == "cross-built, not import-tested") == target.startswith("musllinux")
     md = (project / "wh-sdist" / "readiness.md").read_text()
     assert "| tinycpp==1.0 |" in md and "built from sdist" in md
 
@@ -116,15 +125,16 @@ def test_built_wheels_work_on_their_arch(project, cfg, bases, built, arch):
         bases["bases"][arch]["ref"],
         [
             "sh", "-c",
-            "python3 -m venv --without-pip /tmp/v && /tmp/v/bin/python /pip.whl/pip install -q --no-index --find-links /wh tinyc tinycpp"
-            " && /tmp/v/bin/python -c 'import tinyc, tinycpp, platform; print(tinyc.parse(\"42\") + 1, tinycpp.join([\"a\", \"b\"]), platform.machine())'",
+            "python3 -m venv --without-pip /tmp/v && /tmp/v/bin/python /pip.whl/pip install -q --no-index --find-links /wh tinyc tinycpp tinypure"
+            " && /tmp/v/bin/python -c 'import tinyc, tinycpp, tinypure, platform;"
+            " print(tinyc.parse(\"42\") + 1, tinycpp.join([\"a\", \"b\"]), tinypure.double(21), platform.machine())'",
         ],
         volumes={str(project / "wh-sdist" / target): {"bind": "/wh", "mode": "ro"}, str(pip): {"bind": "/pip.whl", "mode": "ro"}},
         platform=f"linux/{arch}",
         network=False,
     )
     assert status == 0, out
-    assert out.split()[-3:] == ["43", "ab", "x86_64" if arch == "amd64" else "aarch64"]
+    assert out.split()[-4:] == ["43", "ab", "42", "x86_64" if arch == "amd64" else "aarch64"]
 
 
 def test_rebuild_reuses_cached_builds(project, built, sdist_index):
@@ -138,7 +148,7 @@ def test_images_from_built_wheels_pass_smoke(project, built):
     run(project, "images", "--lock", "sdist.lock", "--wheelhouse", "wh-sdist", "--images-lock", "images-sdist.lock")
     images = json.loads((project / "images-sdist.lock").read_text())
     assert {i["arch"] for i in images["images"]} == {"amd64", "arm64"}
-    run(project, "smoke", "--images-lock", "images-sdist.lock", "--lock", "sdist.lock")  # imports tinyc and tinycpp on both arches
+    run(project, "smoke", "--images-lock", "images-sdist.lock", "--lock", "sdist.lock")  # imports all three on both arches
 
 
 def test_a_failing_sdist_publishes_nothing(project, built, sdist_index):
