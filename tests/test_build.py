@@ -463,7 +463,7 @@ def lane(tmp_path, resources_copy, monkeypatch):
     from factory.index import Index
 
     sdists = {
-        "tinyc": make_sdist("tinyc", "1.0", {"setup.py": "from setuptools import setup\nsetup()\n"}),
+        "tinyc": make_sdist("tinyc", "1.0", {"setup.py": "from setuptools import setup\nsetup()\n", "src/_tinyc.c": "int x;\n"}),
         "needsmaturin": make_sdist("needsmaturin", "1.0", {}, requires=("maturin>=1",)),
     }
     projects = {name: {f"{name}-1.0.tar.gz": data} for name, data in sdists.items()}
