@@ -32,14 +32,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import buildcache, builddeps, cibw, parallel, purebuild, resources, toolchain
+from . import buildcache, builddeps, buildlocks, cibw, parallel, purebuild, resources, toolchain
 from .buildcache import BuildCache
 from .buildchecks import WheelChecks, best_tag
 from .builddeps import builddeps_dir, check_requires
 from .buildoutcome import BuildOutcome, BuildRequest
 from .cache import sha256_file
 from .config import Config
-from .errors import BuildDependencyError, SdistError, WheelContentError
+from .errors import BuildDependencyError, LockCompileError, LockError, SdistError, WheelContentError
 from .failures import classify
 from .index import Index
 from .lockfile import Lock, Pin
@@ -168,9 +168,14 @@ class SdistBuilder:
             sdist = self.index.fetch(req.sdist, req.sdist_sha256)
             info = inspect_sdist(sdist)
             build_lock = self.plan.build_lock(pin.name)
-            check_requires(info, build_lock, target, self.cfg.python)
+            try:
+                check_requires(info, build_lock, target, self.cfg.python)
+            except BuildDependencyError as e:
+                build_lock = self._own_build_lock(pin, info, target, e)
         except (SdistError, BuildDependencyError) as e:
             return dataclasses.replace(base, reason=str(e))
+        if build_lock.path != self.cfg.build_constraints:
+            base = dataclasses.replace(base, build_constraints=self._shown(build_lock.path))
         if not info.compiled:
             pure = self._pure(req, sdist, info, build_lock, base)
             if pure is not None:
@@ -187,8 +192,11 @@ class SdistBuilder:
         if cached is not None:
             return cached
         build_platform = self.plan.build_platform(target)
-        with self._once(("builddeps", build_platform.name, build_lock.sha256)):
-            deps = builddeps_dir(self.cfg.cache_dir, build_lock, build_platform, self.cfg.python, self.index)
+        try:
+            with self._once(("builddeps", build_platform.name, build_lock.sha256)):
+                deps = builddeps_dir(self.cfg.cache_dir, build_lock, build_platform, self.cfg.python, self.index)
+        except BuildDependencyError as e:
+            return dataclasses.replace(base, reason=str(e))
         zig_cache = self.cfg.cache_dir / "zig-cache"
         if not upstream:
             zig_cache.mkdir(parents=True, exist_ok=True)
@@ -219,6 +227,38 @@ class SdistBuilder:
             )  # fmt: skip
 
         return self.cache.put(key, run)
+
+    def _shown(self, path: Path) -> str:
+        """``path`` relative to the project root when it is inside it."""
+        return str(path.relative_to(self.cfg.root)) if path.is_relative_to(self.cfg.root) else str(path)
+
+    def _own_build_lock(self, pin: Pin, info: SdistInfo, target: Target, conflict: BuildDependencyError) -> Lock:
+        """A build lock of the sdist's own when its requirements ``conflict`` with the shared
+        one: generated once per project (``buildlocks.generate``) unless the user named one
+        in ``[tool.factory.build-overrides]`` (then ``conflict`` is raised, as it is when the
+        generation fails, with its reason added)."""
+        out = self.plan.generated_lock(pin.name)
+        if self.plan.own_lock(pin.name) is not None or out is None:
+            raise conflict
+        with self._once(("build-lock", pin.name)):
+            current = self.plan.build_lock(pin.name)
+            if current.path == out:  # generated before (this run's other cells, or a committed one)
+                try:
+                    check_requires(info, current, target, self.cfg.python)
+                    return current
+                except BuildDependencyError:
+                    pass
+            conn = self.connection()
+            base = conn.bases.get("amd64") or next(iter(conn.bases.values()))
+            try:
+                buildlocks.generate(self.cfg, conn.engine, self.index, base.ref, pin, info, self.plan.build_lock(""), out)
+            except (LockCompileError, LockError) as e:
+                raise BuildDependencyError(f"{conflict.problem}; generating its own build lock failed: {e.problem}", conflict.fix) from None
+            self.plan.forget(out)
+            console.print(f"{pin.name}=={pin.version}: its build requirements conflict with build-constraints; wrote its own build lock {self._shown(out)} (review and commit it)")
+            lock = self.plan.build_lock(pin.name)
+        check_requires(info, lock, target, self.cfg.python)
+        return lock
 
     def _native(self) -> Target:
         """The manylinux target of this host's arch: its builder runs without emulation."""
@@ -256,8 +296,11 @@ class SdistBuilder:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        with self._once(("builddeps", native.name, build_lock.sha256)):
-            deps = builddeps_dir(self.cfg.cache_dir, build_lock, native, self.cfg.python, self.index)
+        try:
+            with self._once(("builddeps", native.name, build_lock.sha256)):
+                deps = builddeps_dir(self.cfg.cache_dir, build_lock, native, self.cfg.python, self.index)
+        except BuildDependencyError as e:
+            return dataclasses.replace(base, reason=str(e))
 
         def run(work: Path) -> BuildOutcome:
             console.print(f"building {req.pin.name}=={req.pin.version} once for every target (pure Python; sdist {req.sdist.filename})")

@@ -33,7 +33,7 @@ _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "version": str, "target": str, "ok": bool, "sdist": str, "sdist_sha256": str,
     "builder": str, "toolchain_sha256": str, "build_constraints_sha256": str, "filename": str,
     "sha256": str, "tag": str, "seconds": (int, float), "cross_built": bool, "reason": str,
-    "log_tail": list, "log": str, "cached": bool,
+    "log_tail": list, "log": str, "cached": bool, "build_constraints": str,
 }  # fmt: skip
 
 
@@ -68,6 +68,8 @@ class BuildOutcome:
     log_tail: tuple[str, ...] = ()
     log: str = ""
     cached: bool = False
+    # the build lock used when it is not build-constraints: a user's override or a generated one
+    build_constraints: str = ""
 
     @property
     def wheel(self) -> Path:

@@ -92,6 +92,10 @@ DEFAULTS: dict[str, Any] = {
     "image-source": "",
     # true: a rebuilt base may record another package set than bases.lock (a moved mirror).
     "update-packages": False,
+    # Where build locks generated for sdists whose build-system.requires conflict with
+    # build-constraints are written (one <project>.txt each, to review and commit); "": none
+    # are generated, such a cell fails naming the conflict.
+    "build-overrides-dir": "constraints/build-overrides",
     # false: every docker build runs without the engine's layer cache (docker build
     # --no-cache), as the reproducibility test does for its two clean builds.
     "engine-cache": True,
@@ -182,6 +186,7 @@ class Config:
     image_description: str = ""
     image_source: str = ""
     update_packages: bool = False
+    build_overrides_dir: Path | None = None
     # "" (the default lane, cp3XY) or "cp314t" (the free-threaded lane); see targets.lane_abi.
     abi: str = ""
     # True when index-url was set in [tool.factory] or FACTORY_INDEX_URL: it then wins over
@@ -508,6 +513,7 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         image_description=str(values["image-description"] or project.get("description") or f"Python {python} application image built by factory"),
         image_source=str(values["image-source"] or _project_source(project)),
         update_packages=_as_bool("update-packages", values["update-packages"]),
+        build_overrides_dir=path_of("build-overrides-dir") if values["build-overrides-dir"] else None,
         engine_cache=_as_bool("engine-cache", values["engine-cache"]),
         builder_images=_load_builder_images(table.get("builders", {}), targets, env),
         build_overrides=_load_build_overrides(root, table.get("build-overrides", {})),

@@ -215,13 +215,15 @@ class Engine:
         platform: str | None = None,
         network: bool = True,
         timeout: float | None = None,
+        host_network: bool = False,
     ) -> tuple[int, str]:
         """Run ``command`` in a fresh container of ``image`` to completion.
 
         Returns (exit status, combined output). The container is removed afterwards.
         ``volumes`` uses the SDK's ``{host_path: {"bind": path, "mode": "ro"}}`` form. After
         ``timeout`` seconds the container is killed and the status is ``TIMED_OUT`` (124,
-        as coreutils' ``timeout`` exits).
+        as coreutils' ``timeout`` exits). ``host_network`` shares the host's network (to
+        reach a service on its loopback); ``network=False`` gives none.
         """
         try:
             container = self.client.containers.create(
@@ -231,7 +233,7 @@ class Engine:
                 environment=environment or {},
                 user=user,
                 platform=platform,
-                network_mode=None if network else "none",
+                network_mode="none" if not network else ("host" if host_network else None),
             )
         except docker.errors.APIError as e:
             raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None

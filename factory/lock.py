@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .config import Config
 from .engine import Engine
@@ -69,6 +70,8 @@ def compile_lock(cfg: Config, engine: Engine, index: Index, base_ref: str, sourc
             environment=env,
             user=f"{os.getuid()}:{os.getgid()}",
             platform="linux/amd64",
+            # an index on the host's loopback (a local pypiserver or devpi) is reached through the host's network
+            host_network=urlsplit(cfg.index_url).hostname in ("127.0.0.1", "localhost", "::1"),
         )
         if status != 0:
             tail = " | ".join(logs.strip().splitlines()[-4:])

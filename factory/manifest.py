@@ -90,6 +90,7 @@ class ManifestEntry:
     build_constraints_sha256: str | None = None
     build_seconds: float | None = None
     cross_built: bool | None = None
+    build_constraints: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The entry's JSON object (index entries carry only the six index keys)."""
@@ -111,6 +112,8 @@ class ManifestEntry:
                 "build_seconds": self.build_seconds,
                 "cross_built": self.cross_built,
             }
+            if self.build_constraints:
+                out["build_constraints"] = self.build_constraints
         return out
 
     @classmethod
@@ -141,6 +144,7 @@ class ManifestEntry:
                 build_constraints_sha256=_str(d, "build_constraints_sha256") if built else None,
                 build_seconds=float(seconds) if seconds is not None else None,
                 cross_built=cross,
+                build_constraints=_str(d, "build_constraints") if built and "build_constraints" in d else None,
             )
         except KeyError as e:
             raise ValueError(f"manifest entry lacks {e}") from None

@@ -235,7 +235,9 @@ def readiness_of(manifest: Manifest, lock: Lock, failures: Iterable[Failure] = (
                 f = failed[(pin.name, t)]
                 cells[t] = Cell(Status.FAILED, reason=f.reason, log_tail=f.log_tail, log=f.log)
             elif entry is not None and entry.source == "built":
-                cells[t] = Cell(Status.BUILT, tag=entry.tag, seconds=entry.build_seconds or 0.0, note=CROSS_NOTE if entry.cross_built else None)
+                notes = [CROSS_NOTE] if entry.cross_built else []
+                notes += [f"own build lock {entry.build_constraints}"] if entry.build_constraints else []
+                cells[t] = Cell(Status.BUILT, tag=entry.tag, seconds=entry.build_seconds or 0.0, note="; ".join(notes) or None)
             elif entry is not None:
                 cells[t] = Cell(Status.INDEX, tag=entry.tag)
             elif excluded is not None:

@@ -93,11 +93,27 @@ class CellPlanner:
             )  # fmt: skip
         return BuildRequest(pin, target, found[0], found[1])
 
+    def own_lock(self, name: str) -> Path | None:
+        """The user's own build lock for ``name`` from ``[tool.factory.build-overrides]``
+        (it always wins), or None."""
+        return dict(self.cfg.build_overrides).get(name)
+
+    def generated_lock(self, name: str) -> Path | None:
+        """Where a build lock generated for ``name`` is written and read
+        (``<build-overrides-dir>/<name>.txt``), or None when none is configured."""
+        return self.cfg.build_overrides_dir / f"{name}.txt" if self.cfg.build_overrides_dir else None
+
+    def forget(self, path: Path) -> None:
+        """Drop the memo of the lock at ``path`` (after it was written anew)."""
+        self._build_locks.pop(path, None)
+
     def build_lock(self, name: str = "") -> Lock:
         """The build constraints lock for the sdist of ``name``: its override from
-        ``[tool.factory.build-overrides]`` if it has one (e.g. a lock with ``Cython<3``),
-        else ``build-constraints``. ``LockError`` naming the file when missing or invalid."""
-        path = dict(self.cfg.build_overrides).get(name) or self.cfg.build_constraints
+        ``[tool.factory.build-overrides]`` if it has one (e.g. a lock with ``Cython<3``), else
+        the one generated for it earlier (``generated_lock``) if present, else
+        ``build-constraints``. ``LockError`` naming the file when missing or invalid."""
+        generated = self.generated_lock(name) if name else None
+        path = self.own_lock(name) or (generated if generated and generated.is_file() else None) or self.cfg.build_constraints
         assert path is not None
         if path not in self._build_locks:
             try:

@@ -216,6 +216,7 @@ def built_entry(o: BuildOutcome) -> ManifestEntry:
         build_constraints_sha256=o.build_constraints_sha256,
         build_seconds=o.seconds,
         cross_built=o.cross_built,
+        build_constraints=o.build_constraints or None,
     )
 
 

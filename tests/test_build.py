@@ -472,6 +472,7 @@ def lane(tmp_path, resources_copy, monkeypatch):
     (tmp_path / "build.txt").write_text(f"setuptools==80.0.0 --hash=sha256:{hashlib.sha256(SETUPTOOLS).hexdigest()}\n")
     (tmp_path / "pyproject.toml").write_text(
         f'[tool.factory]\ncache-dir = "{tmp_path / "cache"}"\ntoolchain = "toolchain.txt"\nbuild-constraints = "build.txt"\n'
+        'build-overrides-dir = ""\n'
         f'[tool.factory.builders]\nmanylinux_2_28_x86_64 = "{UPSTREAM}"\n'
     )
     cfg = load_config(tmp_path / "pyproject.toml", env={})
@@ -562,3 +563,42 @@ def test_the_zig_wrapper_answers_gcc_style_probes_and_archives(tmp_path, target)
     assert tool("cc", "-c", "a.c", "-o", "a.o").returncode == 0
     assert tool("ar", "rcs", "liba.a", "a.o").returncode == 0 and tool("ranlib", "liba.a").returncode == 0
     assert (tmp_path / "liba.a").read_bytes().startswith(b"!<arch>\n")
+
+
+def test_a_conflicting_sdist_gets_its_own_generated_build_lock(lane, tmp_path, monkeypatch):
+    """needsmaturin's requirement is not in build.txt: a lock of its own is generated (here
+    by a stand-in for pip-compile), used, and named on the outcome; a user's own lock wins."""
+    import dataclasses
+
+    from factory import build, buildlocks
+    from factory.bootstrap import BaseImage
+
+    builder, pins, _runs, _ = lane
+    generated: list[str] = []
+
+    def generate(cfg, engine, index, base_ref, pin, info, shared, out):
+        generated.append(base_ref)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(shared.path.read_text() + f"maturin==1.9.0 --hash=sha256:{'a' * 64}\n")
+
+    class Engine:
+        def remove_labelled(self, label):
+            return 0
+
+    def connect():
+        return Connection(Engine(), None, {"amd64": BaseImage("amd64", "r/python@sha256:" + "b" * 64, "t", "bootstrap")}, Path("pip.whl"))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(buildlocks, "generate", generate)
+    cfg = dataclasses.replace(builder.cfg, build_overrides_dir=tmp_path / "overrides")
+    own = build.SdistBuilder(cfg, builder.index, connect)
+    req = own.request(pins["needsmaturin"], parse_target("manylinux_2_28_x86_64"))
+    outcome = own.build(req)
+    assert generated == ["r/python@sha256:" + "b" * 64]
+    assert outcome.build_constraints == "overrides/needsmaturin.txt"  # relative to the project root
+    # it got past the requirement check to the build-dependency download (maturin is not on the fixture index)
+    assert "maturin" in outcome.reason and "does not pin" not in outcome.reason
+    user = tmp_path / "user-build.txt"
+    user.write_text(builder.cfg.build_constraints.read_text())
+    mine = build.SdistBuilder(dataclasses.replace(cfg, build_overrides=(("needsmaturin", user),)), builder.index, connect)
+    refused = mine.build(mine.request(pins["needsmaturin"], parse_target("manylinux_2_28_x86_64")))
+    assert not refused.ok and "user-build.txt does not pin" in refused.reason and len(generated) == 1

@@ -34,7 +34,7 @@ STAGES = [
     {"lock"},
     {"bootstrap"},
     {"builders"},
-    {"failures", "sdistplan", "buildcache", "cibw", "purebuild", "buildchecks", "builddeps", "build"},  # the sdist lane
+    {"failures", "sdistplan", "buildcache", "cibw", "purebuild", "buildchecks", "builddeps", "buildlocks", "build"},  # the sdist lane
     {"wheelhouse"},
     {"sbom"},
     {"perf"},

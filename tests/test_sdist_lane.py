@@ -22,6 +22,7 @@ from tinysrc import BROKEN_SOURCE, C_SOURCE, CPP_SOURCE, c_project
 
 from factory.engine import Engine
 from factory.imagelock import BuilderImagesLock
+from factory.lockfile import read_lock
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 
@@ -34,6 +35,8 @@ SDISTS = {
     "tinypure": make_sdist("tinypure", "1.0", {"tinypure/__init__.py": "def double(x):\n    return 2 * x\n"}),
 }
 COMPILED = {"tinyc", "tinycpp"}
+# build-backend drift: its build-system.requires exclude the setuptools build.txt pins
+SDISTS["tinydrift"] = make_sdist("tinydrift", "1.0", {"tinydrift/__init__.py": "X = 1\n"}, requires=("setuptools>=61,<80",))
 
 
 def lock_text(*names: str) -> str:
@@ -171,3 +174,25 @@ def test_a_failing_sdist_publishes_nothing(project, built, sdist_index):
     assert cells["broken"]["reason"].startswith("missing header: frobnicate/frob.h"), cells["broken"]
     assert any("error" in line for line in cells["broken"]["log_tail"]), cells["broken"]
     assert Path(cells["broken"]["log"]).is_file()
+
+
+def test_a_drifted_build_backend_gets_a_generated_build_lock(project, built, sdist_index):
+    """An sdist whose build-system.requires conflict with build.txt: its own lock is
+    resolved under 3.14 with hashes, written under constraints/build-overrides/ for review,
+    used, named in the manifest and the matrix, and reused (not regenerated) next time."""
+    (project / "drift.lock").write_text(lock_text("tinydrift"))
+    args = ("wheelhouse", "--lock", "drift.lock", "--out", "wh-drift", "--target", "manylinux_2_28_x86_64")
+    proc = run(project, *args, env={"FACTORY_INDEX_URL": sdist_index.url})
+    generated = project / "constraints" / "build-overrides" / "tinydrift.txt"
+    assert "wrote its own build lock constraints/build-overrides/tinydrift.txt" in proc.stdout + proc.stderr
+    lock = read_lock(generated)
+    setuptools = lock.pin("setuptools")
+    assert setuptools is not None and int(setuptools.version.split(".")[0]) < 80 and setuptools.hashes
+    assert (project / "constraints" / "build-overrides" / "tinydrift.in").read_text().endswith("setuptools>=61,<80\n")
+    (entry,) = json.loads((project / "wh-drift" / "manifest.json").read_text())["targets"]["manylinux_2_28_x86_64"]
+    assert entry["build_constraints"] == "constraints/build-overrides/tinydrift.txt"
+    assert entry["build_constraints_sha256"] == lock.sha256
+    (row,) = json.loads((project / "wh-drift" / "readiness.json").read_text())["rows"]
+    assert "own build lock constraints/build-overrides/tinydrift.txt" in row["cells"]["manylinux_2_28_x86_64"]["note"]
+    again = run(project, *args[:4], "wh-drift-again", *args[5:], env={"FACTORY_INDEX_URL": sdist_index.url})
+    assert "wrote its own build lock" not in again.stdout + again.stderr and generated.read_text() == lock.path.read_text()
