@@ -28,7 +28,7 @@ import functools
 import os
 import platform
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from . import buildcache, builddeps, buildlocks, cibw, parallel, purebuild, reso
 from .buildcache import BuildCache
 from .buildchecks import WheelChecks, best_tag
 from .builddeps import builddeps_dir, check_requires
-from .buildoutcome import BuildOutcome, BuildRequest
+from .buildoutcome import BuildOutcome, BuildRequest, PlannedCell, cell_id
 from .cache import sha256_file
 from .config import Config
 from .errors import BuildDependencyError, LockCompileError, LockError, SdistError, WheelContentError
@@ -184,10 +184,7 @@ class SdistBuilder:
         base = dataclasses.replace(base, builder=builder, toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256)
         upstream = self.plan.upstream(target)
         epoch = cibw.sdist_epoch(sdist)
-        key = buildcache.cell_key(
-            python=self.cfg.python, target=target, builder=builder, zig=not upstream, sdist_sha256=req.sdist_sha256, epoch=epoch,
-            toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256,
-        )  # fmt: skip
+        key = self._cibw_key(req, builder, epoch, build_lock)
         cached = self.cache.get(key)
         if cached is not None:
             return cached
@@ -227,6 +224,47 @@ class SdistBuilder:
             )  # fmt: skip
 
         return self.cache.put(key, run)
+
+    def _cibw_key(self, req: BuildRequest, builder: str, epoch: int, build_lock: Lock) -> buildcache.BuildKey:
+        return buildcache.cell_key(
+            python=self.cfg.python, target=req.target, builder=builder, zig=not self.plan.upstream(req.target),
+            sdist_sha256=req.sdist_sha256, epoch=epoch, toolchain_sha256=self.toolchain_sha256,
+            build_constraints_sha256=build_lock.sha256,
+        )  # fmt: skip
+
+    def _pure_key(self, req: BuildRequest, builder: str, epoch: int, build_lock: Lock) -> buildcache.BuildKey:
+        return buildcache.pure_key(
+            python=self.cfg.python, builder=builder, sdist_sha256=req.sdist_sha256, epoch=epoch,
+            toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256,
+        )  # fmt: skip
+
+    def planned(self, pin: Pin, target: Target, builders: Mapping[str, str]) -> PlannedCell:
+        """The ``PlannedCell`` of a missing cell, without building or bootstrapping anything:
+        the sdist is fetched and inspected, the builder is the upstream image or the one of
+        ``builders`` (arch -> the builders.lock ref), and the key is the one ``build`` would
+        look up. Raises only the index's errors."""
+        cell = PlannedCell(cell_id(pin.name, pin.version, target.name), pin.name, pin.version, target.name, str(target.docker_arch))
+        req = self.request(pin, target)
+        if isinstance(req, BuildOutcome):
+            return dataclasses.replace(cell, reason=req.reason)
+        try:
+            sdist = self.index.fetch(req.sdist, req.sdist_sha256)
+            info = inspect_sdist(sdist)
+            build_lock = self.plan.build_lock(pin.name)
+            check_requires(info, build_lock, target, self.cfg.python)
+        except SdistError as e:
+            return dataclasses.replace(cell, reason=str(e))
+        except BuildDependencyError as e:
+            generated = self.plan.own_lock(pin.name) is None and self.plan.generated_lock(pin.name) is not None
+            return cell if generated else dataclasses.replace(cell, reason=str(e))  # a generated lock: key known once built
+        pure = not info.compiled
+        native = self._native() if pure else target
+        builder = self.cfg.builder_image(native) or builders.get(str(native.docker_arch))
+        if builder is None:
+            return cell
+        epoch = cibw.sdist_epoch(sdist)
+        key = (self._pure_key if pure else self._cibw_key)(req, builder, epoch, build_lock)
+        return dataclasses.replace(cell, key=key.hexdigest(), cached=self.cache.get(key) is not None)
 
     def _shown(self, path: Path) -> str:
         """``path`` relative to the project root when it is inside it."""
@@ -289,10 +327,7 @@ class SdistBuilder:
         builder = self.plan.builder_for(native)
         base = dataclasses.replace(base, builder=builder, toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256)
         epoch = cibw.sdist_epoch(sdist)
-        key = buildcache.pure_key(
-            python=self.cfg.python, builder=builder, sdist_sha256=req.sdist_sha256, epoch=epoch,
-            toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256,
-        )  # fmt: skip
+        key = self._pure_key(req, builder, epoch, build_lock)
         cached = self.cache.get(key)
         if cached is not None:
             return cached

@@ -28,6 +28,36 @@ class BuildRequest:
     sdist_sha256: str
 
 
+def cell_id(name: str, version: str, target: str) -> str:
+    """The id of a pin × target cell in plans and ``--only``: ``<name>-<version>-<target>``."""
+    return f"{name}-{version}-{target}"
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    """One cell of ``factory plan``: ``id`` (``cell_id``), the pin, the ``target`` and its
+    ``arch`` (``amd64``/``arm64``); ``key`` the build cache key (sha256 hex) or None when it
+    cannot be known before building (no builder recorded yet, a build lock still to be
+    generated); ``cached`` True when the cache holds it; ``reason`` why the cell fails
+    before any build (no sdist, an unsafe sdist), else ""."""
+
+    id: str
+    name: str
+    version: str
+    target: str
+    arch: str
+    key: str | None = None
+    cached: bool = False
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The cell as ``factory plan --format json`` prints it."""
+        return {
+            "id": self.id, "name": self.name, "version": self.version, "target": self.target, "arch": self.arch,
+            "key": self.key, "cached": self.cached, "reason": self.reason,
+        }  # fmt: skip
+
+
 # JSON type of each stored field (``seconds`` may come back as an int).
 _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "version": str, "target": str, "ok": bool, "sdist": str, "sdist_sha256": str,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError, FactoryError
+from .errors import BuildFailedError, ConfigError, FactoryError
 
 if TYPE_CHECKING:
     from .lockfile import Lock
@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--target", action="append", default=[], help="a target (repeatable; default: all configured)")
     s.add_argument("--allow-missing", action="store_true", help="report pins without wheels instead of building or failing")
     s.add_argument("--no-build", action="store_true", help="wheels-only lane: fail on pins without a wheel instead of building their sdists")
+    s.add_argument("--only", metavar="CELL", help="build this one cell (an id from `factory plan`) into the build cache; with --out, copy its wheel to OUT/<target>/")
+
+    s = sub.add_parser("plan", help="list the cells to build (ids, targets, build cache keys) as JSON or a CI matrix")
+    s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
+    s.add_argument("--abi", help=LANE_HELP)
+    s.add_argument("--target", action="append", default=[], help="a target (repeatable; default: all configured)")
+    s.add_argument("--format", choices=["json", "github", "gitlab"], default="json", help="json (every cell), or a matrix of the cells left to build")
 
     sub.add_parser("bootstrap", help="bootstrap the base images and record them in bases.lock")
 
@@ -150,6 +157,20 @@ def _run(args: argparse.Namespace) -> int:
         command = "factory lock --toolchain" if args.toolchain else "factory lock"
         lock = compile_lock(cfg, engine, pipeline.make_index(cfg), base_ref, source, out, command)
         console.print(f"{lock.path}: {len(lock.pins)} pins, sha256 {lock.sha256[:12]}")
+    elif args.command == "plan":
+        from .matrix import render
+
+        if args.target:
+            cfg = cfg.with_targets(args.target)
+        lock = read_lock(lock_path)
+        print(render(pipeline.plan_cells(cfg, lock), args.format, lock.sha256, cfg.python))
+    elif args.command == "wheelhouse" and args.only:
+        if args.target:
+            cfg = cfg.with_targets(args.target)
+        outcome = pipeline.build_only(cfg, read_lock(lock_path), args.only, Path(args.out).resolve() if args.out else None)
+        if not outcome.ok:
+            raise BuildFailedError(f"{args.only}: {outcome.reason}", f"see {outcome.log}" if outcome.log else "see the readiness of a full run")
+        console.print(f"{args.only}: {'cached' if outcome.cached else 'built'} {outcome.filename} sha256 {outcome.sha256} ({outcome.wheel})")
     elif args.command == "wheelhouse":
         if args.target:
             cfg = cfg.with_targets(args.target)

@@ -142,3 +142,7 @@ class SigningError(FactoryError):
 
 class PublishError(FactoryError):
     """The wheelhouse cannot be uploaded to the package index."""
+
+
+class UnknownCellError(FactoryError):
+    """``--only`` names no cell of the lock's plan."""

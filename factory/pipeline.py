@@ -24,10 +24,11 @@ from . import smoke as smoke_stage
 from . import wheelhouse as wheelhouse_stage
 from .build import SdistBuilder
 from .builders import read_builders_lock
+from .buildoutcome import BuildOutcome, PlannedCell, cell_id
 from .cache import FileCache, sha256_file
 from .config import Config
 from .engine import Engine, docker_login_credentials
-from .errors import BootstrapError, BuildFailedError, ConfigError, WheelhouseMismatchError
+from .errors import BootstrapError, BuildFailedError, ConfigError, UnknownCellError, WheelhouseMismatchError
 from .imagelock import ImagesLock
 from .index import Index
 from .lockfile import Lock, check_for, read_lock
@@ -137,6 +138,37 @@ def sdist_builder(cfg: Config, index: Index, engine: Engine | None = None, regis
         return Connection(engine=eng, registry=reg, bases=bases_for(cfg), pip_wheel=tool_wheel(cfg, index, "pip"))
 
     return lambda: SdistBuilder(cfg, index, connect)
+
+
+def plan_cells(cfg: Config, lock: Lock) -> list[PlannedCell]:
+    """``factory plan``: every pin × target cell of ``lock`` without an index wheel, with
+    its build cache key as ``build`` would compute it (builders as ``builders.lock`` records
+    them; nothing is built, bootstrapped or started). Raises the index's errors."""
+    with exclusive(cfg.cache_dir):
+        index = make_index(cfg, lock)
+        sel = wheelhouse_stage.resolve(wheelhouse_stage.WheelhouseRequest(lock, cfg.targets, cfg.python, index, Path("."), abi=cfg.abi_tag, jobs=cfg.jobs))
+        builder = sdist_builder(cfg, index)()
+        recorded = {arch: b.ref for arch, b in read_builders_lock(cfg.builders_lock).items()} if cfg.builders_lock.is_file() else {}
+        return [builder.planned(pin, target, recorded) for pin, target in sel.missing]
+
+
+def build_only(cfg: Config, lock: Lock, cell: str, out: Path | None) -> BuildOutcome:
+    """``factory wheelhouse --only CELL``: build the one cell ``cell`` (a ``plan`` id) into
+    the build cache, index wheels untouched; with ``out``, copy its wheel into ``out/<target>/``.
+    Returns its outcome (failed ones too). ``UnknownCellError`` when the lock's plan has no
+    such cell (it has an index wheel, or the id is wrong)."""
+    with exclusive(cfg.cache_dir):
+        index = make_index(cfg, lock)
+        sel = wheelhouse_stage.resolve(wheelhouse_stage.WheelhouseRequest(lock, cfg.targets, cfg.python, index, Path("."), abi=cfg.abi_tag, jobs=cfg.jobs))
+        cells = {cell_id(p.name, p.version, t.name): (p, t) for p, t in sel.missing}
+        if cell not in cells:
+            listed = ", ".join(sorted(cells)[:5]) or "none: every cell has an index wheel"
+            raise UnknownCellError(f"no cell {cell!r} to build in {lock.path.name} (cells: {listed})", f"take an id from `factory plan --lock {lock.path.name}`")
+        (outcome,) = sdist_builder(cfg, index)().build_cells([cells[cell]])
+    if out is not None and outcome.ok:
+        (out / outcome.target).mkdir(parents=True, exist_ok=True)
+        atomic.link_or_copy(outcome.wheel, out / outcome.target / outcome.filename)
+    return outcome
 
 
 def run_wheelhouse(cfg: Config, lock: Lock, out: Path, allow_missing: bool, build: bool = True) -> wheelhouse_stage.WheelhouseResult:

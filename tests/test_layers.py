@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).parent.parent / "factory"
 DOMAIN = [
     {
         "errors", "targets", "locktypes", "reqlock", "pylockfile", "lockfile", "selection", "sdist", "verify",
-        "textfile", "manifest", "readiness", "wheelsbom", "imagelock", "buildoutcome", "oci", "provenance", "debpackages",
+        "textfile", "manifest", "readiness", "wheelsbom", "imagelock", "buildoutcome", "oci", "provenance", "debpackages", "matrix",
     }
 ]
 INFRASTRUCTURE = [

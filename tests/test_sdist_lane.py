@@ -196,3 +196,25 @@ def test_a_drifted_build_backend_gets_a_generated_build_lock(project, built, sdi
     assert "own build lock constraints/build-overrides/tinydrift.txt" in row["cells"]["manylinux_2_28_x86_64"]["note"]
     again = run(project, *args[:4], "wh-drift-again", *args[5:], env={"FACTORY_INDEX_URL": sdist_index.url})
     assert "wrote its own build lock" not in again.stdout + again.stderr and generated.read_text() == lock.path.read_text()
+
+
+def test_plan_names_every_cell_with_the_key_of_its_cache_entry(project, cfg, built, sdist_index):
+    """After the build, `factory plan` lists each sdist cell with the build cache key its
+    build used (the entry exists) and nothing left to build; `--only` finds one in the
+    cache and copies its wheel out; an unknown id is one line."""
+    env = {"FACTORY_INDEX_URL": sdist_index.url}
+    plan = json.loads(run(project, "plan", "--lock", "sdist.lock", env=env).stdout)
+    assert {c["id"] for c in plan["cells"]} == {f"{n}-1.0-{t}" for n in ("tinyc", "tinycpp", "tinypure") for t in TARGETS}
+    assert plan["to_build"] == 0
+    for cell in plan["cells"]:
+        assert cell["cached"] and (cfg.cache_dir / "builds" / cell["key"] / "outcome.json").is_file(), cell
+    assert len({c["key"] for c in plan["cells"] if c["name"] == "tinypure"}) == 1  # one pure build serves every target
+    assert json.loads(run(project, "plan", "--lock", "sdist.lock", "--format", "github", env=env).stdout) == {"include": []}
+    only = run(project, "wheelhouse", "--lock", "sdist.lock", "--only", "tinyc-1.0-musllinux_1_2_aarch64", "--out", "wh-only", env=env)
+    assert "cached" in only.stdout + only.stderr
+    (wheel,) = (project / "wh-only" / "musllinux_1_2_aarch64").iterdir()
+    entry = next(e for e in built[0]["targets"]["musllinux_1_2_aarch64"] if e["name"] == "tinyc")
+    assert wheel.name == entry["filename"] and hashlib.sha256(wheel.read_bytes()).hexdigest() == entry["sha256"]
+    wrong = run(project, "wheelhouse", "--lock", "sdist.lock", "--only", "tinyc-9.9-nowhere", check=False, env=env)
+    assert wrong.returncode != 0 and "no cell 'tinyc-9.9-nowhere'" in wrong.stderr and "factory plan" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
