@@ -92,6 +92,11 @@ DEFAULTS: dict[str, Any] = {
     "image-source": "",
     # true: a rebuilt base may record another package set than bases.lock (a moved mirror).
     "update-packages": False,
+    # How the app layer is made: "host" (pypa/installer on the host, pycs by the native
+    # base; nothing of the target arch runs), "dockerfile" (`dockerfile`'s RUN pip install,
+    # arm64 under QEMU), "auto": host unless `dockerfile` is set or the bases are not
+    # bootstrapped from one recipe.
+    "image-assembly": "auto",
     # Where build locks generated for sdists whose build-system.requires conflict with
     # build-constraints are written (one <project>.txt each, to review and commit); "": none
     # are generated, such a cell fails naming the conflict.
@@ -186,6 +191,7 @@ class Config:
     image_description: str = ""
     image_source: str = ""
     update_packages: bool = False
+    image_assembly: str = "auto"
     build_overrides_dir: Path | None = None
     # "" (the default lane, cp3XY) or "cp314t" (the free-threaded lane); see targets.lane_abi.
     abi: str = ""
@@ -300,6 +306,12 @@ def _project_source(project: Mapping[str, Any]) -> str:
     urls = project.get("urls", {})
     by_name = {str(k).lower(): str(v) for k, v in urls.items()} if isinstance(urls, dict) else {}
     return next((by_name[k] for k in ("source", "repository", "homepage") if k in by_name), "")
+
+
+def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}", f"set {key} to one of them")
+    return str(value)
 
 
 def _build_jobs(value: Any) -> int:
@@ -513,6 +525,7 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         image_description=str(values["image-description"] or project.get("description") or f"Python {python} application image built by factory"),
         image_source=str(values["image-source"] or _project_source(project)),
         update_packages=_as_bool("update-packages", values["update-packages"]),
+        image_assembly=_choice("image-assembly", values["image-assembly"], ("auto", "host", "dockerfile")),
         build_overrides_dir=path_of("build-overrides-dir") if values["build-overrides-dir"] else None,
         engine_cache=_as_bool("engine-cache", values["engine-cache"]),
         builder_images=_load_builder_images(table.get("builders", {}), targets, env),

@@ -21,6 +21,7 @@ the sum of the registry manifest's config and layer blobs.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
 import json
 import os
@@ -30,9 +31,10 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from platform import machine
 from typing import Any
 
-from . import atomic, binfmt, oci, perf, probes
+from . import atomic, binfmt, hostlayer, oci, perf, probes, resources
 from .cache import sha256_file
 from .config import Config
 from .engine import Engine
@@ -43,6 +45,7 @@ from .progress import Progress, console
 from .registry import ManifestInfo, Registry
 from .reproducible import epoch_of, pin_created, push_oci_image, push_oci_index
 from .sbom import image_sbom, sbom_path
+from .targets import Arch
 from .wheelhouse import SBOM_NAME
 
 # An image paired with its manifest as the registry served it when the image was pushed or
@@ -77,7 +80,27 @@ def write_context(dest: Path, dockerfile: Path, install_lock: Path, wheels: Path
         tar.add(wheels, arcname="wheels")
 
 
-def image_inputs(cfg: Config, lock: Lock, wheels: list[dict[str, Any]], base: BaseImage, pip_wheel: Path, toolchain_sha256: str) -> str:
+def native_base(cfg: Config, bases: dict[str, BaseImage], arch: str) -> BaseImage | None:
+    """The base that prepares ``arch``'s layer on the host (``hostlayer``): the host arch's
+    base when both are bootstrapped from the same recipe and ``image-assembly`` allows it
+    (``auto``: unless ``dockerfile`` was set); None for the Dockerfile route."""
+    if cfg.image_assembly == "dockerfile" or (cfg.image_assembly == "auto" and "dockerfile" not in cfg.packaged):
+        return None
+    try:
+        host = str(Arch.of_machine(machine()))
+    except KeyError:
+        return None
+    if host not in bases or host not in cfg.arches:
+        return None
+    mine, native = cfg.base(arch), cfg.base(host)
+    if mine.recipe is None or native.recipe is None or mine.recipe.path != native.recipe.path:
+        return None
+    return bases[host]
+
+
+def image_inputs(
+    cfg: Config, lock: Lock, wheels: list[dict[str, Any]], base: BaseImage, pip_wheel: Path, toolchain_sha256: str, native: BaseImage | None = None
+) -> str:
     """sha256 hex over everything that determines an arch image: the Dockerfile, the base
     digest, the lock, the target's wheel hashes, pip's wheel, the toolchain lock, the uid,
     the manifest format and the app's title, description and source annotations.
@@ -85,8 +108,11 @@ def image_inputs(cfg: Config, lock: Lock, wheels: list[dict[str, Any]], base: Ba
     digest included (the revision is recorded in images.lock instead). Nor the probes
     (``factory/resources/probes``): they measure an image, they do not shape it; their hash
     is ``probes_sha256`` of the images.lock entry."""
+    dockerfile = resources.path(hostlayer.DOCKERFILE) if native else cfg.dockerfile
     data = {
-        "dockerfile": hashlib.sha256(cfg.dockerfile.read_bytes()).hexdigest(),
+        "dockerfile": hashlib.sha256(dockerfile.read_bytes()).hexdigest(),
+        # host assembly: the native base that made the venv and pycs, and the installer
+        "assembly": [native.ref, importlib.metadata.version("installer")] if native else "dockerfile",
         "base": base.ref,
         "lock": lock.sha256,
         "wheels": sorted((w["filename"], w["sha256"]) for w in wheels),
@@ -136,6 +162,15 @@ def _base_facts(engine: Engine, registry: Registry, base: BaseImage, platform: s
     return info.size, manifest.compressed_size() if manifest else 0, epoch
 
 
+def _host_layer(cfg: Config, engine: Engine, wheelhouse: Path, target: str, base: BaseImage, native: BaseImage, epoch: int, layer: Path) -> None:
+    """Lay out the app layer of ``base``'s image in ``layer`` on the host (``hostlayer``)."""
+    entries = json.loads((wheelhouse / "manifest.json").read_text())["targets"][target]
+    hostlayer.install_wheels([(wheelhouse / target / e["filename"], e["sha256"]) for e in entries], layer)
+    hostlayer.finish_venv(engine, native.ref, f"linux/{native.arch}", layer)
+    hostlayer.add_user(layer, engine.read_file(base.ref, "/etc/passwd"), engine.read_file(base.ref, "/etc/group"), cfg.uid)
+    hostlayer.pin_mtimes(layer, epoch)
+
+
 def _created(manifest: ManifestInfo) -> int:
     """The SOURCE_DATE_EPOCH an app image manifest is annotated with (``app_annotations``)."""
     created = manifest.body.get("annotations", {}).get("org.opencontainers.image.created", "")
@@ -169,10 +204,13 @@ def build_image(
     pip_wheel: Path,
     toolchain_sha256: str,
     inputs: str,
+    native: BaseImage | None = None,
 ) -> Pushed:
     """Build and push the image for ``base.arch``; return its entry (not yet measured) and
-    its manifest as the registry serves it. ``RegistryError`` if the registry does not serve
-    the manifest it has just accepted."""
+    its manifest as the registry serves it. With ``native`` (``native_base``) the app layer
+    is made on the host (``hostlayer``) and the build only copies it; else ``cfg.dockerfile``
+    installs it. ``RegistryError`` if the registry does not serve the manifest it has just
+    accepted."""
     arch = base.arch
     platform = f"linux/{arch}"
     if arch == "arm64":
@@ -196,7 +234,11 @@ def build_image(
     }
     with tempfile.TemporaryDirectory(prefix="factory-image-") as tmp:
         ctx = Path(tmp) / "context.tar"
-        write_context(ctx, cfg.dockerfile, wheelhouse / "install" / f"{target.name}.lock", wheels, pip_wheel)
+        if native is not None:
+            _host_layer(cfg, engine, wheelhouse, target.name, base, native, epoch, Path(tmp) / "layer")
+            hostlayer.context(ctx, resources.path(hostlayer.DOCKERFILE), Path(tmp) / "layer")
+        else:
+            write_context(ctx, cfg.dockerfile, wheelhouse / "install" / f"{target.name}.lock", wheels, pip_wheel)
         with open(ctx, "rb") as f:
             image_id = engine.build(
                 f,
@@ -266,7 +308,8 @@ def build_images(
         target = cfg.image_target(arch)
         if target.name not in manifest["targets"] or not (wheelhouse / target.name).is_dir():
             raise ImageBuildError(f"{wheelhouse} has no {target.name} wheels", f"build the wheelhouse for {target.name} first")
-        plans.append((arch, image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, toolchain_sha256)))
+        native = native_base(cfg, bases, arch)
+        plans.append((arch, image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, toolchain_sha256, native)))
 
     def assemble(progress: Progress, arch: str, inputs: str) -> tuple[Pushed, bool]:
         """The arch's image, reused or built and pushed, with its SBOM; True when it is new
@@ -278,7 +321,9 @@ def build_images(
         if reused is not None and sbom.exists() and reused[0].probes_sha256 == probes_sha256:
             progress.done(task, f"image {arch}: {reused[0].ref} (unchanged inputs, reused)")
             return reused, False
-        image, image_manifest = reused or build_image(cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, toolchain_sha256, inputs)
+        image, image_manifest = reused or build_image(
+            cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, toolchain_sha256, inputs, native_base(cfg, bases, arch)
+        )
         atomic.write_text(sbom, image_sbom(engine, image.ref, arch, manifest["targets"][target.name]))
         progress.done(task, f"image {arch}: {image.ref} (SBOM {sbom.name})")
         return (replace(image, sbom=str(sbom.relative_to(out.parent))), image_manifest), True

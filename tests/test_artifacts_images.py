@@ -396,7 +396,7 @@ def test_an_image_gone_from_the_registry_before_the_run_is_rebuilt(reuse_project
     rebuilt = dataclasses.replace(gone, ref=f"{REPO}@sha256:{H['8']}", sbom="", perf=None, probes_sha256="")
     calls = []
 
-    def build_image(cfg, engine, registry, lock, wheelhouse, base, pip_wheel, toolchain_sha256, inputs):
+    def build_image(cfg, engine, registry, lock, wheelhouse, base, pip_wheel, toolchain_sha256, inputs, native=None):
         calls.append(base.arch)
         assert inputs == gone.inputs_sha256
         return rebuilt, _manifest(rebuilt.digest)

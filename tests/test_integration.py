@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -382,3 +383,63 @@ recipe = "{ROOT / 'factory/resources/images/recipes/forky-slim.toml'}"
             for tag in image.tags:
                 if tag.startswith(f"127.0.0.1:{port}/"):
                     engine.client.images.remove(tag, force=True)
+
+
+def _layer_files(ref: str) -> dict[str, tuple]:
+    """What the app layer put into image ``ref``: /opt/venv and /etc/passwd, /etc/group,
+    read from an exported (never started) container: path -> (type, mode, link, size,
+    sha256 of a regular file)."""
+    import tarfile
+
+    container = Engine().client.containers.create(ref, ["true"])
+    try:
+        stream = io.BufferedReader(_Chunks(container.export()))  # type: ignore[arg-type]
+        files = {}
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for m in tar:
+                name = m.name.lstrip("./")
+                if not (name.startswith("opt/venv") or name in ("etc/passwd", "etc/group")):
+                    continue
+                data = tar.extractfile(m).read() if m.isfile() else b""
+                files[name] = (m.type, m.mode, m.linkname, m.size, hashlib.sha256(data).hexdigest() if m.isfile() else "")
+        return files
+    finally:
+        container.remove(force=True)
+
+
+class _Chunks(io.RawIOBase):
+    """A readable stream over an iterator of byte chunks (the SDK's export stream)."""
+
+    def __init__(self, chunks):
+        self._chunks, self._rest = iter(chunks), b""
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while not self._rest:
+            try:
+                self._rest = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._rest))
+        buffer[:n], self._rest = self._rest[:n], self._rest[n:]
+        return n
+
+
+def test_the_host_made_layer_equals_the_emulated_one(project, images):
+    """The session images' venv layer was made on the host (pypa/installer, pycs by the
+    amd64 base, nothing run on arm64); the Dockerfile route (pip install and compileall in
+    the image's own arch, arm64 under QEMU) must give the same files, modes, links, pycs and
+    scripts on both arches. Only the installer's own records differ: INSTALLER says who
+    installed, and RECORD lists the same files in another order."""
+    env = {"FACTORY_IMAGE_ASSEMBLY": "dockerfile", "FACTORY_REPOSITORY": "factory-test/app-dockerfile"}
+    run(project, "images", "--wheelhouse", "wheelhouse", "--images-lock", "images-dockerfile.lock", env=env)
+    emulated = {i["arch"]: i["ref"] for i in json.loads((project / "images-dockerfile.lock").read_text())["images"]}
+    for image in images["images"]:
+        host, other = _layer_files(image["ref"]), _layer_files(emulated[image["arch"]])
+        assert sorted(host) == sorted(other), image["arch"]
+        assert any(p.endswith(".pyc") for p in host) and any(p.startswith("opt/venv/bin/") for p in host)
+        differ = sorted(p for p in host if host[p] != other[p])
+        assert all(p.endswith(("/INSTALLER", "/RECORD")) for p in differ), (image["arch"], differ[:5], [(host[p], other[p]) for p in differ[:2]])
+        assert host["opt/venv/pyvenv.cfg"] == other["opt/venv/pyvenv.cfg"]

@@ -38,7 +38,7 @@ STAGES = [
     {"wheelhouse"},
     {"sbom"},
     {"perf"},
-    {"images"},
+    {"hostlayer", "images"},
     {"smoke"},
     {"report"},
     {"release", "signing", "publish"},

@@ -165,7 +165,6 @@ base-repository = "factory-repro/python"
 bases-lock = "bases.lock"
 lock = "requirements.lock"
 toolchain = "{ROOT / 'factory/resources/constraints/toolchain.txt'}"
-dockerfile = "{ROOT / 'factory/resources/images/runtime.Dockerfile'}"
 [tool.factory.base.amd64]
 recipe = "{recipe}"
 [tool.factory.base.arm64]
