@@ -162,8 +162,11 @@ def _base_facts(engine: Engine, registry: Registry, base: BaseImage, platform: s
     return info.size, manifest.compressed_size() if manifest else 0, epoch
 
 
-def _host_layer(cfg: Config, engine: Engine, wheelhouse: Path, target: str, base: BaseImage, native: BaseImage, epoch: int, layer: Path) -> None:
+def _host_layer(
+    cfg: Config, engine: Engine, registry: Registry, wheelhouse: Path, target: str, base: BaseImage, native: BaseImage, epoch: int, layer: Path
+) -> None:
     """Lay out the app layer of ``base``'s image in ``layer`` on the host (``hostlayer``)."""
+    engine.ensure_local(native.ref, f"linux/{native.arch}", registry.auth)  # the other arch's thread may not have pulled it yet
     entries = json.loads((wheelhouse / "manifest.json").read_text())["targets"][target]
     hostlayer.install_wheels([(wheelhouse / target / e["filename"], e["sha256"]) for e in entries], layer)
     hostlayer.finish_venv(engine, native.ref, f"linux/{native.arch}", layer)
@@ -235,7 +238,7 @@ def build_image(
     with tempfile.TemporaryDirectory(prefix="factory-image-") as tmp:
         ctx = Path(tmp) / "context.tar"
         if native is not None:
-            _host_layer(cfg, engine, wheelhouse, target.name, base, native, epoch, Path(tmp) / "layer")
+            _host_layer(cfg, engine, registry, wheelhouse, target.name, base, native, epoch, Path(tmp) / "layer")
             hostlayer.context(ctx, resources.path(hostlayer.DOCKERFILE), Path(tmp) / "layer")
         else:
             write_context(ctx, cfg.dockerfile, wheelhouse / "install" / f"{target.name}.lock", wheels, pip_wheel)
