@@ -216,7 +216,7 @@ def build_image(
     accepted."""
     arch = base.arch
     platform = f"linux/{arch}"
-    if arch == "arm64":
+    if arch == "arm64" and native is None:  # the Dockerfile route runs pip in the image's arch
         binfmt.require_arm64()
     target = cfg.image_target(arch)
     wheels = wheelhouse / target.name
@@ -327,6 +327,8 @@ def build_images(
         image, image_manifest = reused or build_image(
             cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, toolchain_sha256, inputs, native_base(cfg, bases, arch)
         )
+        if arch == "arm64":  # the SBOM and perf probes run in the image: under QEMU on x86_64
+            binfmt.require_arm64()
         atomic.write_text(sbom, image_sbom(engine, image.ref, arch, manifest["targets"][target.name]))
         progress.done(task, f"image {arch}: {image.ref} (SBOM {sbom.name})")
         return (replace(image, sbom=str(sbom.relative_to(out.parent))), image_manifest), True

@@ -27,7 +27,7 @@ from indexserver import free_port
 from factory import oci
 from factory.config import load_config
 from factory.engine import Engine
-from factory.errors import SmokeError
+from factory.errors import BinfmtMissingError, SmokeError
 from factory.imagelock import ImagesLock
 from factory.registry import LocalRegistry, Registry
 from factory.reproducible import epoch_of
@@ -443,3 +443,34 @@ def test_the_host_made_layer_equals_the_emulated_one(project, images):
         differ = sorted(p for p in host if host[p] != other[p])
         assert all(p.endswith(("/INSTALLER", "/RECORD")) for p in differ), (image["arch"], differ[:5], [(host[p], other[p]) for p in differ[:2]])
         assert host["opt/venv/pyvenv.cfg"] == other["opt/venv/pyvenv.cfg"]
+
+
+def test_an_arm64_image_is_assembled_with_binfmt_disabled(project, cfg, images, bases, lock):
+    """No arm64 process runs to assemble an image: with the QEMU handler switched off (so
+    any arm64 exec fails) and the engine's layer cache off, the arm64 image is built again
+    and comes out as the very image of the session (same digest)."""
+    from factory import binfmt
+    from factory import images as images_stage
+    from factory.bootstrap import read_bases_lock
+    from factory.cache import sha256_file
+    from factory.lockfile import read_lock
+    from factory.pipeline import make_index
+    from factory.toolchain import tool_wheel
+
+    handler = binfmt.BINFMT / binfmt.ENTRY
+    no_cache = dataclasses.replace(cfg, engine_cache=False)
+    entries = read_bases_lock(cfg.bases_lock)
+    pip = tool_wheel(cfg, make_index(cfg), "pip")
+    registry = Registry(cfg.registry)
+    handler.write_text("0")
+    try:
+        with pytest.raises(BinfmtMissingError):
+            binfmt.require_arm64()  # it is really off
+        image, _ = images_stage.build_image(
+            no_cache, Engine(), registry, read_lock(project / "requirements.lock"), project / "wheelhouse", entries["arm64"],
+            pip, sha256_file(cfg.toolchain), "binfmt-off", native=entries["amd64"],
+        )  # fmt: skip
+    finally:
+        handler.write_text("1")
+    session = next(i for i in images["images"] if i["arch"] == "arm64")
+    assert image.digest == session["ref"].split("@")[1]
