@@ -359,6 +359,46 @@ def cibuildwheel_section(cfg) -> list[str]:
     ]
 
 
+def assembly_section(cfg) -> list[str]:
+    """The app image of each arch built both ways, engine layer cache off: on the host
+    (`image-assembly = host`: pypa/installer, pycs by the native base, a COPY-only build) and
+    with the Dockerfile (`pip install` and compileall in the image's arch, arm64 under
+    QEMU). Pushed to a repository of its own (`<repository>-bench`), so the run's tags stay."""
+    import dataclasses
+
+    from factory import images as images_stage
+    from factory.bootstrap import read_bases_lock
+    from factory.cache import sha256_file
+    from factory.engine import Engine
+    from factory.lockfile import read_lock
+    from factory.pipeline import connect_registry, make_index
+    from factory.toolchain import tool_wheel
+
+    bases = read_bases_lock(cfg.bases_lock)
+    lock = read_lock(cfg.lock)
+    pip = tool_wheel(cfg, make_index(cfg, lock), "pip")
+    registry, engine = connect_registry(cfg), Engine()
+    seconds: dict[tuple[str, str], float] = {}
+    for route in ("host", "dockerfile"):
+        run_cfg = dataclasses.replace(cfg, engine_cache=False, image_assembly=route, repository=f"{cfg.repository}-bench")
+        for arch in ("amd64", "arm64"):
+            native = images_stage.native_base(run_cfg, bases, arch)
+            started = time.monotonic()
+            images_stage.build_image(run_cfg, engine, registry, lock, ROOT / "wheelhouse", bases[arch], pip, sha256_file(cfg.toolchain), "bench", native)
+            seconds[(route, arch)] = time.monotonic() - started
+    lines = [
+        "## Image assembly (build and push of the app image, engine layer cache off)",
+        "",
+        "| route | amd64 (s) | arm64 (s) | arm64 / amd64 |",
+        "| --- | --- | --- | --- |",
+    ]
+    for route, label in (("host", "on the host (pypa/installer, native pycs, COPY only)"), ("dockerfile", "Dockerfile (pip + compileall in the arch; arm64 under QEMU)")):
+        a, b = seconds[(route, "amd64")], seconds[(route, "arm64")]
+        lines.append(f"| {label} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
+    lines += ["", f"arm64 image, host / Dockerfile route: {seconds[('host', 'arm64')] / seconds[('dockerfile', 'arm64')]:.2f}", ""]
+    return lines
+
+
 def main() -> int:
     from factory.config import load_config
 
@@ -381,6 +421,7 @@ def main() -> int:
         + sdist_section(cfg)
         + cibuildwheel_section(cfg)
         + images_section(images_lock)
+        + assembly_section(cfg)
     )
     text = "\n".join(report) + "\n"
     (ROOT / "bench" / "last-run.md").write_text(text)
