@@ -28,6 +28,35 @@ class BuildRequest:
     sdist_sha256: str
 
 
+@dataclass(frozen=True)
+class BuildRun:
+    """One finished (or timed out) build tool run: cibuildwheel for a cell (``cibw``) or
+    ``python -m build`` for a pure-Python sdist (``purebuild``).
+
+    ``returncode`` is None on timeout; ``seconds`` the wall time; ``log`` the combined
+    stdout/stderr file; ``tail`` its last lines; ``wheels`` what it wrote; ``tool`` its name
+    in messages.
+    """
+
+    returncode: int | None
+    seconds: float
+    log: Path
+    tail: tuple[str, ...]
+    wheels: tuple[Path, ...]
+    tool: str = "cibuildwheel"
+
+    @property
+    def failure(self) -> str:
+        """Why the run produced no usable wheel, or "" (exactly one wheel, exit 0)."""
+        if self.returncode is None:
+            return "build timed out"
+        if self.returncode != 0:
+            return f"{self.tool} exited with {self.returncode}"
+        if len(self.wheels) != 1:
+            return f"{self.tool} produced {len(self.wheels)} wheels, expected 1"
+        return ""
+
+
 def cell_id(name: str, version: str, target: str) -> str:
     """The id of a pin × target cell in plans and ``--only``: ``<name>-<version>-<target>``."""
     return f"{name}-{version}-{target}"

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import resources
+from .buildoutcome import BuildRun
 from .children import die_with_parent
 from .targets import Target
 from .toolchain import zig_target
@@ -161,30 +162,8 @@ def command(sdist: Path, target: Target, out: Path, config: Path) -> list[str]:
     ]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class CibwRun:
-    """One finished (or timed out) cibuildwheel run.
-
-    ``returncode`` is None on timeout; ``seconds`` the wall time; ``log`` the combined
-    stdout/stderr file; ``tail`` its last ``LOG_TAIL`` lines; ``wheels`` what it wrote.
-    """
-
-    returncode: int | None
-    seconds: float
-    log: Path
-    tail: tuple[str, ...]
-    wheels: tuple[Path, ...]
-
-    @property
-    def failure(self) -> str:
-        """Why the run produced no usable wheel, or "" (exactly one wheel, exit 0)."""
-        if self.returncode is None:
-            return "build timed out"
-        if self.returncode != 0:
-            return f"cibuildwheel exited with {self.returncode}"
-        if len(self.wheels) != 1:
-            return f"cibuildwheel produced {len(self.wheels)} wheels, expected 1"
-        return ""
+# One cibuildwheel run (``tool`` "cibuildwheel").
+CibwRun = BuildRun
 
 
 def run(sdist: Path, target: Target, env: Mapping[str, str], work: Path, timeout: float) -> CibwRun:

@@ -11,38 +11,16 @@ cells back to cibuildwheel.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
+from .buildoutcome import BuildRun
 from .engine import TIMED_OUT, Engine
 
 CONTAINER_PYTHON = "/opt/python/cp314-cp314/bin/python"
+TOOL = "python -m build"
 LOG_TAIL = 12
-
-
-@dataclass(frozen=True)
-class PureRun:
-    """One finished ``build`` run: ``returncode`` (None on timeout), wall ``seconds``, the
-    ``log`` file, its last lines and the wheels written (at most one is expected)."""
-
-    returncode: int | None
-    seconds: float
-    log: Path
-    tail: tuple[str, ...]
-    wheels: tuple[Path, ...]
-
-    @property
-    def failure(self) -> str:
-        """Why no wheel came out, or "" (exit 0 and exactly one wheel)."""
-        if self.returncode is None:
-            return "build timed out"
-        if self.returncode != 0:
-            return f"python -m build exited with {self.returncode}"
-        if len(self.wheels) != 1:
-            return f"python -m build produced {len(self.wheels)} wheels, expected 1"
-        return ""
 
 
 def is_pure(wheel: Path) -> bool:
@@ -61,7 +39,7 @@ def command(sdist_name: str, top: str) -> list[str]:
     return ["sh", "-c", script]
 
 
-def run(engine: Engine, builder: str, platform: str, sdist: Path, top: str, deps: Path, work: Path, epoch: int, timeout: float) -> PureRun:
+def run(engine: Engine, builder: str, platform: str, sdist: Path, top: str, deps: Path, work: Path, epoch: int, timeout: float) -> BuildRun:
     """Build the wheel of ``sdist`` in ``builder`` (``platform`` ``linux/<arch>``, the
     host's, so nothing is emulated) with the network off, build dependencies only from
     ``deps`` (``builddeps.builddeps_dir``) and SOURCE_DATE_EPOCH ``epoch``; wheel into
@@ -87,4 +65,5 @@ def run(engine: Engine, builder: str, platform: str, sdist: Path, top: str, deps
     seconds = round(time.monotonic() - started, 1)
     log = work / "build.log"
     log.write_text(logs)
-    return PureRun(None if status == TIMED_OUT else status, seconds, log, tuple(logs.strip().splitlines()[-LOG_TAIL:]), tuple(sorted(out.glob("*.whl"))))
+    tail = tuple(logs.strip().splitlines()[-LOG_TAIL:])
+    return BuildRun(None if status == TIMED_OUT else status, seconds, log, tail, tuple(sorted(out.glob("*.whl"))), TOOL)
