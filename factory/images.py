@@ -333,8 +333,9 @@ def build_images(
         progress.done(task, f"image {arch}: {image.ref} (SBOM {sbom.name})")
         return (replace(image, sbom=str(sbom.relative_to(out.parent))), image_manifest), True
 
-    # The arches are built at once (arm64's pip and compileall run under QEMU on one core);
-    # they are measured one after the other, so neither's timings carry the other's load.
+    # The arches are built at once (the SBOM probe, and on the Dockerfile route pip and
+    # compileall, run arm64 under QEMU on one core); they are measured one after the other,
+    # so neither's timings carry the other's load.
     with Progress() as progress, ThreadPoolExecutor(max_workers=len(plans) or 1, thread_name_prefix="image") as pool:
         assembled = [f.result() for f in [pool.submit(assemble, progress, arch, inputs) for arch, inputs in plans]]
     pushed: list[Pushed] = []
