@@ -188,19 +188,32 @@ def test_a_bases_lock_entry_under_another_arch_is_refused():
         BaseImagesLock.from_json(data)
 
 
-def test_the_committed_builders_lock_keeps_its_builder_keys(project_cfg, tmp_path):
-    """The committed builders.lock has the former bases-shaped form with the builder key in
-    recipe_sha256: it reads with the same key, so ensure_builder reuses those builders."""
-    legacy = json.loads(project_cfg.builders_lock.read_text())["bases"]
+def test_the_committed_builders_lock_reads_validates_and_round_trips(project_cfg, tmp_path):
     builders = read_builders_lock(project_cfg.builders_lock)
     assert set(builders) == {"amd64", "arm64"}
+    validator(BuilderImagesLock).validate(json.loads(project_cfg.builders_lock.read_text()))
+    copy = tmp_path / "builders.lock"
+    BuilderImagesLock(python="3.14.8", builders=builders).dump(copy)
+    assert copy.read_text() == project_cfg.builders_lock.read_text()
+    assert read_builders_lock(tmp_path / "none.lock") == {}
+
+
+def test_a_legacy_builders_lock_keeps_its_builder_keys(tmp_path):
+    """The former bases-shaped form, with the builder key in recipe_sha256, reads with the
+    same key, so ensure_builder reuses those builders; the next write uses the new form."""
+    legacy = {
+        a: {"arch": a, "ref": f"{REPO}@sha256:{H[c]}", "tag": f"{REPO}:{a}", "source": "bootstrap", "recipe_sha256": H[k], "debian_python": "3.14.8-1"}
+        for a, c, k in (("amd64", "a", "1"), ("arm64", "b", "2"))
+    }  # fmt: skip
+    old = tmp_path / "old.lock"
+    old.write_text(json.dumps({"python": "3.14.8", "bases": legacy}))
+    builders = read_builders_lock(old)
     for arch, builder in builders.items():
         assert builder == BuilderImage(arch, legacy[arch]["ref"], legacy[arch]["tag"], legacy[arch]["recipe_sha256"])
     migrated = tmp_path / "builders.lock"
     BuilderImagesLock(python="3.14.8", builders=builders).dump(migrated)
     validator(BuilderImagesLock).validate(json.loads(migrated.read_text()))
     assert read_builders_lock(migrated) == builders
-    assert read_builders_lock(tmp_path / "none.lock") == {}
 
 
 def test_builders_lock_refuses_a_legacy_entry_without_its_key():
