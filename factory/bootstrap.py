@@ -170,7 +170,7 @@ def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
         staged.unlink(missing_ok=True)
         tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
         raise BootstrapError(f"mmdebstrap {recipe.suite} {arch} failed: {' | '.join(tail)[:300]}", f"see {log_path}")
-    version = debian_version_in(staged, recipe.python_package)
+    version = version_of(packages, recipe.python_package)
     if version is None or _upstream_version(version) != cfg.python:
         staged.unlink(missing_ok=True)
         raise BootstrapError(
@@ -213,6 +213,11 @@ def _dpkg_status(rootfs_tar: Path) -> str:
             if f is not None:
                 return f.read().decode("utf-8", "replace")
     return ""
+
+
+def version_of(packages: tuple[DebPackage, ...], name: str) -> str | None:
+    """The Debian version of the package ``name`` in a package lock, or None."""
+    return next((p.version for p in packages if p.name == name), None)
 
 
 def rootfs_packages(rootfs: Path) -> tuple[DebPackage, ...]:
@@ -299,7 +304,7 @@ def bootstrap_base(cfg: Config, spec: BaseSpec, engine: Engine, registry: Regist
         tag=f"{repo}:{tag}",
         source="bootstrap",
         recipe_sha256=key,
-        debian_python=debian_version_in(rootfs, recipe.python_package),
+        debian_python=version_of(packages, recipe.python_package),
         packages=packages,
     )
 
