@@ -306,15 +306,15 @@ def build_images(
     toolchain_sha256 = sha256_file(cfg.toolchain)
     probes_sha256 = probes.digest(*probes.MEASURING)
     previous = read_previous(out)
-    plans: list[tuple[str, str]] = []
+    plans: list[tuple[str, str, BaseImage | None]] = []
     for arch in cfg.arches:
         target = cfg.image_target(arch)
         if target.name not in manifest["targets"] or not (wheelhouse / target.name).is_dir():
             raise ImageBuildError(f"{wheelhouse} has no {target.name} wheels", f"build the wheelhouse for {target.name} first")
         native = native_base(cfg, bases, arch)
-        plans.append((arch, image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, toolchain_sha256, native)))
+        plans.append((arch, image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, toolchain_sha256, native), native))
 
-    def assemble(progress: Progress, arch: str, inputs: str) -> tuple[Pushed, bool]:
+    def assemble(progress: Progress, arch: str, inputs: str, native: BaseImage | None) -> tuple[Pushed, bool]:
         """The arch's image, reused or built and pushed, with its SBOM; True when it is new
         (or its probes changed) and must be measured."""
         target = cfg.image_target(arch)
@@ -325,7 +325,7 @@ def build_images(
             progress.done(task, f"image {arch}: {reused[0].ref} (unchanged inputs, reused)")
             return reused, False
         image, image_manifest = reused or build_image(
-            cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, toolchain_sha256, inputs, native_base(cfg, bases, arch)
+            cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, toolchain_sha256, inputs, native
         )
         if arch == "arm64":  # the SBOM and perf probes run in the image: under QEMU on x86_64
             binfmt.require_arm64()
@@ -337,7 +337,7 @@ def build_images(
     # compileall, run arm64 under QEMU on one core); they are measured one after the other,
     # so neither's timings carry the other's load.
     with Progress() as progress, ThreadPoolExecutor(max_workers=len(plans) or 1, thread_name_prefix="image") as pool:
-        assembled = [f.result() for f in [pool.submit(assemble, progress, arch, inputs) for arch, inputs in plans]]
+        assembled = [f.result() for f in [pool.submit(assemble, progress, *plan) for plan in plans]]
     pushed: list[Pushed] = []
     for (image, image_manifest), fresh in assembled:
         if fresh:
