@@ -31,11 +31,12 @@ from .engine import Engine, docker_login_credentials
 from .errors import BootstrapError, BuildFailedError, ConfigError, UnknownCellError, WheelhouseMismatchError
 from .imagelock import ImagesLock
 from .index import Index
-from .lockfile import Lock, check_for, read_lock
+from .lockfile import Lock, Pin, check_for, read_lock
 from .progress import console
 from .registry import LocalRegistry, Registry, credentials
 from .report import print_summary
 from .sdistplan import Connection
+from .targets import Target
 from .toolchain import tool_wheel
 
 
@@ -146,10 +147,15 @@ def plan_cells(cfg: Config, lock: Lock) -> list[PlannedCell]:
     them; nothing is built, bootstrapped or started). Raises the index's errors."""
     with exclusive(cfg.cache_dir):
         index = make_index(cfg, lock)
-        sel = wheelhouse_stage.resolve(wheelhouse_stage.WheelhouseRequest(lock, cfg.targets, cfg.python, index, Path("."), abi=cfg.abi_tag, jobs=cfg.jobs))
+        recorded = {arch: b.ref for arch, b in read_builders_lock(cfg.builders_lock).items()}
         builder = sdist_builder(cfg, index)()
-        recorded = {arch: b.ref for arch, b in read_builders_lock(cfg.builders_lock).items()} if cfg.builders_lock.is_file() else {}
-        return [builder.planned(pin, target, recorded) for pin, target in sel.missing]
+        return [builder.planned(pin, target, recorded) for pin, target in _missing_cells(cfg, lock, index)]
+
+
+def _missing_cells(cfg: Config, lock: Lock, index: Index) -> tuple[tuple[Pin, Target], ...]:
+    """The (pin, target) cells of ``lock`` without an index wheel (the wheelhouse's resolution)."""
+    request = wheelhouse_stage.WheelhouseRequest(lock, cfg.targets, cfg.python, index, Path("."), abi=cfg.abi_tag, jobs=cfg.jobs)
+    return wheelhouse_stage.resolve(request).missing
 
 
 def build_only(cfg: Config, lock: Lock, cell: str, out: Path | None) -> BuildOutcome:
@@ -159,8 +165,7 @@ def build_only(cfg: Config, lock: Lock, cell: str, out: Path | None) -> BuildOut
     such cell (it has an index wheel, or the id is wrong)."""
     with exclusive(cfg.cache_dir):
         index = make_index(cfg, lock)
-        sel = wheelhouse_stage.resolve(wheelhouse_stage.WheelhouseRequest(lock, cfg.targets, cfg.python, index, Path("."), abi=cfg.abi_tag, jobs=cfg.jobs))
-        cells = {cell_id(p.name, p.version, t.name): (p, t) for p, t in sel.missing}
+        cells = {cell_id(p.name, p.version, t.name): (p, t) for p, t in _missing_cells(cfg, lock, index)}
         if cell not in cells:
             listed = ", ".join(sorted(cells)[:5]) or "none: every cell has an index wheel"
             raise UnknownCellError(f"no cell {cell!r} to build in {lock.path.name} (cells: {listed})", f"take an id from `factory plan --lock {lock.path.name}`")
