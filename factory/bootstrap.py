@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import requests
 
-from . import atomic, binfmt
+from . import atomic, binfmt, debs, rootfs
 from .cache import sha256_file
 from .children import die_with_parent
 from .config import BaseSpec, Config, Recipe
@@ -38,6 +39,7 @@ from .engine import Engine
 from .errors import BootstrapError
 from .imagelock import BaseImage as BaseImage  # re-exported: lock, build and pipeline import it from here
 from .imagelock import BaseImagesLock
+from .parallel import KeyedLocks
 from .progress import Progress
 from .registry import Registry
 from .reproducible import pin_created
@@ -106,8 +108,10 @@ def _upstream_version(debian_version: str) -> str:
 
 def sweep(cache_dir: Path) -> None:
     """Remove rootfs tarballs a killed bootstrap left half-written (run lock held)."""
-    for stale in (cache_dir / "bootstrap").glob("*/.rootfs.tar.tmp-*"):
+    for stale in (cache_dir / "bootstrap").glob("*/.rootfs.tar.*"):
         stale.unlink(missing_ok=True)
+    for work in (cache_dir / "bootstrap").glob("*/.work-*"):
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def release_epoch(mirror: str, suite: str, ca_bundle: Path | None = None) -> int:
@@ -150,6 +154,8 @@ def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
         return tar
     if shutil.which("mmdebstrap") is None:
         raise BootstrapError("mmdebstrap is not installed", MMDEBSTRAP_FIX)
+    if recipe.variant == rootfs.EXTRACT_VARIANT:
+        return _extracted_rootfs(cfg, recipe, arch, entry)
     if arch == "arm64":
         binfmt.require_arm64()
     entry.mkdir(parents=True, exist_ok=True)
@@ -182,6 +188,61 @@ def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
     _epoch_file(tar).write_text(f"{epoch}\n")
     atomic.write_text(_packages_file(tar), json.dumps([p.to_json() for p in packages], indent=1) + "\n")
     os.replace(staged, tar)
+    return tar
+
+
+_native_locks = KeyedLocks()
+
+
+def host_arch() -> str:
+    """The Debian arch of this machine (``amd64``/``arm64``); ``BootstrapError`` on others."""
+    arch = debs.ARCHES.get(platform.machine())
+    if arch is None:
+        raise BootstrapError(f"bootstrapping on a {platform.machine()} host is not supported", "run factory on an x86_64 or aarch64 host")
+    return arch
+
+
+def _extracted_rootfs(cfg: Config, recipe: Recipe, arch: str, entry: Path) -> Path:
+    """The ``variant = "extract"`` route (``factory/rootfs.py``): nothing of ``arch`` runs.
+    The host arch's tree is kept beside its tarball (``tree/``): its interpreter compiles
+    the stdlib pycs of every arch, so the host arch's rootfs is made first."""
+    native_arch = host_arch()
+    if arch != native_arch:
+        native_entry = cfg.cache_dir / "bootstrap" / recipe.digest(native_arch, cfg.python)
+        with _native_locks(native_entry):
+            if not (native_entry / "tree").is_dir():
+                shutil.rmtree(native_entry, ignore_errors=True)  # a tarball without its tree: made again
+            build_rootfs(cfg, recipe, native_arch, native_entry.name)
+        native = (native_entry / "tree", native_arch)
+    entry.mkdir(parents=True, exist_ok=True)
+    tar = entry / "rootfs.tar"
+    epoch = release_epoch(recipe.mirror, recipe.suite, cfg.ca_bundle)
+    with tempfile.TemporaryDirectory(dir=entry, prefix=".work-") as tmp:
+        download, tree = Path(tmp) / "download", Path(tmp) / "tree"
+        log_path = entry / "mmdebstrap.log"
+        with open(log_path, "wb") as log:
+            rc = subprocess.run(
+                rootfs.download_command(recipe, arch, download), stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+            ).returncode
+        if rc != 0:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            raise BootstrapError(f"downloading {recipe.suite} {arch} packages failed: {' | '.join(tail)[:300]}", f"see {log_path}")
+        if arch == native_arch:
+            native = (tree, arch)
+        packages, digest = rootfs.assemble(recipe, arch, download, tree, tar.with_name(".rootfs.tar.staged"), epoch, native)
+        version = version_of(packages, recipe.python_package)
+        if version is None or _upstream_version(version) != cfg.python:
+            raise BootstrapError(
+                f"recipe {recipe.path.name} gives {recipe.python_package} {version or 'nothing'} on {arch}, not python {cfg.python}",
+                "set [tool.factory] python to the suite's version or change the recipe's suite/mirror",
+            )
+        if arch == native_arch:
+            shutil.rmtree(entry / "tree", ignore_errors=True)
+            os.replace(tree, entry / "tree")
+        (entry / "rootfs.tar.sha256").write_text(digest + "\n")
+        _epoch_file(tar).write_text(f"{epoch}\n")
+        atomic.write_text(_packages_file(tar), json.dumps([p.to_json() for p in packages], indent=1) + "\n")
+        os.replace(tar.with_name(".rootfs.tar.staged"), tar)
     return tar
 
 

@@ -123,6 +123,9 @@ class Recipe:
     packages: tuple[str, ...]
     path_exclude: tuple[str, ...]
     path_include: tuple[str, ...]
+    # Packages of the dependency closure that are not unpacked (``variant = "extract"``
+    # only): those that only maintainer scripts use, such as debconf.
+    drop_packages: tuple[str, ...] = ()
 
     def digest(self, arch: str, python: str) -> str:
         """sha256 hex of everything that determines the rootfs for ``arch`` (``amd64``/``arm64``)."""
@@ -138,6 +141,8 @@ class Recipe:
             "path_exclude": list(self.path_exclude),
             "path_include": list(self.path_include),
         }
+        if self.drop_packages:  # only then: the builder recipes' hashes (and builders.lock) stay as they were
+            data["drop_packages"] = list(self.drop_packages)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -362,6 +367,7 @@ def load_recipe(path: Path) -> Recipe:
         packages=tuple(data["packages"]),
         path_exclude=tuple(data.get("path-exclude", ())),
         path_include=tuple(data.get("path-include", ())),
+        drop_packages=tuple(data.get("drop-packages", ())),
     )
 
 

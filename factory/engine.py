@@ -203,6 +203,32 @@ class Engine:
         finally:
             container.remove(force=True)
 
+    def read_files(self, image: str, path: str) -> dict[str, bytes]:
+        """The regular files under the directory ``path`` inside ``image`` by name relative to
+        it (``{}`` when ``path`` does not exist), read without starting it."""
+        import io
+        import tarfile
+
+        try:
+            container = self.client.containers.create(image, ["true"])
+        except docker.errors.APIError as e:
+            raise EngineError(f"cannot read {path} from {image}: {e.explanation}", DOCKER_FIX) from None
+        try:
+            stream, _ = container.get_archive(path)
+            files = {}
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                for member in tar.getmembers():
+                    f = tar.extractfile(member) if member.isfile() else None
+                    if f is not None:
+                        files[member.name.split("/", 1)[1] if "/" in member.name else member.name] = f.read()
+            return files
+        except docker.errors.NotFound:
+            return {}
+        except docker.errors.APIError as e:
+            raise EngineError(f"cannot read {path} from {image}: {e.explanation}", "check the image") from None
+        finally:
+            container.remove(force=True)
+
     # -- containers ------------------------------------------------------------------
     def run(
         self,

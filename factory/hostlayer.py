@@ -75,13 +75,18 @@ def finish_venv(engine: Engine, native_base: str, platform: str, root: Path) -> 
     ``/opt/venv``, network off. ``ImageBuildError`` with the output's tail if it fails."""
     venv = root / VENV.lstrip("/")
     venv.mkdir(parents=True, exist_ok=True)
+    # python3 runs the steps, not a shell: the bootstrapped base has none.
+    create = ["python3", "-m", "venv", "--without-pip", VENV]
+    compile_ = [f"{VENV}/bin/python", "-m", "compileall", "-qq", "-j", "0", "--invalidation-mode", "checked-hash", f"{VENV}/lib"]
     script = (
-        f"set -e; python3 -m venv --without-pip {VENV}; "
-        f"PYTHONHASHSEED=0 {VENV}/bin/python -m compileall -qq -j 0 --invalidation-mode checked-hash {VENV}/lib "
-        "|| echo 'note: some files did not byte-compile (pip leaves those uncompiled too)'"
+        "import os, subprocess, sys\n"
+        f"rc = subprocess.run({create!r}).returncode\n"
+        "if rc:\n    sys.exit(rc)\n"
+        f"if subprocess.run({compile_!r}, env={{**os.environ, 'PYTHONHASHSEED': '0'}}).returncode:\n"
+        "    print('note: some files did not byte-compile (pip leaves those uncompiled too)')\n"
     )
     status, out = engine.run(
-        native_base, ["sh", "-c", script], volumes={str(venv): {"bind": VENV, "mode": "rw"}}, platform=platform, network=False
+        native_base, ["python3", "-c", script], volumes={str(venv): {"bind": VENV, "mode": "rw"}}, platform=platform, network=False
     )
     if status != 0:
         tail = " | ".join(out.strip().splitlines()[-3:])

@@ -63,6 +63,11 @@ def source_revision(root: Path) -> str:
         return "unknown"
 
 
+# The packaged Dockerfile's stage 1, added to every Dockerfile-route context.
+INSTALL_SCRIPT = "images/install_venv.py"
+INSTALL_SCRIPT_NAME = "install_venv.py"
+
+
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
@@ -72,10 +77,12 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def write_context(dest: Path, dockerfile: Path, install_lock: Path, wheels: Path, pip_wheel: Path) -> None:
     """Write the build context tar: Dockerfile, requirements.lock (the wheelhouse's install
-    lock for the target, whose hashes are those of its files), pip.whl, wheels/."""
+    lock for the target, whose hashes are those of its files), install_venv.py (the
+    packaged Dockerfile's stage 1, for bases without a shell), pip.whl, wheels/."""
     with tarfile.open(dest, "w") as tar:
         _add_bytes(tar, "Dockerfile", dockerfile.read_bytes())
         _add_bytes(tar, "requirements.lock", install_lock.read_bytes())
+        _add_bytes(tar, INSTALL_SCRIPT_NAME, resources.path(INSTALL_SCRIPT).read_bytes())
         tar.add(pip_wheel, arcname="pip.whl")
         tar.add(wheels, arcname="wheels")
 
@@ -111,6 +118,7 @@ def image_inputs(
     dockerfile = resources.path(hostlayer.DOCKERFILE) if native else cfg.dockerfile
     data = {
         "dockerfile": hashlib.sha256(dockerfile.read_bytes()).hexdigest(),
+        "install_script": None if native else hashlib.sha256(resources.path(INSTALL_SCRIPT).read_bytes()).hexdigest(),
         # host assembly: the native base that made the venv and pycs, and the installer
         "assembly": [native.ref, importlib.metadata.version("installer")] if native else "dockerfile",
         "base": base.ref,

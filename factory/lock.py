@@ -57,15 +57,17 @@ def compile_lock(cfg: Config, engine: Engine, index: Index, base_ref: str, sourc
         if ca:
             volumes[ca] = {"bind": "/opt/factory/ca.crt", "mode": "ro"}
             env.update(SSL_CERT_FILE="/opt/factory/ca.crt", PIP_CERT="/opt/factory/ca.crt")
-        script = (
-            "set -e; python3 -m venv --without-pip /tmp/tc; "
-            "/tmp/tc/bin/python /opt/factory/pip.whl/pip install -q --no-cache-dir --ignore-installed --require-hashes -r /work/toolchain.txt; "
-            f"cd /work && /tmp/tc/bin/pip-compile -q {' '.join(PIP_COMPILE_ARGS)} "
-            f"--index-url \"$PIP_INDEX_URL\" -o out.txt {source.name}"
-        )
+        # python3 runs the steps, not a shell (the bootstrapped base has none); the first
+        # failing step's exit status ends it, with that step's own output last.
+        steps = [
+            ["python3", "-m", "venv", "--without-pip", "/tmp/tc"],
+            ["/tmp/tc/bin/python", "/opt/factory/pip.whl/pip", "install", "-q", "--no-cache-dir", "--ignore-installed", "--require-hashes", "-r", "/work/toolchain.txt"],
+            ["/tmp/tc/bin/pip-compile", "-q", *PIP_COMPILE_ARGS, "--index-url", cfg.index_url, "-o", "out.txt", source.name],
+        ]
+        script = f"import subprocess, sys\nfor step in {steps!r}:\n    rc = subprocess.run(step, cwd='/work').returncode\n    if rc:\n        sys.exit(rc)\n"
         status, logs = engine.run(
             base_ref,
-            ["sh", "-c", script],
+            ["python3", "-c", script],
             volumes=volumes,
             environment=env,
             user=f"{os.getuid()}:{os.getgid()}",

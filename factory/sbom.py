@@ -1,7 +1,7 @@
 """CycloneDX SBOMs (JSON, spec 1.6) with ``cyclonedx-python-lib``: per image (the
 wheelhouse's is built by the domain module ``wheelsbom``):
 
-- the Debian packages from the image's dpkg status database
+- the Debian packages from the image's dpkg status records (``status.d`` or ``status``)
   (``pkg:deb/debian/<name>@<version>?arch=<arch>``) and the Python distributions
   installed in ``/opt/venv`` (``pkg:pypi/<name>@<version>``, with the wheel's sha256 from
   the wheelhouse manifest).
@@ -48,6 +48,17 @@ def debian_packages(status: bytes) -> list[tuple[str, str, str]]:
     return sorted(out)
 
 
+def dpkg_status(engine: Engine, ref: str) -> bytes:
+    """The dpkg status records of image ``ref``: the one-record-per-package files of
+    ``/var/lib/dpkg/status.d`` (distroless layout, factory's bootstrapped bases) joined as
+    paragraphs, else ``/var/lib/dpkg/status`` (images with dpkg). ``EngineError`` when
+    neither can be read."""
+    records = engine.read_files(ref, "/var/lib/dpkg/status.d")
+    if records:
+        return b"\n".join(data.rstrip(b"\n") + b"\n" for name, data in sorted(records.items()) if not name.endswith(".md5sums"))
+    return engine.read_file(ref, "/var/lib/dpkg/status")
+
+
 def installed_dists(engine: Engine, ref: str, arch: str) -> list[tuple[str, str]]:
     """(name, version) of every Python distribution installed in the image ``ref`` of
     ``arch``, listed by the ``dists.py`` probe. ``ProbeError`` (naming the image and the
@@ -72,7 +83,7 @@ def image_sbom(engine: Engine, ref: str, arch: str, wheels: list[dict[str, Any]]
     Raises ``EngineError`` if the image cannot be read or run, ``ProbeError`` if the
     distribution list cannot be taken from it (the SBOM would lack every Python component).
     """
-    status = engine.read_file(ref, "/var/lib/dpkg/status")
+    status = dpkg_status(engine, ref)
     dists = installed_dists(engine, ref, arch)
     repo, _, digest = ref.partition("@")
     bom = Bom(serial_number=uuid.uuid5(_NAMESPACE, ref))

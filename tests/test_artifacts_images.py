@@ -287,12 +287,18 @@ STATUS = b"Package: libc6\nStatus: install ok installed\nVersion: 2.43-1\nArchit
 
 
 class SbomEngine:
-    def __init__(self, code: int, output: str):
-        self.code, self.output = code, output
+    """An image with dpkg's one status file, or (``status_d``) distroless status.d records."""
+
+    def __init__(self, code: int, output: str, status_d: dict[str, bytes] | None = None):
+        self.code, self.output, self.status_d = code, output, status_d
 
     def read_file(self, ref, path):
-        assert path == "/var/lib/dpkg/status"
+        assert path == "/var/lib/dpkg/status" and self.status_d is None
         return STATUS
+
+    def read_files(self, ref, path):
+        assert path == "/var/lib/dpkg/status.d"
+        return self.status_d or {}
 
     def run(self, ref, command, *, volumes=None, platform=None, network=True, **_):
         assert command == probes.command("dists.py") and volumes == probes.volumes() and network is False
@@ -306,6 +312,16 @@ def test_the_image_sbom_lists_debian_and_python_components():
     assert "pkg:deb/debian/libc6@2.43-1?arch=amd64" in purls and "pkg:pypi/orjson@3.13.0" in purls
     orjson = next(c for c in doc["components"] if c["name"] == "orjson")
     assert orjson["hashes"][0]["content"] == H["7"]
+
+
+def test_the_image_sbom_reads_distroless_status_records():
+    records = {
+        "libc6": STATUS.strip(),
+        "libc6.md5sums": b"0123  usr/lib/x86_64-linux-gnu/libc.so.6\n",
+        "zlib1g": b"Package: zlib1g\nStatus: install ok installed\nVersion: 1:1.3-1\nArchitecture: amd64\n",
+    }
+    doc = json.loads(image_sbom(SbomEngine(0, "[]\n", records), f"{REPO}@sha256:{H['a']}", "amd64", []))
+    assert {c["purl"] for c in doc["components"]} == {"pkg:deb/debian/libc6@2.43-1?arch=amd64", "pkg:deb/debian/zlib1g@1:1.3-1?arch=amd64"}
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ INFRASTRUCTURE = [
 ]
 STAGES = [
     {"lock"},
+    {"rootfs"},
     {"bootstrap"},
     {"builders"},
     {"failures", "sdistplan", "buildcache", "cibw", "purebuild", "buildchecks", "builddeps", "buildlocks", "build"},  # the sdist lane
