@@ -143,19 +143,14 @@ def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
     from ``cfg.python``.
     """
     entry = cfg.cache_dir / "bootstrap" / key
-    tar, digest_file = entry / "rootfs.tar", entry / "rootfs.tar.sha256"
-    if (
-        tar.exists()
-        and digest_file.exists()
-        and _epoch_file(tar).exists()
-        and _packages_file(tar).exists()
-        and sha256_file(tar) == digest_file.read_text().strip()
-    ):
+    if recipe.variant == rootfs.EXTRACT_VARIANT:
+        with _entry_locks(entry):  # the host arch's entry is also wanted by the other arches' builds
+            return _extracted_rootfs(cfg, recipe, arch, entry)
+    tar = entry / "rootfs.tar"
+    if _cached(tar):
         return tar
     if shutil.which("mmdebstrap") is None:
         raise BootstrapError("mmdebstrap is not installed", MMDEBSTRAP_FIX)
-    if recipe.variant == rootfs.EXTRACT_VARIANT:
-        return _extracted_rootfs(cfg, recipe, arch, entry)
     if arch == "arm64":
         binfmt.require_arm64()
     entry.mkdir(parents=True, exist_ok=True)
@@ -184,14 +179,26 @@ def build_rootfs(cfg: Config, recipe: Recipe, arch: str, key: str) -> Path:
             f"not python {cfg.python}",
             "set [tool.factory] python to the suite's version or change the recipe's suite/mirror",
         )
-    digest_file.write_text(sha256_file(staged) + "\n")
+    tar.with_name("rootfs.tar.sha256").write_text(sha256_file(staged) + "\n")
     _epoch_file(tar).write_text(f"{epoch}\n")
     atomic.write_text(_packages_file(tar), json.dumps([p.to_json() for p in packages], indent=1) + "\n")
     os.replace(staged, tar)
     return tar
 
 
-_native_locks = KeyedLocks()
+_entry_locks = KeyedLocks()
+
+
+def _cached(tar: Path) -> bool:
+    """Whether a cached rootfs tarball is whole: its sha256 as recorded, epoch and packages beside it."""
+    digest_file = tar.with_name("rootfs.tar.sha256")
+    return (
+        tar.exists()
+        and digest_file.exists()
+        and _epoch_file(tar).exists()
+        and _packages_file(tar).exists()
+        and sha256_file(tar) == digest_file.read_text().strip()
+    )
 
 
 def host_arch() -> str:
@@ -207,15 +214,15 @@ def _extracted_rootfs(cfg: Config, recipe: Recipe, arch: str, entry: Path) -> Pa
     The host arch's tree is kept beside its tarball (``tree/``): its interpreter compiles
     the stdlib pycs of every arch, so the host arch's rootfs is made first."""
     native_arch = host_arch()
+    tar = entry / "rootfs.tar"
+    if _cached(tar) and (arch != native_arch or (entry / "tree").is_dir()):
+        return tar
+    if shutil.which("mmdebstrap") is None:
+        raise BootstrapError("mmdebstrap is not installed", MMDEBSTRAP_FIX)
     if arch != native_arch:
-        native_entry = cfg.cache_dir / "bootstrap" / recipe.digest(native_arch, cfg.python)
-        with _native_locks(native_entry):
-            if not (native_entry / "tree").is_dir():
-                shutil.rmtree(native_entry, ignore_errors=True)  # a tarball without its tree: made again
-            build_rootfs(cfg, recipe, native_arch, native_entry.name)
+        native_entry = build_rootfs(cfg, recipe, native_arch, recipe.digest(native_arch, cfg.python)).parent
         native = (native_entry / "tree", native_arch)
     entry.mkdir(parents=True, exist_ok=True)
-    tar = entry / "rootfs.tar"
     epoch = release_epoch(recipe.mirror, recipe.suite, cfg.ca_bundle)
     with tempfile.TemporaryDirectory(dir=entry, prefix=".work-") as tmp:
         download, tree = Path(tmp) / "download", Path(tmp) / "tree"

@@ -297,9 +297,12 @@ def test_smoke_names_image_arch_and_module_that_fails(project, cfg, images):
     amd64 = next(i for i in images["images"] if i["arch"] == "amd64")
     dockerfile = (
         f"FROM {amd64['ref']}\nUSER 0\n"
-        "RUN rm -f /opt/venv/lib/python3.14/site-packages/orjson/orjson*.so"
-        " && cp /bin/true /usr/local/bin/suid-helper && chmod u+s /usr/local/bin/suid-helper"
-        " && mkdir -p /root/.cache/pip && touch /root/.cache/pip/selfcheck.json\n"
+        # exec form, python3: the base has no shell
+        'RUN ["python3", "-c", "import glob, os, shutil; '
+        "[os.remove(p) for p in glob.glob('/opt/venv/lib/python3.14/site-packages/orjson/orjson*.so')]; "
+        "os.makedirs('/usr/local/bin', exist_ok=True); shutil.copy('/usr/bin/python3.14', '/usr/local/bin/suid-helper'); "
+        "os.chmod('/usr/local/bin/suid-helper', 0o4755); "
+        "os.makedirs('/root/.cache/pip', exist_ok=True); open('/root/.cache/pip/selfcheck.json', 'w').close()\"]\n"
         "USER 10001:10001\n"
     ).encode()
     ctx = io.BytesIO()
