@@ -306,7 +306,7 @@ def rootfs_epoch(rootfs: Path) -> int:
     return int(_epoch_file(rootfs).read_text())
 
 
-def _context(rootfs: Path, dest: Path) -> None:
+def scratch_context(rootfs: Path, dest: Path) -> None:
     """Write a build context tar at ``dest``: a FROM-scratch Dockerfile and ``rootfs.tar``."""
     dockerfile = b'FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\nCMD ["python3"]\n'
     with tarfile.open(dest, "w") as t:
@@ -344,7 +344,7 @@ def bootstrap_base(cfg: Config, spec: BaseSpec, engine: Engine, registry: Regist
     tag = f"{cfg.python}-slim-{recipe.suite}-{spec.arch}"
     with tempfile.TemporaryDirectory(dir=rootfs.parent) as tmp:
         ctx = Path(tmp) / "context.tar"
-        _context(rootfs, ctx)
+        scratch_context(rootfs, ctx)
         with open(ctx, "rb") as f:
             image_id = engine.build(
                 f,

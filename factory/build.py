@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import platform
 import threading
@@ -32,16 +33,17 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import buildcache, builddeps, buildlocks, cibw, parallel, purebuild, resources, toolchain
+from . import atomic, buildcache, builddeps, buildlocks, cibw, libbuild, librecipes, parallel, purebuild, resources, toolchain
 from .buildcache import BuildCache
 from .buildchecks import WheelChecks, best_tag
 from .builddeps import builddeps_dir, check_requires
 from .buildoutcome import BuildOutcome, BuildRequest, PlannedCell, cell_id
 from .cache import sha256_file
-from .config import Config
-from .errors import BuildDependencyError, LockCompileError, LockError, SdistError, WheelContentError
-from .failures import classify
+from .config import Config, SdistOptions
+from .errors import BuildDependencyError, LibraryRecipeError, LockCompileError, LockError, SdistError, WheelContentError
+from .failures import Cause, CauseKind, classify
 from .index import Index
+from .libbuild import LibraryBuilder, keys_of, recipe_dir
 from .lockfile import Lock, Pin
 from .progress import console
 from .sdist import SdistInfo, inspect_sdist
@@ -56,7 +58,7 @@ NOT_PURE = "the built wheel is not pure Python"
 def sweep(cache_dir: Path) -> list[Path]:
     """Remove every temporary directory a killed sdist-lane run left in ``cache_dir``
     (build entries, build dependencies, zig trees). Call once, holding the cache's run lock."""
-    return buildcache.sweep(cache_dir) + builddeps.sweep(cache_dir) + toolchain.sweep(cache_dir)
+    return buildcache.sweep(cache_dir) + builddeps.sweep(cache_dir) + toolchain.sweep(cache_dir) + libbuild.sweep(cache_dir)
 
 
 class SdistBuilder:
@@ -182,34 +184,67 @@ class SdistBuilder:
                 return pure
         builder = self.plan.builder_for(target)
         base = dataclasses.replace(base, builder=builder, toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256)
+        options = self.cfg.sdist_options_for(pin.name)
+        try:
+            wanted = self._libraries_wanted(pin.name, sdist, req.sdist_sha256, options)
+        except LibraryRecipeError as e:
+            return dataclasses.replace(base, reason=str(e))
+        tried: set[str] = set()
+        while True:  # a failure naming a header or library that a recipe provides: once more, with it
+            tried |= set(wanted)
+            outcome, cause = self._cibw_cell(req, sdist, builder, build_lock, base, wanted, options)
+            extra = None if outcome.ok or cause is None else self._recipe_for(cause)
+            if cause is None or extra is None or extra in tried:
+                return outcome
+            console.print(f"{pin.name}=={pin.version} for {target.name}: {cause.kind} {cause.detail}; building again with library recipe {extra}")
+            wanted = tuple(sorted({*wanted, extra}))
+            self._learn(req.sdist_sha256, wanted)
+
+    def _cibw_cell(
+        self, req: BuildRequest, sdist: Path, builder: str, build_lock: Lock, base: BuildOutcome, libraries: tuple[str, ...], options: SdistOptions
+    ) -> tuple[BuildOutcome, Cause | None]:
+        """One cibuildwheel build of the cell with ``libraries`` (recipe names) linked: its
+        outcome (cached or built) and, when the build failed, its classified cause."""
+        pin, target = req.pin, req.target
         upstream = self.plan.upstream(target)
         epoch = cibw.sdist_epoch(sdist)
-        key = self._cibw_key(req, builder, epoch, build_lock)
+        try:
+            sysroot = self.libraries.sysroot(libraries, target) if libraries else None
+        except LibraryRecipeError as e:
+            return dataclasses.replace(base, reason=str(e)), None
+        if sysroot is not None:
+            base = dataclasses.replace(base, libraries=sysroot.labels)
+        key = self._cibw_key(req, builder, epoch, build_lock, sysroot.keys if sysroot else (), options)
         cached = self.cache.get(key)
         if cached is not None:
-            return cached
+            return cached, None
         build_platform = self.plan.build_platform(target)
         try:
             with self._once(("builddeps", build_platform.name, build_lock.sha256)):
                 deps = builddeps_dir(self.cfg.cache_dir, build_lock, build_platform, self.cfg.python, self.index)
         except BuildDependencyError as e:
-            return dataclasses.replace(base, reason=str(e))
+            return dataclasses.replace(base, reason=str(e)), None
         zig_cache = self.cfg.cache_dir / "zig-cache"
         if not upstream:
             zig_cache.mkdir(parents=True, exist_ok=True)
-        mounts = cibw.Mounts(deps, None if upstream else self.zig, zig_cache, resources.path(cibw.RESOURCE_DIR))
-        env = cibw.cibuildwheel_env(
-            self.cfg.python, target, builder, mounts, epoch, cibw.container_label(self.cfg.cache_dir), self.compile_jobs
+        mounts = cibw.Mounts(
+            deps, None if upstream else self.zig, zig_cache, resources.path(cibw.RESOURCE_DIR), sysroot.path if sysroot else None
         )
+        env = cibw.cibuildwheel_env(
+            self.cfg.python, target, builder, mounts, epoch, cibw.container_label(self.cfg.cache_dir), self.compile_jobs, options
+        )
+        causes: list[Cause] = []
 
         def run(work: Path) -> BuildOutcome:
-            console.print(f"building {pin.name}=={pin.version} for {target.name} (sdist {req.sdist.filename})")
+            with_libs = f"; library recipes {', '.join(sysroot.labels)}" if sysroot else ""
+            console.print(f"building {pin.name}=={pin.version} for {target.name} (sdist {req.sdist.filename}{with_libs})")
             result = cibw.run(sdist, target, env, work, self.cfg.build_timeout)
             failed = dataclasses.replace(base, seconds=result.seconds, log_tail=result.tail)
             if result.failure:
                 reason = result.failure
                 if result.returncode != 0:  # a failed or timed-out run: name its cause, not only its exit code
                     cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None)
+                    causes.append(cause)
                     reason = f"{cause} [{result.failure}]"
                 return dataclasses.replace(failed, reason=reason)
             wheel = work / result.wheels[0].name
@@ -223,13 +258,54 @@ class SdistBuilder:
                 tag=best_tag(wheel, target, self.cfg.python), cross_built=target.libc == "musllinux" and not upstream,
             )  # fmt: skip
 
-        return self.cache.put(key, run)
+        outcome = self.cache.put(key, run)
+        return outcome, (causes[0] if causes else None)
 
-    def _cibw_key(self, req: BuildRequest, builder: str, epoch: int, build_lock: Lock) -> buildcache.BuildKey:
+    @functools.cached_property
+    def libraries(self) -> LibraryBuilder:
+        """The run's ``LibraryBuilder`` (library recipes per target)."""
+        return LibraryBuilder(self.cfg, lambda: self.connection().engine, lambda: self.zig, self._once, self.compile_jobs)
+
+    def _learned_file(self, sdist_sha256: str) -> Path:
+        return self.cfg.cache_dir / "libraries" / "learned" / f"{sdist_sha256}.json"
+
+    def _learn(self, sdist_sha256: str, names: tuple[str, ...]) -> None:
+        """Remember that the sdist needs the recipes ``names``, so that a later run (or
+        ``plan``) starts with them instead of failing first."""
+        atomic.write_text(self._learned_file(sdist_sha256), json.dumps(sorted(names)) + "\n")
+
+    def _libraries_wanted(self, project: str, sdist: Path, sdist_sha256: str, options: SdistOptions) -> tuple[str, ...]:
+        """The recipes a cell starts with: the configured ones, those whose headers the
+        sdist's sources include, and those an earlier run learned from its log.
+        ``LibraryRecipeError`` for a configured name no recipe has."""
+        try:
+            learned = json.loads(self._learned_file(sdist_sha256).read_text())
+        except (OSError, ValueError):
+            learned = []
+        names = {*options.libraries, *librecipes.wanted_by(sdist, recipe_dir()), *(n for n in learned if isinstance(n, str))}
+        for name in sorted(names):
+            librecipes.recipe(name, recipe_dir())
+        return tuple(sorted(names))
+
+    @staticmethod
+    def _recipe_for(cause: Cause) -> str | None:
+        """The shipped recipe that provides what ``cause`` says is missing, or None."""
+        section, key = {
+            CauseKind.MISSING_HEADER: ("headers", cause.detail),
+            CauseKind.MISSING_LIBRARY: ("libraries", cause.detail.removeprefix("-l")),
+        }.get(cause.kind, ("", ""))
+        if cause.kind is CauseKind.MISSING_LIBRARY and cause.detail.startswith("pkg-config module "):
+            section, key = "pkgconfig", cause.detail.removeprefix("pkg-config module ")
+        found = librecipes.providing(section, key, recipe_dir()) if section else None
+        return found.name if found else None
+
+    def _cibw_key(
+        self, req: BuildRequest, builder: str, epoch: int, build_lock: Lock, libraries: tuple[str, ...] = (), options: SdistOptions | None = None
+    ) -> buildcache.BuildKey:
         return buildcache.cell_key(
             python=self.cfg.python, target=req.target, builder=builder, zig=not self.plan.upstream(req.target),
             sdist_sha256=req.sdist_sha256, epoch=epoch, toolchain_sha256=self.toolchain_sha256,
-            build_constraints_sha256=build_lock.sha256,
+            build_constraints_sha256=build_lock.sha256, libraries=libraries, options=options,
         )  # fmt: skip
 
     def _pure_key(self, req: BuildRequest, builder: str, epoch: int, build_lock: Lock) -> buildcache.BuildKey:
@@ -263,7 +339,15 @@ class SdistBuilder:
         if builder is None:
             return cell
         epoch = cibw.sdist_epoch(sdist)
-        key = (self._pure_key if pure else self._cibw_key)(req, builder, epoch, build_lock)
+        if pure:
+            key = self._pure_key(req, builder, epoch, build_lock)
+        else:
+            options = self.cfg.sdist_options_for(pin.name)
+            try:
+                libs = keys_of(self.libraries, self._libraries_wanted(pin.name, sdist, req.sdist_sha256, options), target)
+            except LibraryRecipeError as e:
+                return dataclasses.replace(cell, reason=str(e))
+            key = self._cibw_key(req, builder, epoch, build_lock, libs, options)
         return dataclasses.replace(cell, key=key.hexdigest(), cached=self.cache.get(key) is not None)
 
     def _shown(self, path: Path) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 from . import atomic, cibw, purebuild, resources
 from .buildoutcome import BuildOutcome
 from .cache import sha256_file
+from .config import SdistOptions
 from .targets import Target
 
 # Bump when factory's own build code changes the wheels in a way no other key input shows.
@@ -50,6 +51,8 @@ class BuildKey:
     environment: tuple[tuple[str, str], ...]
     cibuildwheel_version: str
     procedure: int = PROCEDURE_VERSION
+    # the build key of each library recipe the cell links (libbuild.Sysroot.keys)
+    libraries: tuple[str, ...] = ()
 
     def hexdigest(self) -> str:
         """sha256 hex of the key's fields as canonical JSON."""
@@ -66,14 +69,17 @@ def cell_key(
     epoch: int,
     toolchain_sha256: str,
     build_constraints_sha256: str,
+    libraries: tuple[str, ...] = (),
+    options: SdistOptions | None = None,
 ) -> BuildKey:
     """The ``BuildKey`` of one cell, reading the current resources and cibuildwheel version.
 
     ``zig`` says whether the builder is bootstrapped (zig compilers) or upstream; ``epoch``
-    is the build's SOURCE_DATE_EPOCH (``cibw.sdist_epoch``). ``FileNotFoundError`` if the
-    package lacks its build resources.
+    is the build's SOURCE_DATE_EPOCH (``cibw.sdist_epoch``); ``libraries`` the build keys of
+    the library recipes it links; ``options`` its ``[tool.factory.sdist.<project>]``.
+    ``FileNotFoundError`` if the package lacks its build resources.
     """
-    env = cibw.cibuildwheel_env(python, target, builder, cibw.Mounts.placeholders(zig), epoch)
+    env = cibw.cibuildwheel_env(python, target, builder, cibw.Mounts.placeholders(zig, bool(libraries)), epoch, options=options)
     return BuildKey(
         sdist_sha256=sdist_sha256,
         target=target.name,
@@ -84,6 +90,7 @@ def cell_key(
         resources_sha256=resources.digest(cibw.RESOURCE_DIR),
         environment=tuple(sorted(env.items())),
         cibuildwheel_version=cibw.version(),
+        libraries=libraries,
     )
 
 

@@ -92,7 +92,7 @@ _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "version": str, "target": str, "ok": bool, "sdist": str, "sdist_sha256": str,
     "builder": str, "toolchain_sha256": str, "build_constraints_sha256": str, "filename": str,
     "sha256": str, "tag": str, "seconds": (int, float), "cross_built": bool, "reason": str,
-    "log_tail": list, "log": str, "cached": bool, "build_constraints": str,
+    "log_tail": list, "log": str, "cached": bool, "build_constraints": str, "libraries": list,
 }  # fmt: skip
 
 
@@ -129,6 +129,8 @@ class BuildOutcome:
     cached: bool = False
     # the build lock used when it is not build-constraints: a user's override or a generated one
     build_constraints: str = ""
+    # the library recipes linked in, ``name version`` each (libbuild.Sysroot.labels)
+    libraries: tuple[str, ...] = ()
 
     @property
     def wheel(self) -> Path:
@@ -139,6 +141,7 @@ class BuildOutcome:
         """The outcome as a JSON object (every field; ``log_tail`` as a list)."""
         data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         data["log_tail"] = list(self.log_tail)
+        data["libraries"] = list(self.libraries)
         return data
 
     @classmethod

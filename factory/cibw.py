@@ -29,6 +29,7 @@ from pathlib import Path
 from . import resources
 from .buildoutcome import BuildRun
 from .children import die_with_parent
+from .config import SdistOptions
 from .targets import Target
 from .toolchain import zig_target
 
@@ -52,6 +53,14 @@ ZIG_COMPILERS: dict[str, str] = {
     "PKG_CONFIG_LIBDIR": "/opt/factory/pkgconfig",
 }
 ZIG_CACHES: dict[str, str] = {"ZIG_GLOBAL_CACHE_DIR": "/opt/factory/zig-cache", "ZIG_LOCAL_CACHE_DIR": "/tmp/zig-local-cache"}
+# Where a cell's library recipes (libbuild.sysroot: static archives, headers, .pc files) are
+# mounted; their .pc files name this prefix, since the recipes were installed into it.
+LIBS = "/opt/factory/libs"
+LIBS_ENV: dict[str, str] = {
+    "CPPFLAGS": f"-I{LIBS}/include",
+    "LDFLAGS": f"-L{LIBS}/lib",
+    "PKG_CONFIG_LIBDIR": f"{LIBS}/lib/pkgconfig:{LIBS}/share/pkgconfig",
+}
 
 
 @dataclass(frozen=True)
@@ -61,19 +70,21 @@ class Mounts:
     ``deps``: the find-links directory of ``builddeps.builddeps_dir`` (read only);
     ``zig``: ``toolchain.zig_root()`` for a bootstrapped builder, None for an upstream one
     (its own compiler); ``zig_cache``: zig's shared libc/libc++ cache (read-write);
-    ``resources``: the ``RESOURCE_DIR`` resources (cibuildwheel options, musl repair).
+    ``resources``: the ``RESOURCE_DIR`` resources (cibuildwheel options, musl repair);
+    ``libs``: the cell's library recipes (``libbuild.sysroot``), None when it uses none.
     """
 
     deps: Path
     zig: Path | None
     zig_cache: Path
     resources: Path
+    libs: Path | None = None
 
     @classmethod
-    def placeholders(cls, zig: bool) -> Mounts:
+    def placeholders(cls, zig: bool, libs: bool = False) -> Mounts:
         """Fixed stand-ins for the host paths: the environment a cache key hashes must not
         depend on where the cache lives (what the paths hold is keyed on its own)."""
-        return cls(Path("/deps"), Path("/zig") if zig else None, Path("/zig-cache"), Path("/resources"))
+        return cls(Path("/deps"), Path("/zig") if zig else None, Path("/zig-cache"), Path("/resources"), Path("/libs") if libs else None)
 
 
 def container_label(cache_dir: Path) -> str:
@@ -101,8 +112,20 @@ def _words(env: Mapping[str, str]) -> str:
     return " ".join(f"{k}={v}" for k, v in env.items())
 
 
+def _user_words(env: tuple[tuple[str, str], ...]) -> str:
+    # cibuildwheel's own table form: each value double-quoted, so $VAR still expands
+    return " ".join(f'{k}="{v}"' for k, v in env)
+
+
 def cibuildwheel_env(
-    python: str, target: Target, builder: str, mounts: Mounts, epoch: int, label: str = "", compile_jobs: int | None = None
+    python: str,
+    target: Target,
+    builder: str,
+    mounts: Mounts,
+    epoch: int,
+    label: str = "",
+    compile_jobs: int | None = None,
+    options: SdistOptions | None = None,
 ) -> dict[str, str]:
     """The ``CIBW_*`` variables for one cell.
 
@@ -114,7 +137,10 @@ def cibuildwheel_env(
     auditwheel repair. The container always runs with ``--network=none``, the host not
     mounted, and pip pointed at the mounted build dependencies only. ``compile_jobs`` sets
     the parallel jobs of make, CMake and cargo inside the cell; None leaves them out, as
-    cache keys do (how many jobs compile a wheel does not change it).
+    cache keys do (how many jobs compile a wheel does not change it). ``mounts.libs`` adds
+    the library recipes' include, library and pkg-config paths; ``options`` (the sdist's
+    ``[tool.factory.sdist.<project>]``) adds its before-all, before-build, environment (after
+    the factory's, so it wins) and repair command.
     """
     parallel_env = (
         {} if compile_jobs is None
@@ -142,12 +168,23 @@ def cibuildwheel_env(
             f"--volume={mounts.zig_cache}:/opt/factory/zig-cache",
             f"--volume={mounts.resources}:{CONTAINER_RESOURCES}:ro",
         ]
-        compilers = {**ZIG_COMPILERS, "FACTORY_ZIG_TARGET": zig_target(target), **ZIG_CACHES}
+        compilers = {**ZIG_COMPILERS, "FACTORY_ZIG_TARGET": zig_target(target), **ZIG_CACHES, **(LIBS_ENV if mounts.libs else {})}
         env["CIBW_ENVIRONMENT"] = f"{_words(compilers)} {_words(pip_env)}"
         if target.libc == "musllinux":
             env["CIBW_REPAIR_WHEEL_COMMAND"] = f"python {CONTAINER_RESOURCES}/musl_repair.py {{wheel}} {{dest_dir}} {target.arch}"
         else:
             env["CIBW_REPAIR_WHEEL_COMMAND"] = "auditwheel repair -w {dest_dir} {wheel}"
+    elif mounts.libs is not None:
+        env["CIBW_ENVIRONMENT"] = f"{_words(LIBS_ENV)} {env['CIBW_ENVIRONMENT']}"
+    if mounts.libs is not None:
+        volumes.append(f"--volume={mounts.libs}:{LIBS}:ro")
+    if options is not None:
+        if options.environment:
+            env["CIBW_ENVIRONMENT"] += " " + _user_words(options.environment)
+        for key, value in (("CIBW_BEFORE_ALL", options.before_all), ("CIBW_BEFORE_BUILD", options.before_build),
+                           ("CIBW_REPAIR_WHEEL_COMMAND", options.repair_wheel_command)):  # fmt: skip
+            if value:
+                env[key] = value
     env["CIBW_CONTAINER_ENGINE"] = "docker; disable_host_mount: true; create_args: --network=none " + " ".join(volumes)
     return env
 

@@ -76,6 +76,8 @@ DEFAULTS: dict[str, Any] = {
     "jobs": 4,
     "builder-recipe": Packaged("images/recipes/forky-builder.toml"),
     "builder-dockerfile": Packaged("images/builder.Dockerfile"),
+    # The library builder (host arch only): builds resources/libraries recipes with zig.
+    "library-builder-recipe": Packaged("images/recipes/forky-libbuilder.toml"),
     # "": <cache-dir>/builders.lock, for the same reason as bases-lock.
     "builders-lock": "",
     "builder-repository": "factory/builder",
@@ -206,6 +208,9 @@ class Config:
     engine_cache: bool = True
     builder_images: tuple[tuple[str, str], ...] = field(default=())
     build_overrides: tuple[tuple[str, Path], ...] = field(default=())
+    library_builder_recipe: Path | None = None
+    # [tool.factory.sdist.<project>]: per-sdist build options, by canonical project name
+    sdist_options: tuple[tuple[str, SdistOptions], ...] = field(default=())
     bases: tuple[BaseSpec, ...] = field(default=())
     # Keys (e.g. "toolchain") whose file is the one shipped in factory/resources: a command
     # that would rewrite it refuses, since that would write into the installed package.
@@ -265,6 +270,13 @@ class Config:
         e.g. ``quay.io/pypa/musllinux_1_2_x86_64:2026.11.01-1@sha256:…``), or None when the
         builder is bootstrapped here from ``builder-recipe``."""
         return dict(self.builder_images).get(target.name)
+
+    def sdist_options_for(self, project: str) -> SdistOptions:
+        """The ``[tool.factory.sdist.<project>]`` options of ``project`` (any spelling of
+        its name), or the empty ``SdistOptions``."""
+        from packaging.utils import canonicalize_name
+
+        return dict(self.sdist_options).get(canonicalize_name(project), SdistOptions())
 
     def with_targets(self, names: list[str]) -> Config:
         """A copy restricted to the targets ``names`` (``UnknownTargetError`` if one is bad)."""
@@ -419,6 +431,64 @@ def _load_builder_images(table: Mapping[str, Any], targets: tuple[Target, ...], 
     return tuple(sorted(images.items()))
 
 
+@dataclass(frozen=True)
+class SdistOptions:
+    """``[tool.factory.sdist.<project>]``: cibuildwheel's per-package options, as its users
+    know them (https://cibuildwheel.pypa.io/en/stable/options/), run in the builder.
+
+    ``before_all`` / ``before_build``: shell commands (``CIBW_BEFORE_ALL``/``_BEFORE_BUILD``);
+    ``environment``: variables added to the build's (values as shell words);
+    ``repair_wheel_command``: replaces the factory's repair (``{wheel}``, ``{dest_dir}``);
+    ``libraries``: library recipes (``resources/libraries``) to build and link, added to
+    those the sdist's includes ask for. Empty strings and tables mean "not set".
+    """
+
+    before_all: str = ""
+    before_build: str = ""
+    environment: tuple[tuple[str, str], ...] = ()
+    repair_wheel_command: str = ""
+    libraries: tuple[str, ...] = ()
+
+
+_SDIST_KEYS = {"before-all", "before-build", "environment", "repair-wheel-command", "libraries"}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _load_sdist_options(table: Mapping[str, Any]) -> tuple[tuple[str, SdistOptions], ...]:
+    """``[tool.factory.sdist]``: project name -> ``SdistOptions``. ``ConfigError`` naming the
+    first unknown key or value of the wrong type."""
+    from packaging.utils import canonicalize_name
+
+    if not isinstance(table, Mapping):
+        raise ConfigError("[tool.factory.sdist] is not a table", "write one [tool.factory.sdist.<project>] table per sdist")
+    out = []
+    for name, opts in table.items():
+        where = f"sdist.{name}"
+        if not isinstance(opts, Mapping):
+            raise ConfigError(f"{where} is not a table", f"write it as [tool.factory.sdist.{name}]")
+        unknown = set(opts) - _SDIST_KEYS
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}", f"use {', '.join(sorted(_SDIST_KEYS))}")
+        for key in ("before-all", "before-build", "repair-wheel-command"):
+            if not isinstance(opts.get(key, ""), str):
+                raise ConfigError(f"{where}.{key} must be a string", "write the shell command as one string")
+        env = opts.get("environment", {})
+        if not isinstance(env, Mapping) or not all(isinstance(v, str) and _ENV_NAME.match(k) for k, v in env.items()):
+            raise ConfigError(f"{where}.environment must map variable names to strings", 'write it as environment = { CFLAGS = "-O2" }')
+        libraries = opts.get("libraries", [])
+        if not isinstance(libraries, list) or not all(isinstance(v, str) for v in libraries):
+            raise ConfigError(f"{where}.libraries must be a list of recipe names", 'write it as libraries = ["zlib"]')
+        out.append((
+            canonicalize_name(name),
+            SdistOptions(
+                before_all=opts.get("before-all", ""), before_build=opts.get("before-build", ""),
+                environment=tuple(sorted(env.items())), repair_wheel_command=opts.get("repair-wheel-command", ""),
+                libraries=tuple(sorted(set(libraries))),
+            ),
+        ))  # fmt: skip
+    return tuple(sorted(out))
+
+
 def _load_build_overrides(root: Path, table: Mapping[str, Any]) -> tuple[tuple[str, Path], ...]:
     """``[tool.factory.build-overrides]``: project name -> a build constraints lock of its own."""
     from packaging.utils import canonicalize_name
@@ -467,7 +537,7 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
     """
     env = os.environ if env is None else env
     root, table, project = _read_table(pyproject)
-    unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides"}
+    unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides", "sdist"}
     if unknown:
         raise ConfigError(f"unknown [tool.factory] keys: {', '.join(sorted(unknown))}", "remove or rename them")
 
@@ -536,6 +606,8 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         engine_cache=_as_bool("engine-cache", values["engine-cache"]),
         builder_images=_load_builder_images(table.get("builders", {}), targets, env),
         build_overrides=_load_build_overrides(root, table.get("build-overrides", {})),
+        library_builder_recipe=path_of("library-builder-recipe"),
+        sdist_options=_load_sdist_options(table.get("sdist", {})),
         bases=_load_bases(root, base_table, env),
         packaged=frozenset(k for k, v in values.items() if isinstance(v, Packaged)),
     )

@@ -146,3 +146,8 @@ class PublishError(FactoryError):
 
 class UnknownCellError(FactoryError):
     """``--only`` names no cell of the lock's plan."""
+
+
+class LibraryRecipeError(FactoryError):
+    """A library recipe (``resources/libraries/*.toml``) is unknown or malformed, its source
+    cannot be fetched or hashes otherwise, or its build failed."""

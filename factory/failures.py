@@ -73,6 +73,7 @@ _LIBRARY = [
     re.compile(r"library not found for -l(?P<x>[\w.+-]+)"),
 ]
 _PKG_CONFIG_MODULE = [
+    re.compile(r"Package '(?P<x>[\w.+-]+)', required by '[^']*', not found"),  # pkgconf
     re.compile(r"Package '?(?P<x>[\w.+-]+)'?,? (?:was )?not found in the pkg-config search path"),
     re.compile(r"No package '(?P<x>[\w.+-]+)' found"),
 ]

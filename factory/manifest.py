@@ -59,6 +59,13 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return data
 
 
+def _strings(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = d[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key} is not a list of strings: {value!r}")
+    return tuple(value)
+
+
 def _str(d: Mapping[str, Any], key: str) -> str:
     value = d[key]
     if not isinstance(value, str):
@@ -91,6 +98,8 @@ class ManifestEntry:
     build_seconds: float | None = None
     cross_built: bool | None = None
     build_constraints: str | None = None
+    # the library recipes linked in, "name version" each (built entries only; none: absent)
+    libraries: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The entry's JSON object (index entries carry only the six index keys)."""
@@ -114,6 +123,8 @@ class ManifestEntry:
             }
             if self.build_constraints:
                 out["build_constraints"] = self.build_constraints
+            if self.libraries:
+                out["libraries"] = list(self.libraries)
         return out
 
     @classmethod
@@ -145,6 +156,7 @@ class ManifestEntry:
                 build_seconds=float(seconds) if seconds is not None else None,
                 cross_built=cross,
                 build_constraints=_str(d, "build_constraints") if built and "build_constraints" in d else None,
+                libraries=_strings(d, "libraries") if built and "libraries" in d else (),
             )
         except KeyError as e:
             raise ValueError(f"manifest entry lacks {e}") from None

@@ -237,6 +237,7 @@ def readiness_of(manifest: Manifest, lock: Lock, failures: Iterable[Failure] = (
             elif entry is not None and entry.source == "built":
                 notes = [CROSS_NOTE] if entry.cross_built else []
                 notes += [f"own build lock {entry.build_constraints}"] if entry.build_constraints else []
+                notes += [f"library recipes {', '.join(entry.libraries)}"] if entry.libraries else []
                 cells[t] = Cell(Status.BUILT, tag=entry.tag, seconds=entry.build_seconds or 0.0, note="; ".join(notes) or None)
             elif entry is not None:
                 cells[t] = Cell(Status.INDEX, tag=entry.tag)

@@ -217,6 +217,7 @@ def built_entry(o: BuildOutcome) -> ManifestEntry:
         build_seconds=o.seconds,
         cross_built=o.cross_built,
         build_constraints=o.build_constraints or None,
+        libraries=o.libraries,
     )
 
 

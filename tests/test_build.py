@@ -22,7 +22,7 @@ from factory.buildcache import BuildCache, cell_key
 from factory.buildchecks import WheelChecks, top_level_modules
 from factory.buildoutcome import BuildOutcome
 from factory.cibw import Mounts, cibuildwheel_env
-from factory.config import load_config
+from factory.config import SdistOptions, load_config
 from factory.lockfile import Pin
 from factory.pipeline import make_index
 from factory.sdistplan import CellPlanner, Connection, best_sdist
@@ -195,6 +195,9 @@ def test_identical_inputs_give_the_same_key(resources_copy):
         ("epoch", 1700000001),
         ("toolchain_sha256", "9" * 64),
         ("build_constraints_sha256", "9" * 64),
+        ("libraries", ("a" * 64,)),
+        ("options", SdistOptions(before_all="echo hi")),
+        ("options", SdistOptions(environment=(("CFLAGS", "-O3"),))),
     ],
 )
 def test_each_input_changes_the_key(resources_copy, field, value):

@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).parent.parent / "factory"
 DOMAIN = [
     {
         "errors", "targets", "locktypes", "reqlock", "pylockfile", "lockfile", "selection", "sdist", "verify",
-        "textfile", "manifest", "readiness", "wheelsbom", "imagelock", "buildoutcome", "oci", "provenance", "debpackages", "matrix",
+        "textfile", "manifest", "readiness", "wheelsbom", "imagelock", "buildoutcome", "oci", "provenance", "debpackages", "matrix", "librecipes",
     }
 ]
 INFRASTRUCTURE = [
@@ -35,7 +35,7 @@ STAGES = [
     {"rootfs"},
     {"bootstrap"},
     {"builders"},
-    {"failures", "sdistplan", "buildcache", "cibw", "purebuild", "buildchecks", "builddeps", "buildlocks", "build"},  # the sdist lane
+    {"failures", "sdistplan", "buildcache", "cibw", "purebuild", "buildchecks", "builddeps", "buildlocks", "libbuild", "build"},  # the sdist lane
     {"wheelhouse"},
     {"sbom"},
     {"perf"},

@@ -40,3 +40,44 @@ def c_project(name: str, module: str, source: str, suffix: str = "c") -> dict[st
         f"{name}/__init__.py": f"from .{module} import *\n",
         f"src/{module}.{suffix}": source,
     }
+
+# Links zlib and libffi, which no builder has: the sdist lane finds both headers in the
+# source and builds them from the library recipes (resources/libraries) for each target.
+LIBS_SOURCE = r"""
+#include <Python.h>
+#include <zlib.h>
+#include <ffi.h>
+static PyObject *crc(PyObject *self, PyObject *arg) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(arg, &n);
+    if (!s) return NULL;
+    return PyLong_FromUnsignedLong(crc32(0L, (const Bytef *)s, (uInt)n));
+}
+static long add(long a, long b) { return a + b; }
+static PyObject *ffi_add(PyObject *self, PyObject *args) {
+    long a, b, result;
+    if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;
+    ffi_cif cif;
+    ffi_type *types[2] = {&ffi_type_slong, &ffi_type_slong};
+    void *values[2] = {&a, &b};
+    if (ffi_prep_cif(&cif, FFI_DEFAULT_ABI, 2, &ffi_type_slong, types) != FFI_OK) return NULL;
+    ffi_call(&cif, FFI_FN(add), &result, values);
+    return PyLong_FromLong(result);
+}
+static PyMethodDef methods[] = {
+    {"crc", crc, METH_O, NULL}, {"ffi_add", ffi_add, METH_VARARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_tinylibs", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__tinylibs(void) { return PyModule_Create(&module); }
+"""
+
+
+def libs_project() -> dict[str, str]:
+    """An sdist whose extension links zlib (``-lz``) and libffi (``-lffi``)."""
+    return {
+        "setup.py": (
+            "from setuptools import setup, Extension\n"
+            "setup(packages=['tinylibs'], ext_modules=[Extension('tinylibs._tinylibs', ['src/_tinylibs.c'], libraries=['z', 'ffi'])])\n"
+        ),
+        "tinylibs/__init__.py": "from ._tinylibs import *\n",
+        "src/_tinylibs.c": LIBS_SOURCE,
+    }

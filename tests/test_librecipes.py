@@ -1,0 +1,184 @@
+"""Library recipes (resources/libraries) and per-sdist build options: the recipe files, their
+closure, the headers an sdist includes, the knowledge file's names, the cibuildwheel
+environment a cell gets, and [tool.factory.sdist.<project>]."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from indexserver import make_sdist
+from tinysrc import C_SOURCE, c_project, libs_project
+
+from factory import cibw, resources
+from factory.build import SdistBuilder
+from factory.config import SdistOptions, load_config
+from factory.errors import ConfigError, LibraryRecipeError
+from factory.failures import Cause, CauseKind, classify
+from factory.libbuild import host_triplet, recipe_dir
+from factory.librecipes import closure, included_headers, parse_recipe, providing, shipped, wanted_by
+from factory.manifest import ManifestEntry
+from factory.targets import parse_target
+
+RECIPE = """name = "{name}"
+version = "1.0"
+debian = {{ source = "{name}", version = "1.0-1", suite = "forky" }}
+source = {{ path = "pool/main/x/{name}/{name}_1.0.orig.tar.gz", sha256 = "{sha}" }}
+depends = {depends}
+build = ["make install"]
+provides = {{ headers = ["{name}.h"], libraries = ["{name}"] }}
+"""
+
+
+def write(directory: Path, name: str, depends: list[str] = (), sha: str = "0" * 64) -> Path:
+    path = directory / f"{name}.toml"
+    path.write_text(RECIPE.format(name=name, sha=sha, depends=str(list(depends)).replace("'", '"')))
+    return path
+
+
+def test_the_shipped_recipes_parse_and_pin_their_sources():
+    recipes = shipped(recipe_dir())
+    assert {"zlib", "libffi", "libyaml"} <= set(recipes)
+    for r in recipes.values():
+        assert r.source_path.startswith("pool/main/") and ".orig.tar." in r.source_path
+        assert len(r.source_sha256) == 64 and r.build and r.libraries
+
+
+def test_every_shipped_recipe_is_named_by_the_knowledge_file():
+    knowledge = tomllib.loads(resources.path("knowledge/libraries.toml").read_text())
+    named = {v.get("recipe") for section in knowledge.values() for v in section.values()}
+    assert set(shipped(recipe_dir())) <= named
+    for header, entry in knowledge["headers"].items():
+        if entry.get("recipe") in shipped(recipe_dir()):
+            assert providing("headers", header, recipe_dir()).name == entry["recipe"]
+
+
+def test_closure_puts_dependencies_first(tmp_path):
+    write(tmp_path, "a")
+    write(tmp_path, "b", ["a"])
+    write(tmp_path, "c", ["b"])
+    assert [r.name for r in closure(["c"], tmp_path)] == ["a", "b", "c"]
+    assert [r.name for r in closure(["a", "c", "a"], tmp_path)] == ["a", "b", "c"]
+
+
+def test_a_cycle_and_an_unknown_name_are_named(tmp_path):
+    write(tmp_path, "a", ["b"])
+    write(tmp_path, "b", ["a"])
+    with pytest.raises(LibraryRecipeError, match="a -> b -> a"):
+        closure(["a"], tmp_path)
+    with pytest.raises(LibraryRecipeError, match="no library recipe 'zz'.*use one of a, b"):
+        closure(["zz"], tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: t.replace('sha256 = "' + "0" * 64, 'sha256 = "abc'), "sha256 of 64 hex digits"),
+        (lambda t: t.replace('build = ["make install"]', "build = []"), "no build steps"),
+        (lambda t: t.replace('name = "x"', ""), "needs name, version"),
+        (lambda t: t + "[[[", "not valid TOML"),
+    ],
+)
+def test_a_malformed_recipe_is_one_line(tmp_path, change, message):
+    path = write(tmp_path, "x")
+    path.write_text(change(path.read_text()))
+    with pytest.raises(LibraryRecipeError, match=message):
+        parse_recipe(path)
+
+
+def test_the_headers_an_sdist_includes_pick_its_recipes(tmp_path):
+    sdist = tmp_path / "tinylibs-1.0.tar.gz"
+    sdist.write_bytes(make_sdist("tinylibs", "1.0", libs_project()))
+    assert {"Python.h", "zlib.h", "ffi.h"} <= included_headers(sdist)
+    assert wanted_by(sdist, recipe_dir()) == ("libffi", "zlib")
+    plain = tmp_path / "tinyc-1.0.tar.gz"
+    plain.write_bytes(make_sdist("tinyc", "1.0", c_project("tinyc", "_tinyc", C_SOURCE)))
+    assert wanted_by(plain, recipe_dir()) == ()
+    cython = tmp_path / "cy-1.0.tar.gz"
+    cython.write_bytes(make_sdist("cy", "1.0", {"cy/_x.pyx": 'cdef extern from "yaml.h":\n    pass\n'}))
+    assert wanted_by(cython, recipe_dir()) == ("libyaml",)
+
+
+@pytest.mark.parametrize(
+    "log, recipe",
+    [
+        ("src/x.c:3:10: fatal error: 'zlib.h' file not found", "zlib"),
+        ("ld.lld: error: unable to find library -lffi", "libffi"),
+        ("Package 'yaml-0.1', required by 'virtual:world', not found", "libyaml"),
+        ("Package yaml-0.1 was not found in the pkg-config search path.", "libyaml"),
+        ("fatal error: frobnicate/frob.h: No such file or directory", None),
+        ("error: something else entirely", None),
+    ],
+)
+def test_a_failure_names_the_recipe_that_provides_what_is_missing(log, recipe):
+    found = SdistBuilder._recipe_for(classify(log))
+    assert found == recipe
+
+
+def test_a_recipe_is_not_offered_for_other_causes():
+    assert SdistBuilder._recipe_for(Cause(CauseKind.TIMEOUT, "zlib.h", "")) is None
+
+
+def test_host_triplets():
+    assert host_triplet(parse_target("manylinux_2_28_aarch64")) == "aarch64-linux-gnu"
+    assert host_triplet(parse_target("musllinux_1_2_x86_64")) == "x86_64-linux-musl"
+
+
+def test_a_cell_with_libraries_and_options_gets_them_in_its_environment():
+    target = parse_target("musllinux_1_2_aarch64")
+    mounts = cibw.Mounts(Path("/d"), Path("/z"), Path("/zc"), Path("/r"), Path("/cache/libraries/roots/abc"))
+    options = SdistOptions(
+        before_all="echo all", before_build="echo build", environment=(("CFLAGS", "-O3 $CFLAGS"),), repair_wheel_command="cp {wheel} {dest_dir}"
+    )
+    env = cibw.cibuildwheel_env("3.14.8", target, "b@sha256:" + "1" * 64, mounts, 1, options=options)
+    assert "--volume=/cache/libraries/roots/abc:/opt/factory/libs:ro" in env["CIBW_CONTAINER_ENGINE"]
+    words = env["CIBW_ENVIRONMENT"]
+    assert "CPPFLAGS=-I/opt/factory/libs/include" in words and "LDFLAGS=-L/opt/factory/libs/lib" in words
+    assert "PKG_CONFIG_LIBDIR=/opt/factory/libs/lib/pkgconfig:" in words and "PKG_CONFIG_LIBDIR=/opt/factory/pkgconfig" not in words
+    assert words.endswith('CFLAGS="-O3 $CFLAGS"')  # the user's last: it wins
+    assert env["CIBW_BEFORE_ALL"] == "echo all" and env["CIBW_BEFORE_BUILD"] == "echo build"
+    assert env["CIBW_REPAIR_WHEEL_COMMAND"] == "cp {wheel} {dest_dir}"
+    plain = cibw.cibuildwheel_env("3.14.8", target, "b@sha256:" + "1" * 64, cibw.Mounts(Path("/d"), Path("/z"), Path("/zc"), Path("/r")), 1)
+    assert "/opt/factory/libs" not in plain["CIBW_CONTAINER_ENGINE"] + plain["CIBW_ENVIRONMENT"]
+    assert "CIBW_BEFORE_ALL" not in plain and plain["CIBW_REPAIR_WHEEL_COMMAND"].startswith("python ")
+
+
+def test_sdist_options_are_read_per_project(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.factory.sdist.My_Pkg]\n"
+        'before-all = "echo hi"\nenvironment = { CFLAGS = "-O1" }\nlibraries = ["zlib", "zlib", "libffi"]\n'
+    )
+    cfg = load_config(tmp_path / "pyproject.toml", env={})
+    options = cfg.sdist_options_for("my-pkg")
+    assert options == SdistOptions(before_all="echo hi", environment=(("CFLAGS", "-O1"),), libraries=("libffi", "zlib"))
+    assert cfg.sdist_options_for("other") == SdistOptions()
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ('before-al = "x"', "sdist.p: unknown keys before-al"),
+        ("before-all = 1", "sdist.p.before-all must be a string"),
+        ('environment = { "1X" = "y" }', "environment must map variable names"),
+        ('libraries = "zlib"', "libraries must be a list"),
+    ],
+)
+def test_bad_sdist_options_are_one_line(tmp_path, table, message):
+    (tmp_path / "pyproject.toml").write_text(f"[tool.factory.sdist.p]\n{table}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path / "pyproject.toml", env={})
+
+
+def test_a_built_entry_carries_its_libraries_through_json():
+    entry = ManifestEntry(
+        name="tinylibs", version="1.0", filename="tinylibs-1.0-cp314-cp314-manylinux_2_17_x86_64.whl", sha256="1" * 64,
+        tag="cp314-cp314-manylinux_2_17_x86_64", source="built", sdist="tinylibs-1.0.tar.gz", sdist_sha256="2" * 64,
+        builder="b", toolchain_sha256="3" * 64, build_constraints_sha256="4" * 64, build_seconds=1.0, cross_built=False,
+        libraries=("libffi 3.5.2", "zlib 1.3.2"),
+    )  # fmt: skip
+    data = entry.to_json()
+    assert data["libraries"] == ["libffi 3.5.2", "zlib 1.3.2"]
+    assert ManifestEntry.from_json(data) == entry
+    with pytest.raises(ValueError, match="libraries is not a list of strings"):
+        ManifestEntry.from_json({**data, "libraries": "zlib"})
