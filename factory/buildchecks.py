@@ -7,7 +7,7 @@ the symbols that need more), and a musllinux wheel cross-built with zig NEEDs on
 resolves every symbol against musl's ``libc.so`` and CPython's ``libpython``
 (``verify.check_musl_wheel``). Dynamic (``WheelChecks.import_check``): each built manylinux
 wheel is installed and its top-level modules imported in the runtime base image of its
-arch, network off, by the ``checks/import_check.sh`` resource.
+arch, network off, by the ``checks/import_check.py`` resource.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .targets import Target
 from .toolchain import zig_target
 from .verify import check_musl_wheel, check_wheel, elf_exports, glibc_versions_above
 
-IMPORT_CHECK = "checks/import_check.sh"
+IMPORT_CHECK = "checks/import_check.py"
 LOG_TAIL = 12
 
 
@@ -131,11 +131,11 @@ class WheelChecks:
             modules = top_level_modules(wheel_dir / o.filename)
             rc, output = conn.engine.run(
                 base.ref,
-                ["sh", "/opt/factory/import_check.sh", o.filename, *modules],
+                ["python3", "/opt/factory/import_check.py", o.filename, *modules],
                 volumes={
                     str(wheel_dir): {"bind": "/opt/factory/wheels", "mode": "ro"},
                     str(conn.pip_wheel): {"bind": "/opt/factory/pip.whl", "mode": "ro"},
-                    str(program): {"bind": "/opt/factory/import_check.sh", "mode": "ro"},
+                    str(program): {"bind": "/opt/factory/import_check.py", "mode": "ro"},
                 },
                 platform=f"linux/{target.docker_arch}",
                 network=False,

@@ -27,6 +27,9 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 # Engine.run's status for a container killed at its timeout (coreutils' `timeout` exits so).
 TIMED_OUT = 124
+# A test container's main process: python3 waiting for a signal (as PID 1 it needs its own
+# SIGTERM handler, or `docker stop` would wait out its grace period).
+IDLE = ["python3", "-c", "import signal, sys; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); signal.pause()"]
 DOCKER_FIX = "start the engine (`dockerd &` as root, or `systemctl start docker`) and check `docker info`"
 
 
@@ -295,8 +298,9 @@ class Engine:
 
     @contextlib.contextmanager
     def test_container(self, image: str, volumes: Iterable[tuple[str, str]] = ()) -> Iterator[Any]:
-        """A started testcontainers ``DockerContainer`` of ``image`` idling on ``sleep infinity``,
-        with a read-only root filesystem and a tmpfs ``/tmp``; stopped on exit.
+        """A started testcontainers ``DockerContainer`` of ``image`` idling in ``python3`` (the
+        bases have no shell and no coreutils: ``IDLE``), with a read-only root filesystem and a
+        tmpfs ``/tmp``; stopped on exit.
 
         ``exec([...])`` on it runs checks inside. ``volumes`` are (host path, container path)
         pairs mounted read-only. Raises ``EngineError`` if the engine cannot start it.
@@ -304,7 +308,7 @@ class Engine:
         from testcontainers.core.container import DockerContainer
 
         # --read-only with a tmpfs /tmp: the image must work without writing to its layers.
-        c = DockerContainer(image, read_only=True).with_tmpfs_mount("/tmp", "size=64m").with_command(["sleep", "infinity"])
+        c = DockerContainer(image, read_only=True).with_tmpfs_mount("/tmp", "size=64m").with_command(IDLE)
         for host, path in volumes:
             c = c.with_volume_mapping(host, path, "ro")
         try:

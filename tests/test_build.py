@@ -214,7 +214,7 @@ def test_editing_a_build_resource_changes_the_key(resources_copy, name):
 
 def test_resources_outside_the_build_leave_the_key(resources_copy):
     before = cell_key(**KEY_ARGS).hexdigest()
-    with open(resources_copy / "checks" / "import_check.sh", "a") as f:
+    with open(resources_copy / "checks" / "import_check.py", "a") as f:
         f.write("# edited\n")
     assert cell_key(**KEY_ARGS).hexdigest() == before
 
@@ -413,8 +413,8 @@ def test_import_check_fails_only_the_wheels_that_do_not_import(tmp_path):
     assert checked[0] == good and checked[2] == musl
     assert not checked[1].ok and "importing _tinyc" in checked[1].reason and checked[1].log_tail[-1].startswith("ModuleNotFoundError")
     _, command, volumes, platform, network = engine.runs[0]
-    assert command[:2] == ["sh", "/opt/factory/import_check.sh"] and command[3:] == ["_tinyc"] and network is False
-    assert volumes[str(resources.path("checks/import_check.sh"))]["mode"] == "ro" and platform == "linux/amd64"
+    assert command[:2] == ["python3", "/opt/factory/import_check.py"] and command[3:] == ["_tinyc"] and network is False
+    assert volumes[str(resources.path("checks/import_check.py"))]["mode"] == "ro" and platform == "linux/amd64"
     assert checks.import_check(parse_target("musllinux_1_2_x86_64"), tmp_path, [musl]) == [musl]
     assert len(engine.runs) == 2  # musllinux: no container
 

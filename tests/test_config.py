@@ -108,6 +108,7 @@ PACKAGED = {
     "dockerfile": "images/runtime.Dockerfile",
     "builder_dockerfile": "images/builder.Dockerfile",
     "builder_recipe": "images/recipes/forky-builder.toml",
+    "library_builder_recipe": "images/recipes/forky-libbuilder.toml",
     "toolchain": "constraints/toolchain.txt",
     "build_constraints": "constraints/build.txt",
 }
@@ -121,7 +122,7 @@ def test_defaults_resolve_to_packaged_resources(tmp_path, monkeypatch):
     for attr, name in PACKAGED.items():
         path = getattr(cfg, attr)
         assert path == resources.ROOT / name and path.is_file(), attr
-    assert cfg.packaged == {"dockerfile", "builder-dockerfile", "builder-recipe", "toolchain", "build-constraints"}
+    assert cfg.packaged == {"dockerfile", "builder-dockerfile", "builder-recipe", "library-builder-recipe", "toolchain", "build-constraints"}
     assert cfg.arches == ("amd64", "arm64")
     assert {cfg.base(a).recipe.path for a in cfg.arches} == {resources.ROOT / "images/recipes/forky-slim.toml"}
     assert cfg.lock == tmp_path / "requirements.lock"

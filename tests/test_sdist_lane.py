@@ -18,7 +18,7 @@ import pytest
 from conftest import run
 from elftools.elf.elffile import ELFFile
 from indexserver import FixtureIndex, make_sdist, sha256
-from tinysrc import BROKEN_SOURCE, C_SOURCE, CPP_SOURCE, c_project
+from tinysrc import BROKEN_SOURCE, C_SOURCE, CPP_SOURCE, c_project, libs_project
 
 from factory.engine import Engine
 from factory.imagelock import BuilderImagesLock
@@ -33,8 +33,11 @@ SDISTS = {
     "broken": make_sdist("broken", "1.0", c_project("broken", "_broken", BROKEN_SOURCE)),
     # no compiled sources: built once with `build` (cibuildwheel refuses pure wheels)
     "tinypure": make_sdist("tinypure", "1.0", {"tinypure/__init__.py": "def double(x):\n    return 2 * x\n"}),
+    # links zlib and libffi: both built from the library recipes for each target, linked statically
+    "tinylibs": make_sdist("tinylibs", "1.0", libs_project()),
 }
-COMPILED = {"tinyc", "tinycpp"}
+COMPILED = {"tinyc", "tinycpp", "tinylibs"}
+LIBRARIES = ["libffi 3.5.2", "zlib 1.3.2"]
 # build-backend drift: its build-system.requires exclude the setuptools build.txt pins
 SDISTS["tinydrift"] = make_sdist("tinydrift", "1.0", {"tinydrift/__init__.py": "X = 1\n"}, requires=("setuptools>=61,<80",))
 
@@ -52,7 +55,7 @@ def sdist_index(cfg):
 
 @pytest.fixture(scope="session")
 def built(project, bases, sdist_index):
-    (project / "sdist.lock").write_text(lock_text("tinyc", "tinycpp", "tinypure"))
+    (project / "sdist.lock").write_text(lock_text("tinyc", "tinycpp", "tinypure", "tinylibs"))
     proc = run(project, "wheelhouse", "--lock", "sdist.lock", "--out", "wh-sdist", env={"FACTORY_INDEX_URL": sdist_index.url})
     return json.loads((project / "wh-sdist" / "manifest.json").read_text()), proc
 
@@ -63,7 +66,7 @@ def test_every_cell_is_built_and_recorded(project, cfg, built):
     builders = {a: b.to_json() for a, b in BuilderImagesLock.load(project / "builders.lock").builders.items()}
     assert set(manifest["targets"]) == set(TARGETS)
     for target, entries in manifest["targets"].items():
-        assert {e["name"] for e in entries} == {"tinyc", "tinycpp", "tinypure"}
+        assert {e["name"] for e in entries} == {"tinyc", "tinycpp", "tinypure", "tinylibs"}
         arch = "amd64" if target.endswith("x86_64") else "arm64"
         for e in entries:
             if e["name"] == "tinypure":  # one build, in the native (amd64) builder, for every target
@@ -76,6 +79,7 @@ def test_every_cell_is_built_and_recorded(project, cfg, built):
             assert e["builder"] == builders[arch]["ref"] and "@sha256:" in e["builder"]
             assert e["toolchain_sha256"] == toolchain_sha
             assert e["cross_built"] == target.startswith("musllinux")
+            assert e.get("libraries") == (LIBRARIES if e["name"] == "tinylibs" else None)
             wheel = project / "wh-sdist" / target / e["filename"]
             assert hashlib.sha256(wheel.read_bytes()).hexdigest() == e["sha256"]
             if target.startswith("manylinux"):
@@ -107,7 +111,9 @@ def test_readiness_matrix_says_what_each_cell_is(project, built):
         for target, cell in row["cells"].items():
             assert cell["status"] == "built" and cell["seconds"] > 0
             if row["name"] in COMPILED:
-                assert (cell.get("note") == "cross-built, not import-tested") == target.startswith("musllinux")
+                note = cell.get("note") or ""
+                assert ("cross-built, not import-tested" in note) == target.startswith("musllinux")
+                assert ("library recipes libffi 3.5.2, zlib 1.3.2" in note) == (row["name"] == "tinylibs")
     md = (project / "wh-sdist" / "readiness.md").read_text()
     assert "| tinycpp==1.0 |" in md and "built from sdist" in md
 
@@ -124,20 +130,25 @@ def test_install_lock_pins_the_wheelhouse_files(project, built):
 def test_built_wheels_work_on_their_arch(project, cfg, bases, built, arch):
     target = "manylinux_2_28_x86_64" if arch == "amd64" else "manylinux_2_28_aarch64"
     pip = next(cfg.cache_dir.glob("files/sha256/*/*/pip-*.whl"))
+    # the base has no shell: python3 drives the install and the calls
+    script = (
+        "import subprocess, venv; venv.create('/tmp/v', with_pip=False);"
+        " subprocess.run(['/tmp/v/bin/python', '/pip.whl/pip', 'install', '-q', '--no-index', '--find-links', '/wh',"
+        " 'tinyc', 'tinycpp', 'tinypure', 'tinylibs'], check=True);"
+        " subprocess.run(['/tmp/v/bin/python', '-c', 'import tinyc, tinycpp, tinypure, tinylibs, platform;"
+        " print(tinyc.parse(\"42\") + 1, tinycpp.join([\"a\", \"b\"]), tinypure.double(21), tinylibs.crc(\"hello\"),"
+        " tinylibs.ffi_add(2, 3), platform.machine())'], check=True)"
+    )
     status, out = Engine().run(
         bases["bases"][arch]["ref"],
-        [
-            "sh", "-c",
-            "python3 -m venv --without-pip /tmp/v && /tmp/v/bin/python /pip.whl/pip install -q --no-index --find-links /wh tinyc tinycpp tinypure"
-            " && /tmp/v/bin/python -c 'import tinyc, tinycpp, tinypure, platform;"
-            " print(tinyc.parse(\"42\") + 1, tinycpp.join([\"a\", \"b\"]), tinypure.double(21), platform.machine())'",
-        ],
+        ["python3", "-c", script],
         volumes={str(project / "wh-sdist" / target): {"bind": "/wh", "mode": "ro"}, str(pip): {"bind": "/pip.whl", "mode": "ro"}},
         platform=f"linux/{arch}",
         network=False,
     )
     assert status == 0, out
-    assert out.split()[-4:] == ["43", "ab", "42", "x86_64" if arch == "amd64" else "aarch64"]
+    # crc32(b"hello") from the recipe-built zlib, 2 + 3 called through the recipe-built libffi
+    assert out.split()[-6:] == ["43", "ab", "42", "907060870", "5", "x86_64" if arch == "amd64" else "aarch64"]
 
 
 def test_rebuild_reuses_cached_builds(project, built, sdist_index):
