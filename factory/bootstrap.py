@@ -67,9 +67,9 @@ def mmdebstrap_command(recipe: Recipe, arch: str, out: Path, packages_index: Pat
     cmd = [
         "mmdebstrap",
         f"--variant={recipe.variant}",
-        f"--arch={arch}",
+        f"--architectures={','.join((arch, *recipe.foreign(arch)))}" if recipe.foreign(arch) else f"--arch={arch}",
         "--format=tar",
-        f"--include={','.join(recipe.packages)}",
+        f"--include={','.join((*recipe.packages, *(f'{p}:{a}' for a in recipe.foreign(arch) for p in recipe.foreign_packages)))}",
         "--aptopt=Acquire::Check-Valid-Until \"false\"",
         "--aptopt=Acquire::Retries \"3\"",
     ]

@@ -28,12 +28,13 @@ import functools
 import json
 import os
 import platform
+import shutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import atomic, buildcache, builddeps, buildlocks, cibw, libbuild, librecipes, parallel, purebuild, resources, toolchain
+from . import atomic, buildcache, builddeps, buildlocks, cibw, libbuild, librecipes, parallel, purebuild, resources, rustbuild, toolchain
 from .buildcache import BuildCache
 from .buildchecks import WheelChecks, best_tag
 from .builddeps import builddeps_dir, check_requires
@@ -50,6 +51,8 @@ from .sdist import SdistInfo, inspect_sdist
 from .sdistplan import CellPlanner, Connection
 from .targets import Target, parse_target
 
+# The toolchain wheels a Rust cell's venv installs ``build`` from.
+RUST_TOOLS = ("build", "packaging", "pyproject-hooks")
 # The reason a pure-Python build's wheel carries when it was not pure after all: its cells
 # go to cibuildwheel (never shown: no outcome with it reaches the matrix).
 NOT_PURE = "the built wheel is not pure Python"
@@ -182,6 +185,9 @@ class SdistBuilder:
             pure = self._pure(req, sdist, info, build_lock, base)
             if pure is not None:
                 return pure
+        kind = rustbuild.backend(info)
+        if kind is not None:
+            return self._rust(req, sdist, info, kind, build_lock, base)
         builder = self.plan.builder_for(target)
         base = dataclasses.replace(base, builder=builder, toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256)
         options = self.cfg.sdist_options_for(pin.name)
@@ -199,6 +205,91 @@ class SdistBuilder:
             console.print(f"{pin.name}=={pin.version} for {target.name}: {cause.kind} {cause.detail}; building again with library recipe {extra}")
             wanted = tuple(sorted({*wanted, extra}))
             self._learn(req.sdist_sha256, wanted)
+
+    def _rust(self, req: BuildRequest, sdist: Path, info: SdistInfo, kind: str, build_lock: Lock, base: BuildOutcome) -> BuildOutcome:
+        """A Rust cell (``rustbuild``): built in the host builder, natively for every glibc
+        target; a musllinux cell fails at once (no musl std), as does an sdist without a
+        ``Cargo.lock`` or whose crates cannot be fetched."""
+        target = req.target
+        base = dataclasses.replace(base, toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256)
+        if target.libc == "musllinux":
+            return dataclasses.replace(base, reason=str(rustbuild.musl_cause(target)))
+        lock_dir = rustbuild.cargo_lock(sdist)
+        if lock_dir is None:
+            return dataclasses.replace(
+                base, reason="Rust sdist without a Cargo.lock: its crates cannot be pinned and checked (fix: use a release whose sdist ships Cargo.lock)"
+            )
+        try:
+            image = self.libraries.image()
+        except LibraryRecipeError as e:
+            return dataclasses.replace(base, reason=str(e))
+        base = dataclasses.replace(base, builder=image)
+        epoch = cibw.sdist_epoch(sdist)
+        key = self._rust_key(req, kind, epoch, build_lock)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        native = self._native()
+        try:
+            with self._once(("builddeps", native.name, build_lock.sha256)):
+                deps = builddeps_dir(self.cfg.cache_dir, build_lock, native, self.cfg.python, self.index)
+        except BuildDependencyError as e:
+            return dataclasses.replace(base, reason=str(e))
+        cargo_home = self.cfg.cache_dir / "cargo-home"
+        with self._once(("cargo-fetch", req.sdist_sha256)):
+            cargo_home.mkdir(parents=True, exist_ok=True)
+            status, output = rustbuild.fetch(
+                self.connection().engine, image, sdist, info.top, lock_dir, cargo_home, self.cfg.ca_bundle, self.cfg.build_timeout
+            )
+        if status != 0:
+            tail = tuple(output.strip().splitlines()[-rustbuild.LOG_TAIL:])
+            return dataclasses.replace(base, reason=f"cargo fetch --locked failed: {' | '.join(tail[-2:])[:300]}", log_tail=tail)
+        zig_cache = self.cfg.cache_dir / "zig-cache"
+        zig_cache.mkdir(parents=True, exist_ok=True)
+        with self._once("rust-tools"):
+            tools = self._tools
+        mounts = {"deps": deps, "tools": tools, "cargo_home": cargo_home, "zig": self.zig, "zig_cache": zig_cache}
+
+        def run(work: Path) -> BuildOutcome:
+            console.print(f"building {req.pin.name}=={req.pin.version} for {target.name} (Rust, {kind}; sdist {req.sdist.filename})")
+            result = rustbuild.run(
+                self.connection().engine, image, kind, target, sdist, info.top, mounts, work, epoch, self.compile_jobs, self.cfg.build_timeout
+            )
+            failed = dataclasses.replace(base, seconds=result.seconds, log_tail=result.tail)
+            if result.failure:
+                cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None)
+                return dataclasses.replace(failed, reason=f"{cause} [{result.failure}]")
+            wheel = work / result.wheels[0].name
+            os.replace(result.wheels[0], wheel)
+            try:
+                self.checks.verify(wheel, target, image)
+            except WheelContentError as e:
+                return dataclasses.replace(failed, reason=str(e))
+            return dataclasses.replace(
+                base, ok=True, seconds=result.seconds, filename=wheel.name, sha256=sha256_file(wheel), tag=best_tag(wheel, target, self.cfg.python)
+            )
+
+        return self.cache.put(key, run)
+
+    def _rust_key(self, req: BuildRequest, kind: str, epoch: int, build_lock: Lock) -> buildcache.BuildKey:
+        return buildcache.rust_key(
+            python=self.cfg.python, target=req.target, builder=self.libraries.builder_digest(), kind=kind, sdist_sha256=req.sdist_sha256,
+            epoch=epoch, toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256,
+        )  # fmt: skip
+
+    @functools.cached_property
+    def _tools(self) -> Path:
+        """A directory of the toolchain's ``build`` wheels (and their dependencies), for
+        the host builder's venv."""
+        root = self.cfg.cache_dir / "rust-tools" / self.toolchain_sha256[:16]
+        if not root.is_dir():
+
+            def fill(tmp: Path) -> None:
+                for name in RUST_TOOLS:
+                    shutil.copy(toolchain.tool_wheel(self.cfg, self.index, name), tmp)
+
+            atomic.replace_dir(root, fill)
+        return root
 
     def _cibw_cell(
         self, req: BuildRequest, sdist: Path, builder: str, build_lock: Lock, base: BuildOutcome, libraries: tuple[str, ...], options: SdistOptions
@@ -333,6 +424,13 @@ class SdistBuilder:
         except BuildDependencyError as e:
             generated = self.plan.own_lock(pin.name) is None and self.plan.generated_lock(pin.name) is not None
             return cell if generated else dataclasses.replace(cell, reason=str(e))  # a generated lock: key known once built
+        kind = rustbuild.backend(info)
+        if kind is not None:
+            if target.libc == "musllinux":
+                return dataclasses.replace(cell, reason=str(rustbuild.musl_cause(target)))
+            epoch = cibw.sdist_epoch(sdist)
+            key = self._rust_key(req, kind, epoch, build_lock)
+            return dataclasses.replace(cell, key=key.hexdigest(), cached=self.cache.get(key) is not None)
         pure = not info.compiled
         native = self._native() if pure else target
         builder = self.cfg.builder_image(native) or builders.get(str(native.docker_arch))

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import atomic, cibw, purebuild, resources
+from . import atomic, cibw, purebuild, resources, rustbuild, toolchain
 from .buildoutcome import BuildOutcome
 from .cache import sha256_file
 from .config import SdistOptions
@@ -111,6 +111,28 @@ def pure_key(*, python: str, builder: str, sdist_sha256: str, epoch: int, toolch
         build_constraints_sha256=build_constraints_sha256,
         resources_sha256="",
         environment=(("command", command), ("SOURCE_DATE_EPOCH", str(epoch))),
+        cibuildwheel_version="",
+    )
+
+
+def rust_key(
+    *, python: str, target: Target, builder: str, kind: str, sdist_sha256: str, epoch: int, toolchain_sha256: str, build_constraints_sha256: str
+) -> BuildKey:
+    """The ``BuildKey`` of a Rust cell (``rustbuild``): ``builder`` names the host builder
+    (its recipe digest), the environment is the container's variables and command for the
+    backend ``kind``; the zig wrapper is hashed as the build resources."""
+    env = rustbuild.environment(kind, target, epoch, jobs=0)
+    env.pop("CARGO_BUILD_JOBS")  # how many jobs compile it does not change the wheel
+    command = rustbuild.command(kind, "<sdist>", "<top>", target)[-1]
+    return BuildKey(
+        sdist_sha256=sdist_sha256,
+        target=target.name,
+        python=python,
+        builder=builder,
+        toolchain_sha256=toolchain_sha256,
+        build_constraints_sha256=build_constraints_sha256,
+        resources_sha256=resources.digest(toolchain.ZIG_WRAPPER),
+        environment=(*sorted(env.items()), ("command", command)),
         cibuildwheel_version="",
     )
 

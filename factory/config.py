@@ -128,6 +128,14 @@ class Recipe:
     # Packages of the dependency closure that are not unpacked (``variant = "extract"``
     # only): those that only maintainer scripts use, such as debconf.
     drop_packages: tuple[str, ...] = ()
+    # Multi-arch: ``foreign_packages`` installed as ``name:<arch>`` for each of
+    # ``foreign_arches`` other than the rootfs's own (e.g. Rust's std for another target).
+    foreign_arches: tuple[str, ...] = ()
+    foreign_packages: tuple[str, ...] = ()
+
+    def foreign(self, arch: str) -> tuple[str, ...]:
+        """The foreign Debian arches of a rootfs for ``arch``."""
+        return tuple(a for a in self.foreign_arches if a != arch)
 
     def digest(self, arch: str, python: str) -> str:
         """sha256 hex of everything that determines the rootfs for ``arch`` (``amd64``/``arm64``)."""
@@ -145,6 +153,8 @@ class Recipe:
         }
         if self.drop_packages:  # only then: the builder recipes' hashes (and builders.lock) stay as they were
             data["drop_packages"] = list(self.drop_packages)
+        if self.foreign(arch) and self.foreign_packages:
+            data["foreign"] = [list(self.foreign(arch)), list(self.foreign_packages)]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -380,6 +390,8 @@ def load_recipe(path: Path) -> Recipe:
         path_exclude=tuple(data.get("path-exclude", ())),
         path_include=tuple(data.get("path-include", ())),
         drop_packages=tuple(data.get("drop-packages", ())),
+        foreign_arches=tuple(data.get("foreign-arches", ())),
+        foreign_packages=tuple(data.get("foreign-packages", ())),
     )
 
 

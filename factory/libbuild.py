@@ -104,6 +104,10 @@ class LibraryBuilder:
         }  # fmt: skip
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
+    def builder_digest(self) -> str:
+        """The host builder's recipe digest (what its image is made from), for cache keys."""
+        return self._builder_recipe()[1]
+
     def image(self) -> str:
         """The library builder image's local tag, bootstrapped on first need."""
         with self._once("libbuilder"):

@@ -182,3 +182,53 @@ def test_a_built_entry_carries_its_libraries_through_json():
     assert ManifestEntry.from_json(data) == entry
     with pytest.raises(ValueError, match="libraries is not a list of strings"):
         ManifestEntry.from_json({**data, "libraries": "zlib"})
+
+
+def test_the_host_builder_recipe_adds_the_other_arch_std(tmp_path):
+    from factory.bootstrap import mmdebstrap_command
+    from factory.config import load_recipe
+
+    recipe = load_recipe(resources.path("images/recipes/forky-libbuilder.toml"))
+    assert recipe.foreign("amd64") == ("arm64",) and recipe.foreign("arm64") == ("amd64",)
+    cmd = mmdebstrap_command(recipe, "amd64", tmp_path / "rootfs.tar")
+    assert "--architectures=amd64,arm64" in cmd
+    include = next(a for a in cmd if a.startswith("--include="))
+    assert "libstd-rust-dev:arm64" in include and "rustc" in include.split("=", 1)[1].split(",")
+    # the slim base and the cibuildwheel builders are single-arch, with the same argv as before
+    base = load_recipe(resources.path("images/recipes/forky-builder.toml"))
+    assert "--arch=arm64" in mmdebstrap_command(base, "arm64", tmp_path / "b.tar")
+    assert recipe.digest("amd64", "3.14.8") != recipe.digest("arm64", "3.14.8")
+
+
+def test_rust_sdists_are_recognised_by_backend(tmp_path):
+    from tinysrc import maturin_project, setuptools_rust_project
+
+    from factory import rustbuild
+    from factory.sdist import inspect_sdist
+
+    m = tmp_path / "tinyrust-1.0.tar.gz"
+    m.write_bytes(make_sdist("tinyrust", "1.0", maturin_project()))
+    s = tmp_path / "tinyrs-1.0.tar.gz"
+    s.write_bytes(make_sdist("tinyrs", "1.0", setuptools_rust_project(), requires=("setuptools>=61", "setuptools-rust")))
+    n = tmp_path / "tinyrs-nolock-1.0.tar.gz"
+    n.write_bytes(make_sdist("tinyrs-nolock", "1.0", setuptools_rust_project(with_lock=False), requires=("setuptools-rust",)))
+    assert rustbuild.backend(inspect_sdist(m)) == rustbuild.MATURIN
+    assert rustbuild.backend(inspect_sdist(s)) == rustbuild.SETUPTOOLS_RUST
+    c = tmp_path / "tinyc-1.0.tar.gz"
+    c.write_bytes(make_sdist("tinyc", "1.0", c_project("tinyc", "_tinyc", C_SOURCE)))
+    assert rustbuild.backend(inspect_sdist(c)) is None
+    assert rustbuild.cargo_lock(m) == "" and rustbuild.cargo_lock(n) is None
+
+
+def test_rust_targets_and_the_musl_reason():
+    from factory import rustbuild
+
+    assert rustbuild.triple(parse_target("manylinux_2_28_aarch64")) == "aarch64-unknown-linux-gnu"
+    cause = rustbuild.musl_cause(parse_target("musllinux_1_2_x86_64"))
+    assert str(cause).startswith("Rust toolchain or std missing: x86_64-unknown-linux-musl (fix: Debian ships Rust's std")
+    maturin = rustbuild.environment(rustbuild.MATURIN, parse_target("manylinux_2_28_aarch64"), 1, 2)
+    assert maturin["MATURIN_PEP517_ARGS"].startswith("--target aarch64-unknown-linux-gnu --zig --compatibility manylinux_2_28")
+    assert maturin["CARGO_NET_OFFLINE"] == "true"
+    srust = rustbuild.environment(rustbuild.SETUPTOOLS_RUST, parse_target("manylinux_2_28_aarch64"), 1, 2)
+    assert srust["CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER"] == "/opt/factory/bin/cc"
+    assert srust["FACTORY_ZIG_TARGET"] == "aarch64-linux-gnu.2.28" and srust["_PYTHON_HOST_PLATFORM"] == "linux-aarch64"

@@ -18,7 +18,7 @@ import pytest
 from conftest import run
 from elftools.elf.elffile import ELFFile
 from indexserver import FixtureIndex, make_sdist, sha256
-from tinysrc import BROKEN_SOURCE, C_SOURCE, CPP_SOURCE, c_project, libs_project
+from tinysrc import BROKEN_SOURCE, C_SOURCE, CPP_SOURCE, c_project, libs_project, maturin_project, setuptools_rust_project
 
 from factory.engine import Engine
 from factory.imagelock import BuilderImagesLock
@@ -38,6 +38,10 @@ SDISTS = {
 }
 COMPILED = {"tinyc", "tinycpp", "tinylibs"}
 LIBRARIES = ["libffi 3.5.2", "zlib 1.3.2"]
+# Rust: maturin and setuptools-rust (PyO3), crates fetched against their Cargo.lock
+SDISTS["tinyrust"] = make_sdist("tinyrust", "1.0", maturin_project())
+SDISTS["tinyrs"] = make_sdist("tinyrs", "1.0", setuptools_rust_project(), requires=("setuptools>=61", "setuptools-rust>=1.9"))
+SDISTS["tinyrs-nolock"] = make_sdist("tinyrs-nolock", "1.0", setuptools_rust_project(with_lock=False), requires=("setuptools>=61", "setuptools-rust>=1.9"))
 # build-backend drift: its build-system.requires exclude the setuptools build.txt pins
 SDISTS["tinydrift"] = make_sdist("tinydrift", "1.0", {"tinydrift/__init__.py": "X = 1\n"}, requires=("setuptools>=61,<80",))
 
@@ -229,3 +233,61 @@ def test_plan_names_every_cell_with_the_key_of_its_cache_entry(project, cfg, bui
     wrong = run(project, "wheelhouse", "--lock", "sdist.lock", "--only", "tinyc-9.9-nowhere", check=False, env=env)
     assert wrong.returncode != 0 and "no cell 'tinyc-9.9-nowhere'" in wrong.stderr and "factory plan" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+@pytest.fixture(scope="session")
+def rust_built(project, bases, sdist_index):
+    """The Rust sdists on all four targets (musllinux cannot work: the run fails, naming why),
+    then on the two manylinux targets alone (from the cache)."""
+    (project / "rust.lock").write_text(lock_text("tinyrust", "tinyrs", "tinyrs-nolock"))
+    every = run(project, "wheelhouse", "--lock", "rust.lock", "--out", "wh-rust-all", check=False, env={"FACTORY_INDEX_URL": sdist_index.url})
+    (project / "rust-ok.lock").write_text(lock_text("tinyrust", "tinyrs"))
+    args = ("wheelhouse", "--lock", "rust-ok.lock", "--out", "wh-rust", "--target", TARGETS[0], "--target", TARGETS[1])
+    glibc = run(project, *args, env={"FACTORY_INDEX_URL": sdist_index.url})
+    return every, glibc
+
+
+def test_rust_sdists_build_for_glibc_targets_and_name_why_not_musl(project, rust_built):
+    every, glibc = rust_built
+    assert every.returncode != 0 and "Traceback" not in every.stderr
+    matrix = json.loads((project / "wh-rust-all.failed" / "readiness.json").read_text())
+    rows = {row["name"]: row["cells"] for row in matrix["rows"]}
+    for name in ("tinyrust", "tinyrs"):
+        for target in TARGETS[:2]:
+            assert rows[name][target]["status"] == "built", rows[name][target]
+        for target in TARGETS[2:]:
+            cell = rows[name][target]
+            arch = "x86_64" if target.endswith("x86_64") else "aarch64"
+            assert cell["status"] == "failed"
+            assert cell["reason"].startswith(f"Rust toolchain or std missing: {arch}-unknown-linux-musl"), cell
+            assert "Debian ships Rust's std for glibc targets only" in cell["reason"]
+    assert rows["tinyrs-nolock"]["manylinux_2_28_x86_64"]["reason"].startswith("Rust sdist without a Cargo.lock"), rows["tinyrs-nolock"]
+    manifest = json.loads((project / "wh-rust" / "manifest.json").read_text())
+    for target in TARGETS[:2]:
+        entries = {e["name"]: e for e in manifest["targets"][target]}
+        assert set(entries) == {"tinyrust", "tinyrs"}
+        for e in entries.values():
+            assert e["source"] == "built" and e["builder"].startswith("factory/libbuilder:")
+            floor = int(e["tag"].split("manylinux_2_")[1].split("_")[0])
+            assert floor <= 28 and e["tag"].endswith(target.split("manylinux_2_28_")[1]), e["tag"]
+    assert "building tinyrust==1.0" not in glibc.stdout + glibc.stderr  # the first run's builds, from the cache
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_rust_wheels_work_on_their_arch(project, cfg, bases, rust_built, arch):
+    target = TARGETS[0] if arch == "amd64" else TARGETS[1]
+    pip = next(cfg.cache_dir.glob("files/sha256/*/*/pip-*.whl"))
+    script = (
+        "import subprocess, venv; venv.create('/tmp/v', with_pip=False);"
+        " subprocess.run(['/tmp/v/bin/python', '/pip.whl/pip', 'install', '-q', '--no-index', '--find-links', '/wh', 'tinyrust', 'tinyrs'], check=True);"
+        " subprocess.run(['/tmp/v/bin/python', '-c', 'import tinyrust, tinyrs, platform; print(tinyrust.triple(5), tinyrs.triple(7), platform.machine())'], check=True)"
+    )
+    status, out = Engine().run(
+        bases["bases"][arch]["ref"],
+        ["python3", "-c", script],
+        volumes={str(project / "wh-rust" / target): {"bind": "/wh", "mode": "ro"}, str(pip): {"bind": "/pip.whl", "mode": "ro"}},
+        platform=f"linux/{arch}",
+        network=False,
+    )
+    assert status == 0, out
+    assert out.split()[-3:] == ["15", "21", "x86_64" if arch == "amd64" else "aarch64"]

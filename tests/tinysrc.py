@@ -1,4 +1,6 @@
-"""Sources of tiny C and C++ extension sdists for the sdist lane's tests."""
+"""Sources of tiny C, C++ and Rust extension sdists for the sdist lane's tests."""
+
+from pathlib import Path
 
 C_SOURCE = r"""
 #include <Python.h>
@@ -81,3 +83,60 @@ def libs_project() -> dict[str, str]:
         "tinylibs/__init__.py": "from ._tinylibs import *\n",
         "src/_tinylibs.c": LIBS_SOURCE,
     }
+
+
+_RUST_FIXTURES = Path(__file__).parent / "fixtures" / "rust"
+_PYO3_LIB = """use pyo3::prelude::*;
+
+#[pyfunction]
+fn triple(x: i64) -> i64 {
+    x * 3
+}
+
+#[pymodule]
+fn MODULE(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(triple, m)?)
+}
+"""
+_CARGO_TOML = """[package]
+name = "{package}"
+version = "1.0.0"
+edition = "2021"
+
+[lib]
+name = "{lib}"
+crate-type = ["cdylib"]
+
+[dependencies]
+pyo3 = {{ version = "0.30", features = ["extension-module"] }}
+"""
+
+
+def maturin_project() -> dict[str, str]:
+    """A PyO3 extension built by maturin (module ``tinyrust``, ``triple(x)``), with the
+    Cargo.lock that pins its crates (tests/fixtures/rust, made with `cargo generate-lockfile`)."""
+    return {
+        "pyproject.toml": (
+            '[build-system]\nrequires = ["maturin>=1.5,<2"]\nbuild-backend = "maturin"\n'
+            '[project]\nname = "tinyrust"\nversion = "1.0.0"\n'
+        ),
+        "Cargo.toml": _CARGO_TOML.format(package="tinyrust", lib="tinyrust"),
+        "Cargo.lock": (_RUST_FIXTURES / "tinyrust.Cargo.lock").read_text(),
+        "src/lib.rs": _PYO3_LIB.replace("MODULE", "tinyrust"),
+    }
+
+
+def setuptools_rust_project(with_lock: bool = True) -> dict[str, str]:
+    """A PyO3 extension ``tinyrs._tinyrs`` built by setuptools-rust (``tinyrs.triple(x)``)."""
+    files = {
+        "setup.py": (
+            "from setuptools import setup\nfrom setuptools_rust import Binding, RustExtension\n"
+            "setup(packages=['tinyrs'], rust_extensions=[RustExtension('tinyrs._tinyrs', binding=Binding.PyO3)])\n"
+        ),
+        "tinyrs/__init__.py": "from ._tinyrs import *\n",
+        "Cargo.toml": _CARGO_TOML.format(package="tinyrs", lib="_tinyrs"),
+        "src/lib.rs": _PYO3_LIB.replace("MODULE", "_tinyrs"),
+    }
+    if with_lock:
+        files["Cargo.lock"] = (_RUST_FIXTURES / "tinyrs.Cargo.lock").read_text()
+    return files

@@ -1,0 +1,185 @@
+"""Rust sdists (maturin, setuptools-rust): compiled natively in the host builder for every
+glibc target, linked through zig, from crates checked against the sdist's ``Cargo.lock``.
+
+The route, per sdist and target (``SdistBuilder`` drives it):
+
+1. **crates**: ``cargo fetch --locked`` against the sdist's ``Cargo.lock``, in the host
+   builder with the network on, into the shared ``<cache>/cargo-home``; cargo checks every
+   crate against the lock's checksums. An sdist without a ``Cargo.lock`` fails with that
+   reason: its crates could not be pinned.
+2. **build**: ``python -m build --wheel`` in the host builder with ``--network none``,
+   ``CARGO_NET_OFFLINE=true`` and the build backend from the build lock (``builddeps``).
+   Debian forky's rustc/cargo compile natively; the other arch's std is Debian's multi-arch
+   ``libstd-rust-dev:<arch>``. maturin: ``--target <triple> --zig --compatibility
+   manylinux_2_28`` (its cargo-zigbuild links with the toolchain's zig at the glibc floor).
+   setuptools-rust: ``CARGO_BUILD_TARGET``, the zig wrapper as the target's linker,
+   ``_PYTHON_HOST_PLATFORM`` and the target's ``_sysconfigdata`` (Debian's
+   ``libpython3.14-stdlib:<arch>``) for the extension suffix, then the wheel's platform tag
+   set to the target (the factory's static checks hold it to the floor).
+3. **musllinux**: Debian packages no musl std for Rust (and no rustup can be had here), so
+   those cells fail at once with exactly that reason (``MUSL_REASON``).
+
+No emulated rustc: the host builder is of the host's arch.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import time
+from pathlib import Path, PurePosixPath
+
+from .buildoutcome import BuildRun
+from .engine import TIMED_OUT, Engine
+from .failures import Cause, CauseKind
+from .sdist import SdistInfo
+from .targets import Target
+from .toolchain import zig_target
+
+TOOL = "python -m build (Rust)"
+LOG_TAIL = 12
+MATURIN = "maturin"
+SETUPTOOLS_RUST = "setuptools-rust"
+CARGO_HOME = "/opt/factory/cargo-home"
+GLIBC_FLOOR_TAG = "manylinux_2_28"
+
+
+def triple(target: Target) -> str:
+    """Rust's target triple for ``target``: ``aarch64-unknown-linux-gnu``, ``x86_64-unknown-linux-musl``."""
+    return f"{target.arch}-unknown-linux-{'musl' if target.libc == 'musllinux' else 'gnu'}"
+
+
+def backend(info: SdistInfo) -> str | None:
+    """``MATURIN`` or ``SETUPTOOLS_RUST`` for a Rust sdist (a ``Cargo.toml`` among its
+    compiled sources) built by one of them, else None (other sdists take other routes)."""
+    if not any(PurePosixPath(m).name == "Cargo.toml" for m in info.compiled):
+        return None
+    if info.backend.split(".")[0] == "maturin" or any(r.replace("_", "-").lower().startswith("maturin") for r in info.requires):
+        return MATURIN
+    if any(r.replace("_", "-").lower().startswith("setuptools-rust") for r in info.requires):
+        return SETUPTOOLS_RUST
+    return None
+
+
+def musl_cause(target: Target) -> Cause:
+    """Why a musllinux Rust cell cannot be built here."""
+    return Cause(
+        CauseKind.RUST, triple(target),
+        "Debian ships Rust's std for glibc targets only (libstd-rust-dev) and no rustup can be had here; "
+        "build this target where a musl std exists, or use the index's musllinux wheel of another release",
+    )  # fmt: skip
+
+
+def cargo_lock(sdist: Path) -> str | None:
+    """The member path (relative to the sdist's top directory) of the directory holding the
+    sdist's top-most ``Cargo.lock`` (``""`` for the top itself), or None when it ships none.
+    ``tarfile.TarError``/``OSError`` if unreadable."""
+    with tarfile.open(sdist) as tar:
+        locks = [PurePosixPath(m.name) for m in tar.getmembers() if m.isfile() and PurePosixPath(m.name).name == "Cargo.lock"]
+    if not locks:
+        return None
+    best = min(locks, key=lambda p: (len(p.parts), str(p)))
+    return str(PurePosixPath(*best.parts[1:-1])) if len(best.parts) > 2 else ""
+
+
+def _unpack(sdist_name: str) -> list[str]:
+    return ["mkdir -p /tmp/src", f"tar -xf /opt/factory/sdist/{sdist_name} -C /tmp/src --no-same-owner"]
+
+
+def fetch(engine: Engine, image: str, sdist: Path, top: str, lock_dir: str, cargo_home: Path, ca_bundle: Path | None, timeout: float) -> tuple[int, str]:
+    """``cargo fetch --locked`` of the sdist's crates into ``cargo_home`` (network on, the
+    host's CA bundle mounted for the proxy). Returns (exit status, output)."""
+    manifest = f"/tmp/src/{top}/{lock_dir}/Cargo.toml".replace("//", "/")
+    volumes = {str(sdist): {"bind": f"/opt/factory/sdist/{sdist.name}", "mode": "ro"}, str(cargo_home): {"bind": CARGO_HOME, "mode": "rw"}}
+    environment = {"CARGO_HOME": CARGO_HOME}
+    if ca_bundle is not None:
+        volumes[str(ca_bundle)] = {"bind": "/opt/factory/ca.crt", "mode": "ro"}
+        environment |= {"CARGO_HTTP_CAINFO": "/opt/factory/ca.crt", "SSL_CERT_FILE": "/opt/factory/ca.crt"}
+    script = "\n".join(["set -e", *_unpack(sdist.name), f"cargo fetch --locked --manifest-path {manifest}"])
+    return engine.run(image, ["sh", "-c", script], volumes=volumes, environment=environment, timeout=timeout)
+
+
+def environment(kind: str, target: Target, epoch: int, jobs: int) -> dict[str, str]:
+    """The build container's variables for ``kind`` (``MATURIN``/``SETUPTOOLS_RUST``) and
+    ``target`` (a manylinux one)."""
+    rust = triple(target)
+    env = {
+        "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/opt/factory/deps", "PIP_CONSTRAINT": "/opt/factory/deps/constraints.txt",
+        "SOURCE_DATE_EPOCH": str(epoch), "CARGO_HOME": CARGO_HOME, "CARGO_NET_OFFLINE": "true", "CARGO_BUILD_JOBS": str(jobs),
+        "ZIG_GLOBAL_CACHE_DIR": "/opt/factory/zig-cache", "ZIG_LOCAL_CACHE_DIR": "/tmp/zig-local-cache",
+        "CARGO_ZIGBUILD_ZIG_PATH": "/opt/factory/zig/zig", "PYO3_CROSS_PYTHON_VERSION": "3.14",
+    }  # fmt: skip
+    if kind == MATURIN:
+        env["MATURIN_PEP517_ARGS"] = f"--target {rust} --zig --compatibility {GLIBC_FLOOR_TAG} --interpreter python3.14"
+    else:
+        var = rust.upper().replace("-", "_")
+        env |= {
+            "CARGO_BUILD_TARGET": rust, f"CARGO_TARGET_{var}_LINKER": "/opt/factory/bin/cc", "FACTORY_ZIG_TARGET": zig_target(target),
+            "_PYTHON_HOST_PLATFORM": f"linux-{target.arch}", "_PYTHON_SYSCONFIGDATA_NAME": f"_sysconfigdata__{target.arch}-linux-gnu",
+        }  # fmt: skip
+    return env
+
+
+def command(kind: str, sdist_name: str, top: str, target: Target) -> list[str]:
+    """The build container's command: a venv with ``build`` from the mounted tool wheels,
+    the sdist unpacked, ``python -m build --wheel`` into ``/opt/factory/out`` (setuptools-rust:
+    then its platform tag set to the target's glibc floor)."""
+    lines = [
+        "set -e",
+        "python3.14 -m venv /tmp/v",
+        "/tmp/v/bin/python -m pip install -q --no-index --find-links /opt/factory/tools build",
+        *_unpack(sdist_name),
+    ]
+    if kind == MATURIN:
+        lines.append(f"/tmp/v/bin/python -m build --wheel --outdir /opt/factory/out /tmp/src/{top}")
+    else:
+        platform = f"{GLIBC_FLOOR_TAG}_{target.arch}"
+        lines += [
+            f"/tmp/v/bin/python -m build --wheel --outdir /tmp/built /tmp/src/{top}",
+            "/tmp/v/bin/python -m pip install -q --no-index --find-links /opt/factory/deps wheel",
+            f"/tmp/v/bin/python -m wheel tags --platform-tag {platform} --remove /tmp/built/*.whl",
+            "cp /tmp/built/*.whl /opt/factory/out/",
+        ]
+    return ["sh", "-c", "\n".join(lines)]
+
+
+def run(
+    engine: Engine,
+    image: str,
+    kind: str,
+    target: Target,
+    sdist: Path,
+    top: str,
+    mounts: dict[str, Path],
+    work: Path,
+    epoch: int,
+    jobs: int,
+    timeout: float,
+) -> BuildRun:
+    """Build the wheel of the Rust ``sdist`` for ``target`` in the host builder ``image``
+    with the network off; wheel into ``work/out``, log into ``work/build.log``. ``mounts``
+    names the host paths of ``deps`` (build lock wheels), ``tools`` (the toolchain's
+    ``build`` wheels), ``cargo_home``, ``zig`` (``toolchain.zig_root()``) and ``zig_cache``.
+    Killed after ``timeout`` seconds. A failed build is a result; ``EngineError`` when no
+    container can start."""
+    out = work / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    volumes = {
+        str(sdist): {"bind": f"/opt/factory/sdist/{sdist.name}", "mode": "ro"},
+        str(mounts["deps"]): {"bind": "/opt/factory/deps", "mode": "ro"},
+        str(mounts["tools"]): {"bind": "/opt/factory/tools", "mode": "ro"},
+        str(mounts["cargo_home"]): {"bind": CARGO_HOME, "mode": "ro"},
+        str(mounts["zig"] / "zig"): {"bind": "/opt/factory/zig", "mode": "ro"},
+        str(mounts["zig"] / "bin"): {"bind": "/opt/factory/bin", "mode": "ro"},
+        str(mounts["zig_cache"]): {"bind": "/opt/factory/zig-cache", "mode": "rw"},
+        str(out): {"bind": "/opt/factory/out", "mode": "rw"},
+    }
+    started = time.monotonic()
+    status, logs = engine.run(
+        image, command(kind, sdist.name, top, target), volumes=volumes, environment=environment(kind, target, epoch, jobs),
+        network=False, timeout=timeout,
+    )  # fmt: skip
+    seconds = round(time.monotonic() - started, 1)
+    log = work / "build.log"
+    log.write_text(logs)
+    tail = tuple(logs.strip().splitlines()[-LOG_TAIL:])
+    return BuildRun(None if status == TIMED_OUT else status, seconds, log, tail, tuple(sorted(out.glob("*.whl"))), TOOL)
