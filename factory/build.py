@@ -41,12 +41,15 @@ from .builddeps import builddeps_dir, check_requires
 from .buildoutcome import BuildOutcome, BuildRequest, PlannedCell, cell_id
 from .cache import sha256_file
 from .config import Config, SdistOptions
+from .engine import docker_login_credentials
 from .errors import BuildDependencyError, LibraryRecipeError, LockCompileError, LockError, SdistError, WheelContentError
 from .failures import Cause, CauseKind, classify
 from .index import Index
 from .libbuild import LibraryBuilder, keys_of, recipe_dir
 from .lockfile import Lock, Pin
 from .progress import console
+from .registry import Registry, credentials
+from .remotecache import RemoteCache
 from .sdist import SdistInfo, inspect_sdist
 from .sdistplan import CellPlanner, Connection
 from .targets import Target, parse_target
@@ -62,6 +65,16 @@ def sweep(cache_dir: Path) -> list[Path]:
     """Remove every temporary directory a killed sdist-lane run left in ``cache_dir``
     (build entries, build dependencies, zig trees). Call once, holding the cache's run lock."""
     return buildcache.sweep(cache_dir) + builddeps.sweep(cache_dir) + toolchain.sweep(cache_dir) + libbuild.sweep(cache_dir)
+
+
+def remote_cache(cfg: Config) -> RemoteCache | None:
+    """The run's shared build cache (``remote-cache``), or None when none is configured.
+    Credentials as for the image registry (``FACTORY_REGISTRY_USER``/``_PASSWORD`` or
+    ``docker login``)."""
+    spec = cfg.remote_cache
+    if spec is None:
+        return None
+    return RemoteCache(spec, Registry(spec.address, credentials(spec.address, docker_login=docker_login_credentials)))
 
 
 class SdistBuilder:
@@ -80,7 +93,7 @@ class SdistBuilder:
         self._pure_outcomes: dict[str, BuildOutcome] = {}
         self.plan = CellPlanner(cfg, index, self.connection, self._once)
         self.checks = WheelChecks(cfg, self.connection)
-        self.cache = BuildCache(cfg.cache_dir / "builds")
+        self.cache = BuildCache(cfg.cache_dir / "builds", remote_cache(cfg))
 
     def connection(self) -> Connection:
         """The run's ``Connection``, made on first call."""
@@ -430,7 +443,7 @@ class SdistBuilder:
                 return dataclasses.replace(cell, reason=str(rustbuild.musl_cause(target)))
             epoch = cibw.sdist_epoch(sdist)
             key = self._rust_key(req, kind, epoch, build_lock)
-            return dataclasses.replace(cell, key=key.hexdigest(), cached=self.cache.get(key) is not None)
+            return dataclasses.replace(cell, key=key.hexdigest(), cached=self.cache.has(key))
         pure = not info.compiled
         native = self._native() if pure else target
         builder = self.cfg.builder_image(native) or builders.get(str(native.docker_arch))
@@ -446,7 +459,7 @@ class SdistBuilder:
             except LibraryRecipeError as e:
                 return dataclasses.replace(cell, reason=str(e))
             key = self._cibw_key(req, builder, epoch, build_lock, libs, options)
-        return dataclasses.replace(cell, key=key.hexdigest(), cached=self.cache.get(key) is not None)
+        return dataclasses.replace(cell, key=key.hexdigest(), cached=self.cache.has(key))
 
     def _shown(self, path: Path) -> str:
         """``path`` relative to the project root when it is inside it."""

@@ -27,6 +27,7 @@ from . import atomic, cibw, purebuild, resources, rustbuild, toolchain
 from .buildoutcome import BuildOutcome
 from .cache import sha256_file
 from .config import SdistOptions
+from .remotecache import RemoteCache
 from .targets import Target
 
 # Bump when factory's own build code changes the wheels in a way no other key input shows.
@@ -142,10 +143,18 @@ class _NotCached(Exception):
 
 
 class BuildCache:
-    """The entries under ``root`` (``<cache>/builds``). Use it under the cache's run lock."""
+    """The entries under ``root`` (``<cache>/builds``). Use it under the cache's run lock.
 
-    def __init__(self, root: Path) -> None:
+    With ``remote`` (the shared cache in a registry), an entry missing here is looked up
+    there before a build, and a new entry is pushed there once built."""
+
+    def __init__(self, root: Path, remote: RemoteCache | None = None) -> None:
         self.root = root
+        self.remote = remote
+
+    def has(self, key: BuildKey) -> bool:
+        """Whether ``key`` has an entry here or in the remote cache (nothing is downloaded)."""
+        return self.entry(key).is_dir() or (self.remote is not None and self.remote.has(key.hexdigest()))
 
     def entry(self, key: BuildKey) -> Path:
         """The directory of ``key``'s entry (it may not exist)."""
@@ -156,7 +165,7 @@ class BuildCache:
         there is none. An entry whose ``outcome.json`` is unreadable or whose wheel is
         missing or does not hash to it is removed and None returned."""
         entry = self.entry(key)
-        if not entry.is_dir():
+        if not entry.is_dir() and not self._pulled(key):
             return None
         try:
             outcome = BuildOutcome.from_json(json.loads((entry / "outcome.json").read_text()))
@@ -168,6 +177,23 @@ class BuildCache:
             shutil.rmtree(entry, ignore_errors=True)  # corrupt: evict, so the cell is rebuilt
             return None
         return dataclasses.replace(outcome, cached=True, log=str(entry / "build.log"))
+
+    def _pulled(self, key: BuildKey) -> bool:
+        """Fetch ``key``'s entry from the remote cache into place; True when it came."""
+        if self.remote is None:
+            return False
+
+        def fill(work: Path) -> None:
+            assert self.remote is not None
+            if not self.remote.fetch(key.hexdigest(), work):
+                raise _NotCached
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            atomic.replace_dir(self.entry(key), fill)
+        except _NotCached:
+            return False
+        return True
 
     def put(self, key: BuildKey, build: Callable[[Path], BuildOutcome]) -> BuildOutcome:
         """Run ``build(work)`` in a fresh temporary sibling of ``key``'s entry and return its
@@ -193,7 +219,9 @@ class BuildCache:
         try:
             atomic.replace_dir(self.entry(key), fill)
         except _NotCached:
-            pass
+            return result[0]
+        if self.remote is not None:
+            self.remote.push(key.hexdigest(), self.entry(key))
         return result[0]
 
 

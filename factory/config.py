@@ -27,6 +27,7 @@ import platformdirs
 
 from . import parallel, resources
 from .errors import ConfigError
+from .remotecache import RemoteSpec
 from .targets import Arch, Target, lane_abi, parse_target
 
 # Bump when the bootstrap procedure itself changes, so every recipe hash changes.
@@ -106,6 +107,10 @@ DEFAULTS: dict[str, Any] = {
     # false: every docker build runs without the engine's layer cache (docker build
     # --no-cache), as the reproducibility test does for its two clean builds.
     "engine-cache": True,
+    # The shared build cache in a registry: "<address>/<repository>" ("": none), and
+    # "pull-push" or "pull" (untrusted runs read it, never write it). See remotecache.py.
+    "remote-cache": "",
+    "remote-cache-mode": "pull-push",
 }
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # A recipe's ``snapshot`` names a state of the Debian archive (snapshot.debian.org's URL scheme).
@@ -219,6 +224,7 @@ class Config:
     builder_images: tuple[tuple[str, str], ...] = field(default=())
     build_overrides: tuple[tuple[str, Path], ...] = field(default=())
     library_builder_recipe: Path | None = None
+    remote_cache: RemoteSpec | None = None
     # [tool.factory.sdist.<project>]: per-sdist build options, by canonical project name
     sdist_options: tuple[tuple[str, SdistOptions], ...] = field(default=())
     bases: tuple[BaseSpec, ...] = field(default=())
@@ -619,6 +625,7 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         builder_images=_load_builder_images(table.get("builders", {}), targets, env),
         build_overrides=_load_build_overrides(root, table.get("build-overrides", {})),
         library_builder_recipe=path_of("library-builder-recipe"),
+        remote_cache=RemoteSpec.parse(str(values["remote-cache"]), str(values["remote-cache-mode"])) if values["remote-cache"] else None,
         sdist_options=_load_sdist_options(table.get("sdist", {})),
         bases=_load_bases(root, base_table, env),
         packaged=frozenset(k for k, v in values.items() if isinstance(v, Packaged)),

@@ -291,3 +291,33 @@ def test_rust_wheels_work_on_their_arch(project, cfg, bases, rust_built, arch):
     )
     assert status == 0, out
     assert out.split()[-3:] == ["15", "21", "x86_64" if arch == "amd64" else "aarch64"]
+
+
+def test_two_workers_share_a_remote_cache_and_a_third_merges_without_building(project, cfg, built, sdist_index, tmp_path):
+    """Issue 15: two workers with caches of their own build disjoint halves of a lock's
+    cells at once, sharing only the loopback registry; a third, with an empty cache, builds
+    nothing and assembles the wheelhouse from the registry."""
+    import subprocess
+
+    from clirun import start_factory
+
+    (project / "remote.lock").write_text(lock_text("tinyc", "tinycpp"))
+    target = "manylinux_2_28_x86_64"
+    remote = {"FACTORY_INDEX_URL": sdist_index.url, "FACTORY_REMOTE_CACHE": f"{cfg.registry}/factory-test/buildcache"}
+    workers = [
+        start_factory(project, "wheelhouse", "--lock", "remote.lock", "--only", f"{name}-1.0-{target}", "--out", f"wh-worker-{name}",
+                      env={**remote, "FACTORY_CACHE_DIR": str(tmp_path / f"cache-{name}")}, stderr=subprocess.STDOUT, text=True)
+        for name in ("tinyc", "tinycpp")
+    ]  # fmt: skip
+    outputs = [w.communicate(timeout=1800)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    for name, out in zip(("tinyc", "tinycpp"), outputs, strict=True):
+        assert f"building {name}==1.0 for {target}" in out  # each built its own half
+    merged = run(project, "wheelhouse", "--lock", "remote.lock", "--target", target, "--out", "wh-merged",
+                 env={**remote, "FACTORY_CACHE_DIR": str(tmp_path / "cache-merge")})  # fmt: skip
+    text = merged.stdout + merged.stderr
+    assert "building " not in text and text.count("from the remote cache") == 2, text
+    manifest = json.loads((project / "wh-merged" / "manifest.json").read_text())
+    for e in manifest["targets"][target]:
+        (worker_wheel,) = (project / f"wh-worker-{e['name']}" / target).glob("*.whl")
+        assert e["source"] == "built" and e["sha256"] == hashlib.sha256(worker_wheel.read_bytes()).hexdigest()
