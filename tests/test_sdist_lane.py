@@ -219,7 +219,7 @@ def test_plan_names_every_cell_with_the_key_of_its_cache_entry(project, cfg, bui
     cache and copies its wheel out; an unknown id is one line."""
     env = {"FACTORY_INDEX_URL": sdist_index.url}
     plan = json.loads(run(project, "plan", "--lock", "sdist.lock", env=env).stdout)
-    assert {c["id"] for c in plan["cells"]} == {f"{n}-1.0-{t}" for n in ("tinyc", "tinycpp", "tinypure") for t in TARGETS}
+    assert {c["id"] for c in plan["cells"]} == {f"{n}-1.0-{t}" for n in ("tinyc", "tinycpp", "tinypure", "tinylibs") for t in TARGETS}
     assert plan["to_build"] == 0
     for cell in plan["cells"]:
         assert cell["cached"] and (cfg.cache_dir / "builds" / cell["key"] / "outcome.json").is_file(), cell
