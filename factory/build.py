@@ -46,6 +46,7 @@ from .errors import BuildDependencyError, LibraryRecipeError, LockCompileError, 
 from .failures import Cause, CauseKind, classify
 from .index import Index
 from .libbuild import LibraryBuilder, keys_of, recipe_dir
+from .librecipes import closure
 from .lockfile import Lock, Pin
 from .progress import console
 from .registry import Registry, credentials
@@ -312,16 +313,21 @@ class SdistBuilder:
         pin, target = req.pin, req.target
         upstream = self.plan.upstream(target)
         epoch = cibw.sdist_epoch(sdist)
+        try:  # the recipes' keys, not their builds: a cached cell (here or remote) needs none
+            recipes = closure(libraries, recipe_dir())
+            lib_keys = keys_of(self.libraries, libraries, target)
+        except LibraryRecipeError as e:
+            return dataclasses.replace(base, reason=str(e)), None
+        if recipes:
+            base = dataclasses.replace(base, libraries=tuple(r.label for r in recipes))
+        key = self._cibw_key(req, builder, epoch, build_lock, lib_keys, options)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached, None
         try:
             sysroot = self.libraries.sysroot(libraries, target) if libraries else None
         except LibraryRecipeError as e:
             return dataclasses.replace(base, reason=str(e)), None
-        if sysroot is not None:
-            base = dataclasses.replace(base, libraries=sysroot.labels)
-        key = self._cibw_key(req, builder, epoch, build_lock, sysroot.keys if sysroot else (), options)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached, None
         build_platform = self.plan.build_platform(target)
         try:
             with self._once(("builddeps", build_platform.name, build_lock.sha256)):

@@ -301,22 +301,24 @@ def test_two_workers_share_a_remote_cache_and_a_third_merges_without_building(pr
 
     from clirun import start_factory
 
-    (project / "remote.lock").write_text(lock_text("tinyc", "tinycpp"))
+    (project / "remote.lock").write_text(lock_text("tinyc", "tinylibs"))
     target = "manylinux_2_28_x86_64"
     remote = {"FACTORY_INDEX_URL": sdist_index.url, "FACTORY_REMOTE_CACHE": f"{cfg.registry}/factory-test/buildcache"}
     workers = [
         start_factory(project, "wheelhouse", "--lock", "remote.lock", "--only", f"{name}-1.0-{target}", "--out", f"wh-worker-{name}",
                       env={**remote, "FACTORY_CACHE_DIR": str(tmp_path / f"cache-{name}")}, stderr=subprocess.STDOUT, text=True)
-        for name in ("tinyc", "tinycpp")
+        for name in ("tinyc", "tinylibs")
     ]  # fmt: skip
     outputs = [w.communicate(timeout=1800)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
-    for name, out in zip(("tinyc", "tinycpp"), outputs, strict=True):
+    for name, out in zip(("tinyc", "tinylibs"), outputs, strict=True):
         assert f"building {name}==1.0 for {target}" in out  # each built its own half
     merged = run(project, "wheelhouse", "--lock", "remote.lock", "--target", target, "--out", "wh-merged",
                  env={**remote, "FACTORY_CACHE_DIR": str(tmp_path / "cache-merge")})  # fmt: skip
     text = merged.stdout + merged.stderr
     assert "building " not in text and text.count("from the remote cache") == 2, text
+    # nothing was built for the merge, not even tinylibs' library recipes
+    assert not (tmp_path / "cache-merge" / "libraries").exists() and not (tmp_path / "cache-merge" / "zig").exists()
     manifest = json.loads((project / "wh-merged" / "manifest.json").read_text())
     for e in manifest["targets"][target]:
         (worker_wheel,) = (project / f"wh-worker-{e['name']}" / target).glob("*.whl")
