@@ -101,6 +101,23 @@ def test_base_is_slim_and_distroless(cfg, bases, arch):
     assert out.split() == ["0", "[]", "[]", "3.14.8"], out
 
 
+# The system libraries a manylinux_2_28 wheel may link without grafting them (PEP 600; the
+# lib_whitelist of auditwheel's manylinux policy), less the X11/GL/GLib stack that no slim base
+# ships (python:3.14-slim has none of it either).
+MANYLINUX_SYSTEM_LIBS = (
+    "libgcc_s.so.1", "libstdc++.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libc.so.6",
+    "libpthread.so.0", "libresolv.so.2", "libutil.so.1",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_base_loads_the_libraries_manylinux_wheels_assume(cfg, bases, arch):
+    """numpy's wheels link libstdc++.so.6 from the system: a base without it imports no numpy."""
+    code = f"import ctypes\nfor lib in {MANYLINUX_SYSTEM_LIBS!r}:\n    ctypes.CDLL(lib)\nprint('ok')"
+    status, out = Engine().run(bases["bases"][arch]["ref"], ["python3", "-c", code], platform=f"linux/{arch}")
+    assert (status, out.strip()) == (0, "ok"), out
+
+
 def test_base_runtime_side_effects(cfg, bases):
     """What the maintainer scripts would have done, redone by factory: accounts, the CA
     bundle that TLS verification uses, the time zone, /etc/services, stdlib pycs."""
