@@ -403,6 +403,7 @@ class SdistBuilder:
         section, key = {
             CauseKind.MISSING_HEADER: ("headers", cause.detail),
             CauseKind.MISSING_LIBRARY: ("libraries", cause.detail.removeprefix("-l")),
+            CauseKind.MISSING_PROGRAM: ("programs", cause.detail),
         }.get(cause.kind, ("", ""))
         if cause.kind is CauseKind.MISSING_LIBRARY and cause.detail.startswith("pkg-config module "):
             section, key = "pkgconfig", cause.detail.removeprefix("pkg-config module ")

@@ -57,6 +57,8 @@ ZIG_CACHES: dict[str, str] = {"ZIG_GLOBAL_CACHE_DIR": "/opt/factory/zig-cache", 
 # mounted; their .pc files name this prefix, since the recipes were installed into it.
 LIBS = "/opt/factory/libs"
 LIBS_ENV: dict[str, str] = {
+    # the recipes' config scripts (pg_config, xml2-config) answer for this prefix
+    "PATH": f"{LIBS}/bin:$PATH",
     "CPPFLAGS": f"-I{LIBS}/include",
     "LDFLAGS": f"-L{LIBS}/lib",
     "PKG_CONFIG_LIBDIR": f"{LIBS}/lib/pkgconfig:{LIBS}/share/pkgconfig",

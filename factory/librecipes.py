@@ -58,6 +58,7 @@ class LibraryRecipe:
     libraries: tuple[str, ...]
     pkgconfig: tuple[str, ...]
     sha256: str
+    programs: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -103,6 +104,7 @@ def parse_recipe(path: Path) -> LibraryRecipe:
         source_path=str(source["path"]), source_sha256=sha, depends=_strings(data, "depends", where), build=build,
         headers=_strings(provides, "headers", where), libraries=_strings(provides, "libraries", where),
         pkgconfig=_strings(provides, "pkgconfig", where), sha256=hashlib.sha256(raw).hexdigest(),
+        programs=_strings(provides, "programs", where),
     )  # fmt: skip
 
 
@@ -143,7 +145,8 @@ def closure(names: Iterable[str], directory: Path) -> tuple[LibraryRecipe, ...]:
 
 def providing(section: str, key: str, directory: Path) -> LibraryRecipe | None:
     """The shipped recipe that provides ``key`` in ``section`` (``headers``: ``zlib.h``;
-    ``libraries``: ``z`` as in ``-lz``; ``pkgconfig``: a module name), or None."""
+    ``libraries``: ``z`` as in ``-lz``; ``pkgconfig``: a module name; ``programs``: a
+    config script in the prefix's ``bin``, e.g. ``pg_config``), or None."""
     for r in shipped(directory).values():
         if key in getattr(r, section):
             return r

@@ -107,6 +107,8 @@ def test_the_headers_an_sdist_includes_pick_its_recipes(tmp_path):
         ("ld.lld: error: unable to find library -lffi", "libffi"),
         ("Package 'yaml-0.1', required by 'virtual:world', not found", "libyaml"),
         ("Package yaml-0.1 was not found in the pkg-config search path.", "libyaml"),
+        ("fatal error: libpq-fe.h: No such file or directory", "libpq"),
+        ("Error: pg_config executable not found.", "libpq"),
         ("fatal error: frobnicate/frob.h: No such file or directory", None),
         ("error: something else entirely", None),
     ],
@@ -136,6 +138,7 @@ def test_a_cell_with_libraries_and_options_gets_them_in_its_environment():
     words = env["CIBW_ENVIRONMENT"]
     assert "CPPFLAGS=-I/opt/factory/libs/include" in words and "LDFLAGS=-L/opt/factory/libs/lib" in words
     assert "PKG_CONFIG_LIBDIR=/opt/factory/libs/lib/pkgconfig:" in words and "PKG_CONFIG_LIBDIR=/opt/factory/pkgconfig" not in words
+    assert "PATH=/opt/factory/libs/bin:$PATH" in words  # the recipes' pg_config, xml2-config
     assert words.endswith('CFLAGS="-O3 $CFLAGS"')  # the user's last: it wins
     assert env["CIBW_BEFORE_ALL"] == "echo all" and env["CIBW_BEFORE_BUILD"] == "echo build"
     assert env["CIBW_REPAIR_WHEEL_COMMAND"] == "cp {wheel} {dest_dir}"
