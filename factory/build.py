@@ -320,7 +320,7 @@ class SdistBuilder:
             return dataclasses.replace(base, reason=str(e)), None
         if recipes:
             base = dataclasses.replace(base, libraries=tuple(r.label for r in recipes))
-        key = self._cibw_key(req, builder, epoch, build_lock, lib_keys, options)
+        key = self._cibw_key(req, self.plan.builder_identity(target), epoch, build_lock, lib_keys, options)
         cached = self.cache.get(key)
         if cached is not None:
             return cached, None
@@ -428,8 +428,8 @@ class SdistBuilder:
     def planned(self, pin: Pin, target: Target, builders: Mapping[str, str]) -> PlannedCell:
         """The ``PlannedCell`` of a missing cell, without building or bootstrapping anything:
         the sdist is fetched and inspected, the builder is the upstream image or the one of
-        ``builders`` (arch -> the builders.lock ref), and the key is the one ``build`` would
-        look up. Raises only the index's errors."""
+        ``builders`` (arch -> ``builders.cache_identity`` of the builders.lock entry), and the
+        key is the one ``build`` would look up. Raises only the index's errors."""
         cell = PlannedCell(cell_id(pin.name, pin.version, target.name), pin.name, pin.version, target.name, str(target.docker_arch))
         req = self.request(pin, target)
         if isinstance(req, BuildOutcome):
@@ -529,7 +529,7 @@ class SdistBuilder:
         builder = self.plan.builder_for(native)
         base = dataclasses.replace(base, builder=builder, toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256)
         epoch = cibw.sdist_epoch(sdist)
-        key = self._pure_key(req, builder, epoch, build_lock)
+        key = self._pure_key(req, self.plan.builder_identity(native), epoch, build_lock)
         cached = self.cache.get(key)
         if cached is not None:
             return cached

@@ -3,7 +3,8 @@ shapes the wheel.
 
 ``<cache>/builds/<key>/`` holds the wheel, ``build.log`` and ``outcome.json``
 (``BuildOutcome.to_json``). The key (``BuildKey``) covers the sdist's sha256, the target,
-the Python version, the builder image reference (by digest), the toolchain lock's and the
+the Python version, the builder (an upstream image by digest, a bootstrapped one by its
+inputs: ``builders.cache_identity``), the toolchain lock's and the
 build constraints lock's sha256, every file of the build's resources directory
 (cibuildwheel options, musl repair, zig wrapper: ``resources.digest``), the ``CIBW_*``
 environment (compiler variables and flags, repair command, container options; host paths

@@ -42,6 +42,14 @@ BUILDER_TOOLS = ("pip", "build", "packaging", "pyproject-hooks", "auditwheel", "
 _LOCK_FILE = threading.Lock()
 
 
+def cache_identity(entry: BuilderImage) -> str:
+    """What a build cache key names for a bootstrapped builder: its inputs (``inputs_sha256``),
+    not its digest. Builders are not bit-reproducible (their pip layer keeps build-time
+    mtimes), so two machines that bootstrap the same builder get two digests; the wheels they
+    build are the same, and a shared build cache must serve both."""
+    return f"bootstrapped-builder:{entry.inputs_sha256}"
+
+
 def builder_key(cfg: Config, arch: str, recipe_sha256: str, tools: list[Path]) -> str:
     """sha256 hex over the recipe hash, the builder Dockerfile and the tool wheel names."""
     assert cfg.builder_dockerfile is not None

@@ -23,7 +23,7 @@ from . import signing as signing_stage
 from . import smoke as smoke_stage
 from . import wheelhouse as wheelhouse_stage
 from .build import SdistBuilder
-from .builders import read_builders_lock
+from .builders import cache_identity, read_builders_lock
 from .buildoutcome import BuildOutcome, PlannedCell, cell_id
 from .cache import FileCache, sha256_file
 from .config import Config
@@ -147,7 +147,7 @@ def plan_cells(cfg: Config, lock: Lock) -> list[PlannedCell]:
     them; nothing is built, bootstrapped or started). Raises the index's errors."""
     with exclusive(cfg.cache_dir):
         index = make_index(cfg, lock)
-        recorded = {arch: b.ref for arch, b in read_builders_lock(cfg.builders_lock).items()}
+        recorded = {arch: cache_identity(b) for arch, b in read_builders_lock(cfg.builders_lock).items()}
         builder = sdist_builder(cfg, index)()
         return [builder.planned(pin, target, recorded) for pin, target in _missing_cells(cfg, lock, index)]
 

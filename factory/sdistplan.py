@@ -28,6 +28,7 @@ from .buildoutcome import BuildOutcome, BuildRequest
 from .config import Config
 from .engine import Engine
 from .errors import LockError
+from .imagelock import BuilderImage
 from .index import Index
 from .lockfile import Lock, Pin, read_lock
 from .registry import Registry
@@ -71,7 +72,7 @@ class CellPlanner:
         self.cfg, self.index, self._connection = cfg, index, connection
         self._once = once or parallel.KeyedLocks()
         self._build_locks: dict[Path, Lock] = {}
-        self._builders: dict[str, str] = {}
+        self._builders: dict[str, BuilderImage] = {}
 
     def request(self, pin: Pin, target: Target) -> BuildRequest | BuildOutcome:
         """The build request for a missing cell, or a failed outcome when the lock allows no
@@ -156,5 +157,14 @@ class CellPlanner:
                 builders.require_recipe(self.cfg)
                 conn = self._connection()
                 entry = builders.ensure_builder(self.cfg, target.docker_arch, conn.engine, conn.registry, self.index)
-                self._builders[target.docker_arch] = entry.ref
-            return self._builders[target.docker_arch]
+                self._builders[target.docker_arch] = entry
+            return self._builders[target.docker_arch].ref
+
+    def builder_identity(self, target: Target) -> str:
+        """What ``target``'s build cache keys name as the builder: the upstream image's
+        reference, or ``builders.cache_identity`` of the bootstrapped builder (made as
+        ``builder_for`` makes it)."""
+        ref = self.builder_for(target)
+        if self.upstream(target):
+            return ref
+        return builders.cache_identity(self._builders[target.docker_arch])

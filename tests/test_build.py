@@ -20,9 +20,11 @@ from pypi_simple import DistributionPackage
 from factory import atomic, cibw, resources, toolchain
 from factory.buildcache import BuildCache, cell_key
 from factory.buildchecks import WheelChecks, top_level_modules
+from factory.builders import cache_identity
 from factory.buildoutcome import BuildOutcome
 from factory.cibw import Mounts, cibuildwheel_env
 from factory.config import SdistOptions, load_config
+from factory.imagelock import BuilderImage
 from factory.lockfile import Pin
 from factory.pipeline import make_index
 from factory.sdistplan import CellPlanner, Connection, best_sdist
@@ -202,6 +204,19 @@ def test_identical_inputs_give_the_same_key(resources_copy):
 )
 def test_each_input_changes_the_key(resources_copy, field, value):
     assert cell_key(**{**KEY_ARGS, field: value}).hexdigest() != cell_key(**KEY_ARGS).hexdigest()
+
+
+def test_a_bootstrapped_builder_is_keyed_by_its_inputs_not_its_digest(resources_copy):
+    """Two machines bootstrap the same builder with two digests (pip's layer keeps build-time
+    mtimes): one shared build cache must serve both, so their cells share keys (#15)."""
+    here = BuilderImage("amd64", "r/b@sha256:" + "1" * 64, "r/b:3.14.8-forky-amd64", "5" * 64)
+    there = BuilderImage("amd64", "r/b@sha256:" + "9" * 64, "r/b:3.14.8-forky-amd64", "5" * 64)
+    rebuilt = BuilderImage("amd64", "r/b@sha256:" + "1" * 64, "r/b:3.14.8-forky-amd64", "6" * 64)
+
+    def key(entry: BuilderImage) -> str:
+        return cell_key(**{**KEY_ARGS, "builder": cache_identity(entry)}).hexdigest()
+
+    assert key(here) == key(there) != key(rebuilt)
 
 
 @pytest.mark.parametrize("name", ["sdist/zig-cc.sh", "sdist/cibuildwheel.toml", "sdist/musl_repair.py", "sdist/new-helper.sh"])
