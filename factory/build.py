@@ -42,7 +42,16 @@ from .buildoutcome import BuildOutcome, BuildRequest, PlannedCell, cell_id
 from .cache import sha256_file
 from .config import Config, SdistOptions
 from .engine import docker_login_credentials
-from .errors import BuildDependencyError, LibraryRecipeError, LockCompileError, LockError, SdistError, WheelContentError
+from .errors import (
+    BuildDependencyError,
+    IndexResponseError,
+    IndexUnreachableError,
+    LibraryRecipeError,
+    LockCompileError,
+    LockError,
+    SdistError,
+    WheelContentError,
+)  # fmt: skip
 from .failures import Cause, CauseKind, classify
 from .index import Index
 from .libbuild import LibraryBuilder, keys_of, recipe_dir
@@ -52,7 +61,7 @@ from .progress import console
 from .registry import Registry, credentials
 from .remotecache import RemoteCache
 from .sdist import SdistInfo, inspect_sdist
-from .sdistplan import CellPlanner, Connection
+from .sdistplan import CellPlanner, Connection, first_ready_release
 from .targets import Target, parse_target
 
 # The toolchain wheels a Rust cell's venv installs ``build`` from.
@@ -60,6 +69,9 @@ RUST_TOOLS = ("build", "packaging", "pyproject-hooks")
 # The reason a pure-Python build's wheel carries when it was not pure after all: its cells
 # go to cibuildwheel (never shown: no outcome with it reaches the matrix).
 NOT_PURE = "the built wheel is not pure Python"
+# Causes that say the pinned release's source is not ready for 3.14 (no recipe or option fixes
+# it): the reason then names the first later release with a wheel for the target.
+_NOT_READY = frozenset({CauseKind.CAPI_REMOVED, CauseKind.CYTHON3, CauseKind.PURE_FALLBACK, CauseKind.BACKEND_IMPORT})
 
 
 def sweep(cache_dir: Path) -> list[Path]:
@@ -215,7 +227,7 @@ class SdistBuilder:
             outcome, cause = self._cibw_cell(req, sdist, builder, build_lock, base, wanted, options)
             extra = None if outcome.ok or cause is None else self._recipe_for(cause)
             if cause is None or extra is None or extra in tried:
-                return outcome
+                return self._with_upgrade(outcome, cause, req)
             console.print(f"{pin.name}=={pin.version} for {target.name}: {cause.kind} {cause.detail}; building again with library recipe {extra}")
             wanted = tuple(sorted({*wanted, extra}))
             self._learn(req.sdist_sha256, wanted)
@@ -396,6 +408,20 @@ class SdistBuilder:
         for name in sorted(names):
             librecipes.recipe(name, recipe_dir())
         return tuple(sorted(names))
+
+    def _with_upgrade(self, outcome: BuildOutcome, cause: Cause | None, req: BuildRequest) -> BuildOutcome:
+        """``outcome``, its reason naming the first later release with a wheel for the target
+        when the cause says this release's source is not ready for 3.14."""
+        if outcome.ok or cause is None or cause.kind not in _NOT_READY:
+            return outcome
+        try:
+            newer = first_ready_release(self.index.files(req.pin.name), req.pin.version, req.target, self.cfg.python)
+        except (IndexUnreachableError, IndexResponseError):
+            return outcome
+        if newer is None:
+            return outcome
+        hint = f"; {req.pin.name} {newer} is the first later release with a wheel for {req.target.name}: upgrade the pin to it or above"
+        return dataclasses.replace(outcome, reason=f"{outcome.reason}{hint}")
 
     @staticmethod
     def _recipe_for(cause: Cause) -> str | None:

@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.utils import InvalidSdistFilename, parse_sdist_filename
+from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+from packaging.version import Version
 from pypi_simple import DistributionPackage
 
 from . import builders, parallel
@@ -61,6 +62,24 @@ def best_sdist(pin: Pin, files: list[DistributionPackage]) -> tuple[Distribution
         if name == pin.name and str(version) == pin.version and sha in pin.hashes:
             return pkg, sha
     return None
+
+
+def first_ready_release(files: list[DistributionPackage], pinned: str, target: Target, python: str) -> str | None:
+    """The lowest final release above ``pinned`` among the index ``files`` of one project that
+    has a wheel ``target`` can install under CPython ``python`` (by ``Target.rank``), or None.
+    What to upgrade a pin to whose sdist cannot be built for 3.14."""
+    rank = target.rank(python)
+    floor, ready = Version(pinned), set[Version]()
+    for pkg in files:
+        if pkg.package_type != "wheel" or pkg.is_yanked:
+            continue
+        try:
+            _, version, _, tags = parse_wheel_filename(pkg.filename)
+        except InvalidWheelFilename:
+            continue
+        if version > floor and not version.is_prerelease and any(tag in rank for tag in tags):
+            ready.add(version)
+    return str(min(ready)) if ready else None
 
 
 class CellPlanner:

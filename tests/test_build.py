@@ -27,7 +27,7 @@ from factory.config import SdistOptions, load_config
 from factory.imagelock import BuilderImage
 from factory.lockfile import Pin
 from factory.pipeline import make_index
-from factory.sdistplan import CellPlanner, Connection, best_sdist
+from factory.sdistplan import CellPlanner, Connection, best_sdist, first_ready_release
 from factory.targets import parse_target
 from factory.toolchain import zig_target
 
@@ -85,7 +85,7 @@ def test_cibuildwheel_command_reads_only_our_options(tmp_path):
 
 def _pkg(filename: str, sha: str) -> DistributionPackage:
     return DistributionPackage(
-        filename=filename, url=f"https://x/{filename}", project=None, version=None, package_type="sdist",
+        filename=filename, url=f"https://x/{filename}", project=None, version=None, package_type="wheel" if filename.endswith(".whl") else "sdist",
         digests={"sha256": sha}, requires_python=None, has_sig=None,
     )  # fmt: skip
 
@@ -97,6 +97,23 @@ def test_best_sdist_needs_a_locked_hash():
     files.append(_pkg("asyncpg-0.30.0.tar.gz", "a" * 64))
     found = best_sdist(pin, files)
     assert found is not None and found[1] == "a" * 64
+
+
+def test_the_first_later_release_with_a_wheel_for_the_target_is_named():
+    """cffi 1.15.1 cannot compile for 3.14 (a removed C-API): the fix names the first release
+    with a wheel this target installs, skipping pre-releases, other arches and older ones."""
+    files = [
+        _pkg("cffi-1.15.1.tar.gz", "a" * 64),
+        _pkg("cffi-1.14.0-cp314-cp314-manylinux_2_28_x86_64.whl", "b" * 64),
+        _pkg("cffi-1.17.1-cp313-cp313-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "c" * 64),
+        _pkg("cffi-2.0.0b1-cp314-cp314-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "d" * 64),
+        _pkg("cffi-2.0.0-cp314-cp314-manylinux_2_17_aarch64.manylinux2014_aarch64.whl", "e" * 64),
+        _pkg("cffi-2.0.0-cp314-cp314-musllinux_1_1_x86_64.whl", "f" * 64),
+        _pkg("cffi-2.1.0-cp314-cp314-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "1" * 64),
+    ]
+    assert first_ready_release(files, "1.15.1", parse_target("manylinux_2_28_x86_64"), "3.14.8") == "2.1.0"
+    assert first_ready_release(files, "1.15.1", parse_target("musllinux_1_2_x86_64"), "3.14.8") == "2.0.0"
+    assert first_ready_release(files, "2.1.0", parse_target("manylinux_2_28_x86_64"), "3.14.8") is None
 
 
 def test_top_level_modules(tmp_path):
