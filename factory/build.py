@@ -222,9 +222,19 @@ class SdistBuilder:
         except LibraryRecipeError as e:
             return dataclasses.replace(base, reason=str(e))
         tried: set[str] = set()
+        asked: tuple[str, ...] = ()
         while True:  # a failure naming a header or library that a recipe provides: once more, with it
             tried |= set(wanted)
             outcome, cause = self._cibw_cell(req, sdist, builder, build_lock, base, wanted, options)
+            if cause is not None and cause.kind is CauseKind.BUILD_REQUIRES and cause.detail not in asked:
+                # what the backend asked for at build time conflicts: its own build lock, once more
+                asked += (cause.detail,)
+                try:
+                    build_lock = self._own_build_lock(pin, info, target, BuildDependencyError(f"{pin.name}=={pin.version}: {cause}", cause.fix), asked)
+                except BuildDependencyError as e:
+                    return dataclasses.replace(outcome, reason=str(e))
+                base = dataclasses.replace(base, build_constraints=self._shown(build_lock.path), build_constraints_sha256=build_lock.sha256)
+                continue
             extra = None if outcome.ok or cause is None else self._recipe_for(cause)
             if cause is None or extra is None or extra in tried:
                 return self._with_upgrade(outcome, cause, req)
@@ -498,11 +508,14 @@ class SdistBuilder:
         """``path`` relative to the project root when it is inside it."""
         return str(path.relative_to(self.cfg.root)) if path.is_relative_to(self.cfg.root) else str(path)
 
-    def _own_build_lock(self, pin: Pin, info: SdistInfo, target: Target, conflict: BuildDependencyError) -> Lock:
+    def _own_build_lock(self, pin: Pin, info: SdistInfo, target: Target, conflict: BuildDependencyError, asked: tuple[str, ...] = ()) -> Lock:
         """A build lock of the sdist's own when its requirements ``conflict`` with the shared
         one: generated once per project (``buildlocks.generate``) unless the user named one
         in ``[tool.factory.build-overrides]`` (then ``conflict`` is raised, as it is when the
-        generation fails, with its reason added)."""
+        generation fails, with its reason added). ``asked``: requirements its backend asked
+        for at build time (``get_requires_for_build_wheel``), locked beside ``build-system.requires``."""
+        if asked:
+            info = dataclasses.replace(info, requires=(*info.requires, *asked))
         out = self.plan.generated_lock(pin.name)
         if self.plan.own_lock(pin.name) is not None or out is None:
             raise conflict

@@ -35,6 +35,7 @@ class CauseKind(StrEnum):
     CAPI_REMOVED = "C-API removed in 3.14"
     CYTHON3 = "Cython 3 incompatibility"
     BACKEND_IMPORT = "build backend import error"
+    BUILD_REQUIRES = "build requirement conflicts with build-constraints"
     PURE_FALLBACK = "pure-Python fallback"
     TIMEOUT = "timeout"
     UNKNOWN = "unclassified"
@@ -114,6 +115,9 @@ _BACKEND = [
     re.compile(r"ModuleNotFoundError: No module named '(?P<x>[\w.]+)'"),
     re.compile(r"ImportError: cannot import name '(?P<x>\w+)' from '[\w.]+'"),
 ]
+# pip's ResolutionImpossible for what a backend asked for at build time (get_requires_for_build_*,
+# e.g. setup_requires): "The user requested setuptools_scm<7 and >=3.2" beside "(constraint) …".
+_BUILD_REQUIRES = [re.compile(r"The user requested (?!\(constraint\))(?P<x>\S.*?)\s*$")]
 _PURE = re.compile(r"pure[- ]Python wheel was generated|Build failed because a pure Python wheel")
 _ERROR_LINE = re.compile(r"\berror\b", re.IGNORECASE)
 
@@ -181,6 +185,13 @@ def classify(log: str, timed_out: bool = False) -> Cause:
         )
     if (hit := _first(_ABOVE_FLOOR, lines)) is not None:
         return Cause(CauseKind.ABOVE_FLOOR, hit[0], "build against the target's glibc floor (zig -target …-linux-gnu.2.28) or raise the floor", hit[1], fell_back)
+    if (hit := _first(_BUILD_REQUIRES, lines)) is not None and any("(constraint)" in line for line in lines):
+        requirement = ",".join(part.strip() for part in hit[0].split(" and "))
+        return Cause(
+            CauseKind.BUILD_REQUIRES, requirement,
+            "give the sdist a build lock that satisfies it ([tool.factory.build-overrides]), or leave build-overrides-dir set so factory generates one",
+            hit[1], fell_back,
+        )
     if (hit := _first(_BACKEND, lines)) is not None:
         return Cause(
             CauseKind.BACKEND_IMPORT, hit[0],

@@ -56,6 +56,11 @@ CASES = [
         CauseKind.BACKEND_IMPORT, "pkg_resources", "",
     ),
     ("cibuildwheel: Build failed because a pure Python wheel was generated.", CauseKind.PURE_FALLBACK, "", ""),
+    (  # newrelic 8.8.0: setup_requires asked for at build time, against build.txt's pin
+        "< The conflict is caused by:\n<     The user requested setuptools_scm<7 and >=3.2\n"
+        "<     The user requested (constraint) setuptools-scm==10.3.4\n< ERROR: ResolutionImpossible: for help visit",
+        CauseKind.BUILD_REQUIRES, "setuptools_scm<7,>=3.2", "",
+    ),
 ]
 
 

@@ -46,6 +46,15 @@ SDISTS["tinyrs-nolock"] = make_sdist("tinyrs-nolock", "1.0", setuptools_rust_pro
 SDISTS["tinydrift"] = make_sdist("tinydrift", "1.0", {"tinydrift/__init__.py": "X = 1\n"}, requires=("setuptools>=61,<80",))
 
 
+# drift at build time: setup_requires (get_requires_for_build_wheel) asks for a setuptools-scm
+# the shared build lock excludes, as newrelic 8.8.0 does (setuptools_scm<7 and >=3.2)
+SDISTS["tinysetupreq"] = make_sdist("tinysetupreq", "1.0", {
+    **c_project("tinysetupreq", "_tinysetupreq", C_SOURCE),
+    "setup.py": "from setuptools import setup, Extension\nsetup(packages=['tinysetupreq'], setup_requires=['setuptools-scm>=3.2,<7'],\n"
+    "      ext_modules=[Extension('tinysetupreq._tinysetupreq', ['src/_tinysetupreq.c'])])\n",
+})  # fmt: skip
+
+
 def lock_text(*names: str) -> str:
     return "".join(f"{n}==1.0 --hash=sha256:{sha256(SDISTS[n])}\n" for n in names)
 
@@ -189,6 +198,21 @@ def test_a_failing_sdist_publishes_nothing(project, built, sdist_index):
     assert cells["broken"]["reason"].startswith("missing header: frobnicate/frob.h"), cells["broken"]
     assert any("error" in line for line in cells["broken"]["log_tail"]), cells["broken"]
     assert Path(cells["broken"]["log"]).is_file()
+
+
+def test_build_requirements_asked_for_at_build_time_get_a_generated_build_lock(project, built, sdist_index):
+    """A backend that asks at build time for what build.txt excludes (pip: ResolutionImpossible
+    against the constraint) is not a dead end: the cell gets its own build lock with that
+    requirement and builds."""
+    (project / "setupreq.lock").write_text(lock_text("tinysetupreq"))
+    args = ("wheelhouse", "--lock", "setupreq.lock", "--out", "wh-setupreq", "--target", "manylinux_2_28_x86_64")
+    proc = run(project, *args, env={"FACTORY_INDEX_URL": sdist_index.url})
+    assert "wrote its own build lock constraints/build-overrides/tinysetupreq.txt" in proc.stdout + proc.stderr
+    assert (project / "constraints" / "build-overrides" / "tinysetupreq.in").read_text().endswith("setuptools-scm<7,>=3.2\n")
+    scm = read_lock(project / "constraints" / "build-overrides" / "tinysetupreq.txt").pin("setuptools-scm")
+    assert scm is not None and int(scm.version.split(".")[0]) < 7 and scm.hashes
+    (entry,) = json.loads((project / "wh-setupreq" / "manifest.json").read_text())["targets"]["manylinux_2_28_x86_64"]
+    assert entry["source"] == "built" and entry["build_constraints"] == "constraints/build-overrides/tinysetupreq.txt"
 
 
 def test_a_drifted_build_backend_gets_a_generated_build_lock(project, built, sdist_index):
