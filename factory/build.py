@@ -71,7 +71,7 @@ RUST_TOOLS = ("build", "packaging", "pyproject-hooks")
 NOT_PURE = "the built wheel is not pure Python"
 # Causes that say the pinned release's source is not ready for 3.14 (no recipe or option fixes
 # it): the reason then names the first later release with a wheel for the target.
-_NOT_READY = frozenset({CauseKind.CAPI_REMOVED, CauseKind.CYTHON3, CauseKind.PURE_FALLBACK, CauseKind.BACKEND_IMPORT})
+_NOT_READY = frozenset({CauseKind.CAPI_REMOVED, CauseKind.CYTHON3, CauseKind.PURE_FALLBACK, CauseKind.BACKEND_IMPORT, CauseKind.BACKEND_HOOK})
 
 
 def sweep(cache_dir: Path) -> list[Path]:

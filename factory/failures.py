@@ -36,6 +36,7 @@ class CauseKind(StrEnum):
     CYTHON3 = "Cython 3 incompatibility"
     BACKEND_IMPORT = "build backend import error"
     BUILD_REQUIRES = "build requirement conflicts with build-constraints"
+    BACKEND_HOOK = "build script failed"
     PURE_FALLBACK = "pure-Python fallback"
     TIMEOUT = "timeout"
     UNKNOWN = "unclassified"
@@ -118,6 +119,10 @@ _BACKEND = [
 # pip's ResolutionImpossible for what a backend asked for at build time (get_requires_for_build_*,
 # e.g. setup_requires): "The user requested setuptools_scm<7 and >=3.2" beside "(constraint) …".
 _BUILD_REQUIRES = [re.compile(r"The user requested (?!\(constraint\))(?P<x>\S.*?)\s*$")]
+# build's last word when the backend (setup.py) raised: the exception line above it is the cause
+# (Pillow 10.3.0's setup.py under 3.13+: exec() no longer fills locals(), "KeyError: '__version__'").
+_HOOK_EXITED = re.compile(r"Backend subprocess exited when trying to invoke (?P<x>\w+)")
+_EXCEPTION_LINE = re.compile(r"^\s*(?:[\w.]*(?:Error|Exception|Warning)\b|Error:)")
 _PURE = re.compile(r"pure[- ]Python wheel was generated|Build failed because a pure Python wheel")
 _ERROR_LINE = re.compile(r"\berror\b", re.IGNORECASE)
 
@@ -197,6 +202,14 @@ def classify(log: str, timed_out: bool = False) -> Cause:
             CauseKind.BACKEND_IMPORT, hit[0],
             "add the missing build requirement to the build lock, or use a release whose backend imports under 3.14",
             hit[1], fell_back,
+        )
+    if (hit := _first([_HOOK_EXITED], lines)) is not None:
+        at = next(i for i, line in enumerate(lines) if _HOOK_EXITED.search(line))
+        raised = next((line.strip() for line in reversed(lines[:at]) if _EXCEPTION_LINE.search(line)), "")
+        return Cause(
+            CauseKind.BACKEND_HOOK, f"{hit[0]}: {raised}" if raised else hit[0],
+            "the sdist's build script fails under CPython 3.14: read the traceback in the log, or use a newer release",
+            raised or hit[1], fell_back,
         )
     if fell_back:
         line = next(line.strip() for line in lines if _PURE.search(line))

@@ -56,6 +56,12 @@ CASES = [
         CauseKind.BACKEND_IMPORT, "pkg_resources", "",
     ),
     ("cibuildwheel: Build failed because a pure Python wheel was generated.", CauseKind.PURE_FALLBACK, "", ""),
+    (  # Pillow 10.3.0's setup.py under 3.13+ (PEP 667: exec() no longer fills locals())
+        "  File \"<string>\", line 27, in get_version\nKeyError: '__version__'\n\nTIP pass --env-dir and --sdist-extract-dir\n"
+        "ERROR Backend subprocess exited when trying to invoke get_requires_for_build_wheel\n"
+        "cibuildwheel: error: Command ['python', '-m', 'build'] failed with code 1.",
+        CauseKind.BACKEND_HOOK, "get_requires_for_build_wheel: KeyError: '__version__'", "",
+    ),
     (  # newrelic 8.8.0: setup_requires asked for at build time, against build.txt's pin
         "< The conflict is caused by:\n<     The user requested setuptools_scm<7 and >=3.2\n"
         "<     The user requested (constraint) setuptools-scm==10.3.4\n< ERROR: ResolutionImpossible: for help visit",
