@@ -38,7 +38,7 @@ from . import atomic, buildcache, builddeps, buildlocks, cibw, libbuild, libreci
 from .buildcache import BuildCache
 from .buildchecks import WheelChecks, best_tag
 from .builddeps import builddeps_dir, check_requires
-from .buildoutcome import BuildOutcome, BuildRequest, PlannedCell, cell_id
+from .buildoutcome import BuildOutcome, BuildRequest, BuildRun, PlannedCell, cell_id
 from .cache import sha256_file
 from .config import Config, SdistOptions
 from .engine import docker_login_credentials
@@ -291,19 +291,7 @@ class SdistBuilder:
             result = rustbuild.run(
                 self.connection().engine, image, kind, target, sdist, info.top, mounts, work, epoch, self.compile_jobs, self.cfg.build_timeout
             )
-            failed = dataclasses.replace(base, seconds=result.seconds, log_tail=result.tail)
-            if result.failure:
-                cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None)
-                return dataclasses.replace(failed, reason=f"{cause} [{result.failure}]")
-            wheel = work / result.wheels[0].name
-            os.replace(result.wheels[0], wheel)
-            try:
-                self.checks.verify(wheel, target, image)
-            except WheelContentError as e:
-                return dataclasses.replace(failed, reason=str(e))
-            return dataclasses.replace(
-                base, ok=True, seconds=result.seconds, filename=wheel.name, sha256=sha256_file(wheel), tag=best_tag(wheel, target, self.cfg.python)
-            )
+            return self._finish(result, work, target, image, base)[0]
 
         return self.cache.put(key, run)
 
@@ -371,27 +359,36 @@ class SdistBuilder:
             with_libs = f"; library recipes {', '.join(sysroot.labels)}" if sysroot else ""
             console.print(f"building {pin.name}=={pin.version} for {target.name} (sdist {req.sdist.filename}{with_libs})")
             result = cibw.run(sdist, target, env, work, self.cfg.build_timeout)
-            failed = dataclasses.replace(base, seconds=result.seconds, log_tail=result.tail)
-            if result.failure:
-                reason = result.failure
-                if result.returncode != 0:  # a failed or timed-out run: name its cause, not only its exit code
-                    cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None)
-                    causes.append(cause)
-                    reason = f"{cause} [{result.failure}]"
-                return dataclasses.replace(failed, reason=reason)
-            wheel = work / result.wheels[0].name
-            os.replace(result.wheels[0], wheel)
-            try:
-                self.checks.verify(wheel, target, builder)
-            except WheelContentError as e:
-                return dataclasses.replace(failed, reason=str(e))
-            return dataclasses.replace(
-                base, ok=True, seconds=result.seconds, filename=wheel.name, sha256=sha256_file(wheel),
-                tag=best_tag(wheel, target, self.cfg.python), cross_built=target.libc == "musllinux" and not upstream,
-            )  # fmt: skip
+            outcome, cause = self._finish(result, work, target, builder, base, cross_built=target.libc == "musllinux" and not upstream)
+            causes.extend([cause] if cause else [])
+            return outcome
 
         outcome = self.cache.put(key, run)
         return outcome, (causes[0] if causes else None)
+
+    def _finish(
+        self, result: BuildRun, work: Path, target: Target, builder: str, base: BuildOutcome, cross_built: bool = False
+    ) -> tuple[BuildOutcome, Cause | None]:
+        """The outcome of one build run (cibuildwheel or Rust) in ``work``, and the classified
+        cause of a run that exited non-zero or timed out (a run that exited 0 without exactly
+        one wheel keeps that reason). The one wheel is moved into ``work`` and verified for
+        ``target`` (``builder``: where musl exports are read)."""
+        failed = dataclasses.replace(base, seconds=result.seconds, log_tail=result.tail)
+        if result.failure:
+            if result.returncode == 0:
+                return dataclasses.replace(failed, reason=result.failure), None
+            cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None)
+            return dataclasses.replace(failed, reason=f"{cause} [{result.failure}]"), cause
+        wheel = work / result.wheels[0].name
+        os.replace(result.wheels[0], wheel)
+        try:
+            self.checks.verify(wheel, target, builder)
+        except WheelContentError as e:
+            return dataclasses.replace(failed, reason=str(e)), None
+        return dataclasses.replace(
+            base, ok=True, seconds=result.seconds, filename=wheel.name, sha256=sha256_file(wheel),
+            tag=best_tag(wheel, target, self.cfg.python), cross_built=cross_built,
+        ), None  # fmt: skip
 
     @functools.cached_property
     def libraries(self) -> LibraryBuilder:
