@@ -123,7 +123,14 @@ _BUILD_REQUIRES = [re.compile(r"The user requested (?!\(constraint\))(?P<x>\S.*?
 # (Pillow 10.3.0's setup.py under 3.13+: exec() no longer fills locals(), "KeyError: '__version__'").
 _HOOK_EXITED = re.compile(r"Backend subprocess exited when trying to invoke (?P<x>\w+)")
 _EXCEPTION_LINE = re.compile(r"^\s*(?:[\w.]*(?:Error|Exception|Warning)\b|Error:)")
-_PURE = re.compile(r"pure[- ]Python wheel was generated|Build failed because a pure Python wheel")
+_PURE = re.compile(
+    r"pure[- ]Python wheel was generated|Build failed because a pure Python wheel|falling back to pure Python"
+    r"|does not look like a platform wheel"  # auditwheel, on a cp314 wheel whose extension fell away
+)
+# clang's "too few arguments to function call" names no function; the source line under it does
+# (PyYAML 6.0.1's Cython 0.29 C: _PyLong_AsByteArray gained a parameter in 3.13).
+_ARGUMENTS = re.compile(r"error: too (?:few|many) arguments to function(?: call)?")
+_CALLED = re.compile(r"\b(?P<x>_?Py[A-Z]\w+)\s*\(")
 _ERROR_LINE = re.compile(r"\berror\b", re.IGNORECASE)
 
 
@@ -155,6 +162,17 @@ def _first(patterns: list[re.Pattern[str]], lines: list[str]) -> tuple[str, str]
     return None
 
 
+def _changed_signature(lines: list[str]) -> tuple[str, str] | None:
+    """A call of a ``Py``/``_Py`` function with the wrong argument count (its 3.13/3.14
+    signature changed): the function, from the error line or the three lines after it."""
+    for i, line in enumerate(lines):
+        if _ARGUMENTS.search(line):
+            for near in lines[i : i + 4]:
+                if m := _CALLED.search(near):
+                    return m["x"], line.strip()
+    return None
+
+
 def classify(log: str, timed_out: bool = False) -> Cause:
     """The cause of a failed build from its ``log`` text (any size; read line by line).
 
@@ -176,7 +194,7 @@ def classify(log: str, timed_out: bool = False) -> Cause:
         return Cause(CauseKind.MISSING_LIBRARY, f"pkg-config module {hit[0]}", f"make {hit[0]} and its .pc file available to the build", hit[1], fell_back)
     if (hit := _first(_PROGRAM, lines)) is not None:
         return Cause(CauseKind.MISSING_PROGRAM, hit[0], _provide_fix("programs", hit[0], "program"), hit[1], fell_back)
-    if (hit := _first(_CAPI, lines)) is not None:
+    if (hit := _first(_CAPI, lines) or _changed_signature(lines)) is not None:
         return Cause(
             CauseKind.CAPI_REMOVED, hit[0],
             "use a release of the package that supports CPython 3.14 (generated C from an old Cython? regenerate with Cython 3)",

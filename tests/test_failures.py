@@ -56,6 +56,13 @@ CASES = [
         CauseKind.BACKEND_IMPORT, "pkg_resources", "",
     ),
     ("cibuildwheel: Build failed because a pure Python wheel was generated.", CauseKind.PURE_FALLBACK, "", ""),
+    (  # PyYAML 6.0.1: Cython 0.29's C against 3.14, then a cp314 wheel with no extension
+        "yaml/_yaml.c:26325:70: error: too few arguments to function call, expected 6, have 5\n"
+        " 26323 |                 int ret = _PyLong_AsByteArray((PyLongObject *)v,\n"
+        "Error compiling module, falling back to pure Python\n"
+        "INFO:auditwheel.main_repair:This does not look like a platform wheel, no ELF executable",
+        CauseKind.CAPI_REMOVED, "_PyLong_AsByteArray", "",
+    ),
     (  # Pillow 10.3.0's setup.py under 3.13+ (PEP 667: exec() no longer fills locals())
         "  File \"<string>\", line 27, in get_version\nKeyError: '__version__'\n\nTIP pass --env-dir and --sdist-extract-dir\n"
         "ERROR Backend subprocess exited when trying to invoke get_requires_for_build_wheel\n"
