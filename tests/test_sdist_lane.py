@@ -18,7 +18,7 @@ import pytest
 from conftest import run
 from elftools.elf.elffile import ELFFile
 from indexserver import FixtureIndex, make_sdist, sha256
-from tinysrc import BROKEN_SOURCE, C_SOURCE, CPP_SOURCE, c_project, libs_project, maturin_project, setuptools_rust_project
+from tinysrc import BROKEN_SOURCE, C_SOURCE, CPP_SOURCE, c_project, libs_project, maturin_project, pq_project, setuptools_rust_project
 
 from factory.engine import Engine
 from factory.imagelock import BuilderImagesLock
@@ -55,8 +55,33 @@ SDISTS["tinysetupreq"] = make_sdist("tinysetupreq", "1.0", {
 })  # fmt: skip
 
 
+# asks pg_config (on PATH only through the libpq recipe) where libpq is, as psycopg2 does
+SDISTS["tinypq"] = make_sdist("tinypq", "1.0", pq_project())
+
+
 def lock_text(*names: str) -> str:
     return "".join(f"{n}==1.0 --hash=sha256:{sha256(SDISTS[n])}\n" for n in names)
+
+
+def install_and_call(cfg, bases, arch: str, wheels: Path, packages: list[str], code: str) -> str:
+    """Install ``packages`` from the wheel directory ``wheels`` into a venv in the runtime
+    base of ``arch`` (no index, no network) and run ``code`` there; its output. The base has
+    no shell: python3 drives the install and the call."""
+    pip = next(cfg.cache_dir.glob("files/sha256/*/*/pip-*.whl"))
+    script = (
+        "import subprocess, sys, venv; venv.create('/tmp/v', with_pip=False);"
+        " subprocess.run(['/tmp/v/bin/python', '/pip.whl/pip', 'install', '-q', '--no-index', '--find-links', '/wh', *sys.argv[2:]], check=True);"
+        " subprocess.run(['/tmp/v/bin/python', '-c', sys.argv[1]], check=True)"
+    )
+    status, out = Engine().run(
+        bases["bases"][arch]["ref"],
+        ["python3", "-c", script, code, *packages],
+        volumes={str(wheels): {"bind": "/wh", "mode": "ro"}, str(pip): {"bind": "/pip.whl", "mode": "ro"}},
+        platform=f"linux/{arch}",
+        network=False,
+    )
+    assert status == 0, out
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -142,24 +167,11 @@ def test_install_lock_pins_the_wheelhouse_files(project, built):
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])
 def test_built_wheels_work_on_their_arch(project, cfg, bases, built, arch):
     target = "manylinux_2_28_x86_64" if arch == "amd64" else "manylinux_2_28_aarch64"
-    pip = next(cfg.cache_dir.glob("files/sha256/*/*/pip-*.whl"))
-    # the base has no shell: python3 drives the install and the calls
-    script = (
-        "import subprocess, venv; venv.create('/tmp/v', with_pip=False);"
-        " subprocess.run(['/tmp/v/bin/python', '/pip.whl/pip', 'install', '-q', '--no-index', '--find-links', '/wh',"
-        " 'tinyc', 'tinycpp', 'tinypure', 'tinylibs'], check=True);"
-        " subprocess.run(['/tmp/v/bin/python', '-c', 'import tinyc, tinycpp, tinypure, tinylibs, platform;"
-        " print(tinyc.parse(\"42\") + 1, tinycpp.join([\"a\", \"b\"]), tinypure.double(21), tinylibs.crc(\"hello\"),"
-        " tinylibs.ffi_add(2, 3), platform.machine())'], check=True)"
+    code = (
+        "import tinyc, tinycpp, tinypure, tinylibs, platform;"
+        " print(tinyc.parse('42') + 1, tinycpp.join(['a', 'b']), tinypure.double(21), tinylibs.crc('hello'), tinylibs.ffi_add(2, 3), platform.machine())"
     )
-    status, out = Engine().run(
-        bases["bases"][arch]["ref"],
-        ["python3", "-c", script],
-        volumes={str(project / "wh-sdist" / target): {"bind": "/wh", "mode": "ro"}, str(pip): {"bind": "/pip.whl", "mode": "ro"}},
-        platform=f"linux/{arch}",
-        network=False,
-    )
-    assert status == 0, out
+    out = install_and_call(cfg, bases, arch, project / "wh-sdist" / target, ["tinyc", "tinycpp", "tinypure", "tinylibs"], code)
     # crc32(b"hello") from the recipe-built zlib, 2 + 3 called through the recipe-built libffi
     assert out.split()[-6:] == ["43", "ab", "42", "907060870", "5", "x86_64" if arch == "amd64" else "aarch64"]
 
@@ -198,6 +210,17 @@ def test_a_failing_sdist_publishes_nothing(project, built, sdist_index):
     assert cells["broken"]["reason"].startswith("missing header: frobnicate/frob.h"), cells["broken"]
     assert any("error" in line for line in cells["broken"]["log_tail"]), cells["broken"]
     assert Path(cells["broken"]["log"]).is_file()
+
+
+def test_an_sdist_that_asks_pg_config_links_the_libpq_recipe(project, cfg, bases, built, sdist_index):
+    """libpq from postgresql-18's source: the cell finds pg_config on its PATH, links the one
+    static libpq.a, and the wheel calls PQlibVersion() in the runtime base (#11 item 3)."""
+    (project / "pq.lock").write_text(lock_text("tinypq"))
+    run(project, "wheelhouse", "--lock", "pq.lock", "--out", "wh-pq", "--target", "manylinux_2_28_x86_64", env={"FACTORY_INDEX_URL": sdist_index.url})
+    (entry,) = json.loads((project / "wh-pq" / "manifest.json").read_text())["targets"]["manylinux_2_28_x86_64"]
+    assert entry["source"] == "built" and entry["libraries"] == ["libpq 18.6"], entry
+    out = install_and_call(cfg, bases, "amd64", project / "wh-pq" / "manylinux_2_28_x86_64", ["tinypq"], "import tinypq; print(tinypq.version())")
+    assert out.split()[-1] == "180006"
 
 
 def test_build_requirements_asked_for_at_build_time_get_a_generated_build_lock(project, built, sdist_index):
@@ -300,20 +323,8 @@ def test_rust_sdists_build_for_glibc_targets_and_name_why_not_musl(project, rust
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])
 def test_rust_wheels_work_on_their_arch(project, cfg, bases, rust_built, arch):
     target = TARGETS[0] if arch == "amd64" else TARGETS[1]
-    pip = next(cfg.cache_dir.glob("files/sha256/*/*/pip-*.whl"))
-    script = (
-        "import subprocess, venv; venv.create('/tmp/v', with_pip=False);"
-        " subprocess.run(['/tmp/v/bin/python', '/pip.whl/pip', 'install', '-q', '--no-index', '--find-links', '/wh', 'tinyrust', 'tinyrs'], check=True);"
-        " subprocess.run(['/tmp/v/bin/python', '-c', 'import tinyrust, tinyrs, platform; print(tinyrust.triple(5), tinyrs.triple(7), platform.machine())'], check=True)"
-    )
-    status, out = Engine().run(
-        bases["bases"][arch]["ref"],
-        ["python3", "-c", script],
-        volumes={str(project / "wh-rust" / target): {"bind": "/wh", "mode": "ro"}, str(pip): {"bind": "/pip.whl", "mode": "ro"}},
-        platform=f"linux/{arch}",
-        network=False,
-    )
-    assert status == 0, out
+    code = "import tinyrust, tinyrs, platform; print(tinyrust.triple(5), tinyrs.triple(7), platform.machine())"
+    out = install_and_call(cfg, bases, arch, project / "wh-rust" / target, ["tinyrust", "tinyrs"], code)
     assert out.split()[-3:] == ["15", "21", "x86_64" if arch == "amd64" else "aarch64"]
 
 

@@ -140,3 +140,28 @@ def setuptools_rust_project(with_lock: bool = True) -> dict[str, str]:
     if with_lock:
         files["Cargo.lock"] = (_RUST_FIXTURES / "tinyrs.Cargo.lock").read_text()
     return files
+
+
+# Links libpq, found the way psycopg2 finds it: by running pg_config (the libpq recipe's script,
+# first on the cell's PATH) for the include and library directories.
+PQ_SOURCE = r"""
+#include <Python.h>
+#include <libpq-fe.h>
+static PyObject *version(PyObject *self, PyObject *noargs) { return PyLong_FromLong(PQlibVersion()); }
+static PyMethodDef methods[] = {{"version", version, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_tinypq", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__tinypq(void) { return PyModule_Create(&mod); }
+"""
+
+
+def pq_project() -> dict[str, str]:
+    """setup.py + package files of ``tinypq``: ``tinypq.version()`` is libpq's PQlibVersion()."""
+    setup = (
+        "import subprocess\n"
+        "from setuptools import setup, Extension\n"
+        "def pg(flag):\n"
+        "    return subprocess.run(['pg_config', flag], check=True, capture_output=True, text=True).stdout.strip()\n"
+        "setup(packages=['tinypq'], ext_modules=[Extension('tinypq._tinypq', ['src/_tinypq.c'],\n"
+        "      include_dirs=[pg('--includedir')], library_dirs=[pg('--libdir')], libraries=['pq'])])\n"
+    )
+    return {"setup.py": setup, "tinypq/__init__.py": "from ._tinypq import *\n", "src/_tinypq.c": PQ_SOURCE}
