@@ -255,7 +255,24 @@ def test_the_smoke_probe_imports_an_installed_module_named_like_a_probe(tmp_path
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["dists"] == {"dists-dist": {"dists": "ImportError: the installed dists module"}}
-    assert set(out) == {"version", "machine", "uid", "dists"}
+    assert set(out) == {"version", "machine", "uid", "dists", "raised"}
+
+
+def test_the_smoke_probe_fails_a_module_that_does_not_load_not_one_that_wants_configuration(tmp_path):
+    """ImportError fails a module; a module that loads and then raises from its own code (a
+    Django app reading settings only the service sets: ImproperlyConfigured) imports."""
+    site = tmp_path / "site"
+    for name, body in (("broken", "raise ImportError('libfoo.so.1: cannot open shared object file')\n"),
+                       ("djangoapp", "class ImproperlyConfigured(Exception):\n    pass\nraise ImproperlyConfigured('settings are not configured')\n")):  # fmt: skip
+        (site / f"{name}-1.0.dist-info").mkdir(parents=True)
+        (site / f"{name}-1.0.dist-info" / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+        (site / f"{name}-1.0.dist-info" / "top_level.txt").write_text(f"{name}\n")
+        (site / f"{name}.py").write_text(body)
+    proc = _run_probe("smoke_probe.py", "-S", env={"PYTHONPATH": str(site)})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["dists"] == {"broken": {"broken": "ImportError: libfoo.so.1: cannot open shared object file"}, "djangoapp": {"djangoapp": None}}
+    assert out["raised"] == {"djangoapp": "ImproperlyConfigured: settings are not configured"}
 
 
 def test_the_import_time_probe_counts_the_modules(tmp_path):

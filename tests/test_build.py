@@ -116,6 +116,24 @@ def test_the_first_later_release_with_a_wheel_for_the_target_is_named():
     assert first_ready_release(files, "2.1.0", parse_target("manylinux_2_28_x86_64"), "3.14.8") is None
 
 
+def test_the_musl_repair_refuses_a_wheel_whose_extension_fell_away(tmp_path):
+    """PyYAML 6.0.1's C fails on 3.14 and its setup.py falls back to pure Python inside a
+    cp314 wheel: refused on musllinux as auditwheel refuses it on manylinux."""
+    tree = tmp_path / "pyyaml-6.0.1"
+    (tree / "yaml").mkdir(parents=True)
+    (tree / "yaml" / "__init__.py").write_text("X = 1\n")
+    (tree / "pyyaml-6.0.1.dist-info").mkdir()
+    (tree / "pyyaml-6.0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: pyyaml\nVersion: 6.0.1\n")
+    (tree / "pyyaml-6.0.1.dist-info" / "WHEEL").write_text("Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp314-cp314-linux_x86_64\n")
+    subprocess.run([sys.executable, "-m", "wheel", "pack", "-d", str(tmp_path), str(tree)], check=True, capture_output=True)
+    wheel = tmp_path / "pyyaml-6.0.1-cp314-cp314-linux_x86_64.whl"
+    proc = subprocess.run(
+        [sys.executable, str(resources.path("sdist/musl_repair.py")), str(wheel), str(tmp_path / "out"), "x86_64"], capture_output=True, text=True
+    )
+    assert proc.returncode != 0 and "does not look like a platform wheel" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_top_level_modules(tmp_path):
     wheel = tmp_path / "x-1.0-cp314-cp314-linux_x86_64.whl"
     with zipfile.ZipFile(wheel, "w") as z:

@@ -8,6 +8,9 @@ result statically on the host:
 2. extension suffixes ``.cpython-314-<arch>-linux-gnu.so`` become ``…-linux-musl.so``;
 3. the WHEEL tags' platform becomes ``musllinux_1_2_<arch>``; ``wheel pack`` rewrites RECORD.
 
+A wheel with no extension module is refused, as auditwheel refuses it on manylinux (an sdist
+whose C extension failed and that fell back to pure Python).
+
 usage: python musl_repair.py WHEEL DEST_DIR ARCH
 """
 
@@ -22,6 +25,8 @@ def main(wheel: str, dest: str, arch: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "wheel", "unpack", "-d", tmp, wheel], check=True)
         (root,) = Path(tmp).iterdir()
+        if not any(root.rglob("*.so")):  # as auditwheel refuses it: the extension fell away
+            sys.exit(f"musl_repair: {Path(wheel).name} does not look like a platform wheel: no extension module (a fallback to pure Python?)")
         for so in sorted(root.rglob("*.so")):
             needed = subprocess.run(["patchelf", "--print-needed", str(so)], check=True, capture_output=True, text=True).stdout.split()
             if "libc.so" in needed:
