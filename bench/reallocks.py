@@ -1,0 +1,137 @@
+"""Issue 11's measurement: the sdist cells of real production locks, built for every target
+of this project (not a test; part of ``make bench``).
+
+usage: python bench/reallocks.py [LOCK ...]
+
+LOCK defaults to every ``bench/locks/*.requirements.txt`` (their sources are in
+``bench/locks/README.md``). Each lock runs through ``factory wheelhouse`` with this
+project's configuration and cache; generated build locks go to a temporary directory, not
+to ``constraints/``. A direct-URL pin (``name @ https://…``) is left out of the copy that is
+run and named in the report: factory takes index pins only, and no host but the index is
+reachable here. Prints, and writes to ``bench/reallocks-last-run.md``, per lock: the wall
+time, the sdist cells (every cell without an index wheel), how many were built on each
+target, and every failed cell with its classified cause.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCKS = ROOT / "bench" / "locks"
+# A requirement line that pins by URL, and the indented --hash/comment lines that follow it.
+URL_PIN = re.compile(r"^[A-Za-z0-9._-]+(\[[^\]]*\])? @ ")
+
+
+def without_url_pins(text: str) -> tuple[str, list[str]]:
+    """``text`` without its direct-URL requirements (each with its continuation lines), and
+    the names of those left out."""
+    kept, dropped, skipping = [], [], False
+    for line in text.splitlines():
+        if URL_PIN.match(line):
+            dropped.append(line.split(" @ ", 1)[0])
+            skipping = True
+            continue
+        if skipping and line.startswith((" ", "\t")):
+            continue
+        skipping = False
+        kept.append(line)
+    return "\n".join(kept) + "\n", dropped
+
+
+def run_lock(lock: Path, work: Path) -> list[str]:
+    """Run one lock; the report lines of its section."""
+    text, dropped = without_url_pins(lock.read_text())
+    copy = work / lock.name
+    copy.write_text(text)
+    out = work / f"{lock.stem}-wheelhouse"
+    env = {**os.environ, "FACTORY_BUILD_OVERRIDES_DIR": str(work / "build-overrides")}
+    start = time.monotonic()
+    proc = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "factory"), "wheelhouse", "--lock", str(copy), "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    wall = time.monotonic() - start
+    (work / f"{lock.stem}.log").write_text(proc.stdout + proc.stderr)
+    lines = [f"### {lock.name}", ""]
+    # a run that publishes no target writes its matrix beside the output, in <out>.failed
+    readiness = next((p for p in (out / "readiness.json", out.with_name(out.name + ".failed") / "readiness.json") if p.is_file()), out / "readiness.json")
+    if not readiness.is_file():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+        return [*lines, f"no readiness matrix (exit {proc.returncode}): {tail}", ""]
+    data = json.loads(readiness.read_text())
+    pins = len(data["rows"])
+    targets = sorted({t for row in data["rows"] for t in row["cells"]})
+    sdist = Counter[str]()
+    built = Counter[str]()
+    causes = Counter[str]()
+    failed: dict[str, list[tuple[str, str]]] = {}  # pin -> [(target, reason)]
+    for row in data["rows"]:
+        for target, cell in sorted(row["cells"].items()):
+            if cell["status"] in ("index", "not needed"):
+                continue
+            sdist[target] += 1
+            if cell["status"] == "built":
+                built[target] += 1
+            else:
+                reason = cell.get("reason") or cell["status"]
+                causes[reason.split(":", 1)[0]] += 1
+                failed.setdefault(f"{row['name']}=={row['version']}", []).append((target, reason))
+    failures = [
+        f"- `{pin}` ({', '.join(t for t, _ in cells)}): {cells[0][1]}" for pin, cells in sorted(failed.items())
+    ]  # the first target's reason stands for the others (they differ in the target named)
+    total, done = sum(sdist.values()), sum(built.values())
+    share = f"{100 * done / total:.0f} %" if total else "—"
+    lines += [
+        f"{pins} pins run"
+        + (f" ({', '.join(dropped)} left out: a direct-URL pin)" if dropped else "")
+        + f"; `factory wheelhouse` exit {proc.returncode}, {wall:.0f} s wall; "
+        f"sdist cells {total}, built {done} ({share}).",
+        "",
+        "| target | sdist cells | built |",
+        "| --- | --- | --- |",
+        *(f"| {t} | {sdist[t]} | {built[t]} |" for t in targets),
+        "",
+    ]
+    if failures:
+        lines += [
+            "Failed cells by cause: " + "; ".join(f"{cause} {n}" for cause, n in causes.most_common()) + ".",
+            "",
+            "Failed pins and their causes:",
+            "",
+            *failures,
+            "",
+        ]
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    locks = [Path(a) for a in argv] or sorted(LOCKS.glob("*.requirements.txt"))
+    if not (ROOT / ".venv" / "bin" / "factory").exists():
+        print("reallocks: .venv/bin/factory not found (fix: run `make venv` first)", file=sys.stderr)
+        return 2
+    report = [
+        f"## Real locks (`python bench/reallocks.py`, {date.today().isoformat()}, "
+        f"{os.cpu_count()} cores)",
+        "",
+    ]
+    with tempfile.TemporaryDirectory(prefix="factory-reallocks-") as tmp:
+        for lock in locks:
+            report += run_lock(lock, Path(tmp))
+    text = "\n".join(report)
+    (ROOT / "bench" / "reallocks-last-run.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
