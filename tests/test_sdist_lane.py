@@ -49,7 +49,7 @@ SDISTS["tinydrift"] = make_sdist("tinydrift", "1.0", {"tinydrift/__init__.py": "
 # drift at build time: setup_requires (get_requires_for_build_wheel) asks for a setuptools-scm
 # the shared build lock excludes, as newrelic 8.8.0 does (setuptools_scm<7 and >=3.2)
 SDISTS["tinysetupreq"] = make_sdist("tinysetupreq", "1.0", {
-    **c_project("tinysetupreq", "_tinysetupreq", C_SOURCE),
+    **c_project("tinysetupreq", "_tinysetupreq", C_SOURCE.replace("_tinyc", "_tinysetupreq")),
     "setup.py": "from setuptools import setup, Extension\nsetup(packages=['tinysetupreq'], setup_requires=['setuptools-scm>=3.2,<7'],\n"
     "      ext_modules=[Extension('tinysetupreq._tinysetupreq', ['src/_tinysetupreq.c'])])\n",
 })  # fmt: skip
