@@ -75,8 +75,11 @@ host-lock: venv
 	cd constraints && $(PIP_ENV) CUSTOM_COMPILE_COMMAND="make host-lock" ../$(VENV)/bin/python -m piptools compile -q --no-config \
 	  --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links --strip-extras -o host.txt host.in
 
+# bench/run.py: the example lock side by side with uv, pip and cibuildwheel; bench/reallocks.py:
+# the sdist cells of two real production locks (bench/locks), built for the four targets.
 bench: venv deps docker-check binfmt
 	$(VENV)/bin/python bench/run.py
+	$(VENV)/bin/python bench/reallocks.py
 
 registry-stop: venv
 	$(FACTORY) registry stop
