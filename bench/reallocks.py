@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "bench" / "locks"
 # A requirement line that pins by URL, and the indented --hash/comment lines that follow it.
+BLOCKED = "blocked by a failed dependency"  # factory.buildchecks.BLOCKED
 URL_PIN = re.compile(r"^[A-Za-z0-9._-]+(\[[^\]]*\])? @ ")
 
 
@@ -73,6 +74,7 @@ def run_lock(lock: Path, work: Path) -> list[str]:
     targets = sorted({t for row in data["rows"] for t in row["cells"]})
     sdist = Counter[str]()
     built = Counter[str]()
+    blocked = Counter[str]()
     causes = Counter[str]()
     failed: dict[str, list[tuple[str, str]]] = {}  # pin -> [(target, reason)]
     for row in data["rows"]:
@@ -82,6 +84,9 @@ def run_lock(lock: Path, work: Path) -> list[str]:
             sdist[target] += 1
             if cell["status"] == "built":
                 built[target] += 1
+            elif (cell.get("reason") or "").startswith(BLOCKED):  # the wheel built; a dependency's cell failed
+                built[target] += 1
+                blocked[target] += 1
             else:
                 reason = cell.get("reason") or cell["status"]
                 causes[reason.split(":", 1)[0]] += 1
@@ -95,11 +100,11 @@ def run_lock(lock: Path, work: Path) -> list[str]:
         f"{pins} pins run"
         + (f" ({', '.join(dropped)} left out: a direct-URL pin)" if dropped else "")
         + f"; `factory wheelhouse` exit {proc.returncode}, {wall:.0f} s wall; "
-        f"sdist cells {total}, built {done} ({share}).",
+        f"sdist cells {total}, built {done} ({share}; {sum(blocked.values())} of them then blocked by a failed dependency).",
         "",
-        "| target | sdist cells | built |",
-        "| --- | --- | --- |",
-        *(f"| {t} | {sdist[t]} | {built[t]} |" for t in targets),
+        "| target | sdist cells | built | of which blocked by a failed dependency |",
+        "| --- | --- | --- | --- |",
+        *(f"| {t} | {sdist[t]} | {built[t]} | {blocked[t]} |" for t in targets),
         "",
     ]
     if failures:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from packaging.utils import parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from . import atomic, resources
 from .buildoutcome import BuildOutcome
@@ -31,6 +32,17 @@ from .toolchain import zig_target
 from .verify import check_musl_wheel, check_wheel, elf_exports, glibc_versions_above
 
 IMPORT_CHECK = "checks/import_check.py"
+# The reason of a built wheel whose import check could not install a dependency because that
+# dependency's own cell failed on the same target: the failure is the dependency's.
+BLOCKED = "blocked by a failed dependency"
+_NO_DISTRIBUTION = re.compile(r"No matching distribution found for (?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _failed_dependency(output: str, failed: set[str]) -> str | None:
+    """The dependency pip could not find while installing a wheel, when it is one of the
+    ``failed`` cells' projects (canonical names) of the same target; else None."""
+    m = _NO_DISTRIBUTION.search(output)
+    return m["name"] if m and canonicalize_name(m["name"]) in failed else None
 LOG_TAIL = 12
 
 
@@ -123,6 +135,7 @@ class WheelChecks:
         # shares its digest): pull it back by digest rather than fail to start a container.
         conn.engine.ensure_local(base.ref, f"linux/{target.docker_arch}", conn.registry.auth)
         program = resources.path(IMPORT_CHECK)
+        failed = {str(canonicalize_name(o.name)) for o in outcomes if o.target == target.name and not o.ok}
         checked = []
         for o in outcomes:
             if not (o.ok and o.target == target.name):
@@ -141,11 +154,9 @@ class WheelChecks:
                 network=False,
             )
             if rc != 0 or "imported" not in output:
-                o = dataclasses.replace(
-                    o,
-                    ok=False,
-                    reason=f"built, but installing and importing {', '.join(modules)} on {target.name} failed",
-                    log_tail=tuple(output.strip().splitlines()[-LOG_TAIL:]),
-                )
+                reason = f"built, but installing and importing {', '.join(modules)} on {target.name} failed"
+                if (dep := _failed_dependency(output, failed)) is not None:
+                    reason = f"{BLOCKED}: {dep} has no wheel for {target.name} (its own cell failed); this wheel built and is checked once {dep} builds"
+                o = dataclasses.replace(o, ok=False, reason=reason, log_tail=tuple(output.strip().splitlines()[-LOG_TAIL:]))
             checked.append(o)
         return checked

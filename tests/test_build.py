@@ -431,17 +431,19 @@ def test_zig_wrapper_calls_zig_for_its_name_and_the_target(tmp_path, tool):
 
 # -- the import check ------------------------------------------------------------------
 class _Engine:
-    """Records container runs; a wheel named in ``broken`` fails to import."""
+    """Records container runs; a wheel named in ``broken`` fails with that output (or a
+    missing ``_tinyc``)."""
 
-    def __init__(self, broken: set[str]) -> None:
-        self.broken, self.runs = broken, []
+    def __init__(self, broken: set[str] | dict[str, str]) -> None:
+        self.broken = broken if isinstance(broken, dict) else dict.fromkeys(broken, "ModuleNotFoundError: No module named '_tinyc'\n")
+        self.runs: list = []
 
     def ensure_local(self, ref, platform, auth):
         pass
 
     def run(self, image, command, *, volumes, platform, network):
         self.runs.append((image, command, volumes, platform, network))
-        return (1, "ModuleNotFoundError: No module named '_tinyc'\n") if command[2] in self.broken else (0, "imported\n")
+        return (1, self.broken[command[2]]) if command[2] in self.broken else (0, "imported\n")
 
 
 def test_import_check_fails_only_the_wheels_that_do_not_import(tmp_path):
@@ -655,3 +657,26 @@ def test_a_conflicting_sdist_gets_its_own_generated_build_lock(lane, tmp_path, m
     mine = build.SdistBuilder(dataclasses.replace(cfg, build_overrides=(("needsmaturin", user),)), builder.index, connect)
     refused = mine.build(mine.request(pins["needsmaturin"], parse_target("manylinux_2_28_x86_64")))
     assert not refused.ok and "user-build.txt does not pin" in refused.reason and len(generated) == 1
+
+
+def test_a_wheel_whose_dependency_cell_failed_is_blocked_by_it_not_broken(tmp_path):
+    """pywebpush (pure) built, but cffi's cell failed on the target, so pip cannot install
+    its dependencies: the reason names cffi; a missing dependency that is no failed cell
+    keeps the plain reason."""
+    from factory.bootstrap import BaseImage
+
+    (tmp_path / "pyproject.toml").write_text("[tool.factory]\n")
+    cfg = load_config(tmp_path / "pyproject.toml", env={})
+    pure = BuildOutcome(**{**OK.to_json(), "name": "pywebpush", "filename": "pywebpush-1.9.4-py3-none-any.whl", "log_tail": ()})
+    other = BuildOutcome(**{**OK.to_json(), "name": "other", "filename": "other-1.0-py3-none-any.whl", "log_tail": ()})
+    cffi = BuildOutcome(**{**OK.to_json(), "name": "cffi", "ok": False, "filename": "", "reason": "C-API removed in 3.14", "log_tail": ()})
+    for o in (pure, other):
+        with zipfile.ZipFile(tmp_path / o.filename, "w") as z:
+            z.writestr("pywebpush/__init__.py", "")
+    missing = "ERROR: No matching distribution found for {}>=1.12 (from cryptography)\n"
+    engine = _Engine({pure.filename: missing.format("CFFI"), other.filename: missing.format("cryptography")})
+    base = BaseImage(arch="amd64", ref="r/python@sha256:" + "f" * 64, tag="t", source="bootstrap")
+    conn = Connection(engine=engine, registry=type("R", (), {"auth": None})(), bases={"amd64": base}, pip_wheel=tmp_path / "pip.whl")  # type: ignore[arg-type]
+    checked = WheelChecks(cfg, lambda: conn).import_check(parse_target("manylinux_2_28_x86_64"), tmp_path, [pure, other, cffi])
+    assert checked[0].reason.startswith("blocked by a failed dependency: CFFI has no wheel for manylinux_2_28_x86_64"), checked[0]
+    assert checked[1].reason.startswith("built, but installing and importing"), checked[1]
