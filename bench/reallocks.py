@@ -26,10 +26,11 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+from factory.buildchecks import BLOCKED
+
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "bench" / "locks"
 # A requirement line that pins by URL, and the indented --hash/comment lines that follow it.
-BLOCKED = "blocked by a failed dependency"  # factory.buildchecks.BLOCKED
 URL_PIN = re.compile(r"^[A-Za-z0-9._-]+(\[[^\]]*\])? @ ")
 
 
