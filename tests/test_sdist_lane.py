@@ -213,14 +213,15 @@ def test_a_failing_sdist_publishes_nothing(project, built, sdist_index):
 
 
 def test_an_sdist_that_asks_pg_config_links_the_libpq_recipe(project, cfg, bases, built, sdist_index):
-    """libpq from postgresql-18's source: the cell finds pg_config on its PATH, links the one
-    static libpq.a, and the wheel calls PQlibVersion() in the runtime base (#11 item 3)."""
+    """libpq from postgresql-18's source, with OpenSSL: the cell finds pg_config on its PATH,
+    links the one static libpq.a, and the wheel calls it in the runtime base (#11 item 3)."""
     (project / "pq.lock").write_text(lock_text("tinypq"))
     run(project, "wheelhouse", "--lock", "pq.lock", "--out", "wh-pq", "--target", "manylinux_2_28_x86_64", env={"FACTORY_INDEX_URL": sdist_index.url})
     (entry,) = json.loads((project / "wh-pq" / "manifest.json").read_text())["targets"]["manylinux_2_28_x86_64"]
-    assert entry["source"] == "built" and entry["libraries"] == ["libpq 18.6"], entry
-    out = install_and_call(cfg, bases, "amd64", project / "wh-pq" / "manylinux_2_28_x86_64", ["tinypq"], "import tinypq; print(tinypq.version())")
-    assert out.split()[-1] == "180006"
+    assert entry["source"] == "built" and entry["libraries"] == ["openssl 3.6.3", "libpq 18.6"], entry
+    code = "import tinypq; print(tinypq.version(), tinypq.ssl_library())"
+    out = install_and_call(cfg, bases, "amd64", project / "wh-pq" / "manylinux_2_28_x86_64", ["tinypq"], code)
+    assert out.split()[-2:] == ["180006", "OpenSSL"]  # TLS inside the one static libpq.a
 
 
 def test_build_requirements_asked_for_at_build_time_get_a_generated_build_lock(project, built, sdist_index):

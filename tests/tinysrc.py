@@ -148,14 +148,20 @@ PQ_SOURCE = r"""
 #include <Python.h>
 #include <libpq-fe.h>
 static PyObject *version(PyObject *self, PyObject *noargs) { return PyLong_FromLong(PQlibVersion()); }
-static PyMethodDef methods[] = {{"version", version, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+/* "OpenSSL" when libpq was built with TLS (PQsslAttribute with no connection) */
+static PyObject *ssl_library(PyObject *self, PyObject *noargs) {
+    const char *name = PQsslAttribute(NULL, "library");
+    return PyUnicode_FromString(name ? name : "none");
+}
+static PyMethodDef methods[] = {{"version", version, METH_NOARGS, NULL}, {"ssl_library", ssl_library, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
 static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_tinypq", NULL, -1, methods};
 PyMODINIT_FUNC PyInit__tinypq(void) { return PyModule_Create(&mod); }
 """
 
 
 def pq_project() -> dict[str, str]:
-    """setup.py + package files of ``tinypq``: ``tinypq.version()`` is libpq's PQlibVersion()."""
+    """setup.py + package files of ``tinypq``: ``tinypq.version()`` is libpq's PQlibVersion(),
+    ``tinypq.ssl_library()`` the TLS library libpq was built with."""
     setup = (
         "import subprocess\n"
         "from setuptools import setup, Extension\n"
