@@ -221,13 +221,13 @@ def classify(log: str, timed_out: bool = False) -> Cause:
             "add the missing build requirement to the build lock, or use a release whose backend imports under 3.14",
             hit[1], fell_back,
         )
-    if (hit := _first([_HOOK_EXITED], lines)) is not None:
-        at = next(i for i, line in enumerate(lines) if _HOOK_EXITED.search(line))
+    if exited := next(((i, m["x"]) for i, line in enumerate(lines) if (m := _HOOK_EXITED.search(line))), None):
+        at, hook = exited
         raised = next((line.strip() for line in reversed(lines[:at]) if _EXCEPTION_LINE.search(line)), "")
         return Cause(
-            CauseKind.BACKEND_HOOK, f"{hit[0]}: {raised}" if raised else hit[0],
+            CauseKind.BACKEND_HOOK, f"{hook}: {raised}" if raised else hook,
             "the sdist's build script fails under CPython 3.14: read the traceback in the log, or use a newer release",
-            raised or hit[1], fell_back,
+            raised or lines[at].strip(), fell_back,
         )
     if fell_back:
         line = next(line.strip() for line in lines if _PURE.search(line))
