@@ -15,7 +15,6 @@ target, and every failed cell with its classified cause.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -27,6 +26,7 @@ from datetime import date
 from pathlib import Path
 
 from factory.buildchecks import BLOCKED
+from factory.readiness import Readiness, Status
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "bench" / "locks"
@@ -70,28 +70,27 @@ def run_lock(lock: Path, work: Path) -> list[str]:
     if not readiness.is_file():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
         return [*lines, f"no readiness matrix (exit {proc.returncode}): {tail}", ""]
-    data = json.loads(readiness.read_text())
-    pins = len(data["rows"])
-    targets = sorted({t for row in data["rows"] for t in row["cells"]})
+    matrix = Readiness.load(readiness)
+    pins, targets = len(matrix.rows), sorted(matrix.targets)
     sdist = Counter[str]()
     built = Counter[str]()
     blocked = Counter[str]()
     causes = Counter[str]()
     failed: dict[str, list[tuple[str, str]]] = {}  # pin -> [(target, reason)]
-    for row in data["rows"]:
-        for target, cell in sorted(row["cells"].items()):
-            if cell["status"] in ("index", "not needed"):
+    for row in matrix.rows:
+        for target, cell in sorted(row.cells.items()):
+            if cell.status in (Status.INDEX, Status.NOT_NEEDED):
                 continue
             sdist[target] += 1
-            if cell["status"] == "built":
+            if cell.status is Status.BUILT:
                 built[target] += 1
-            elif (cell.get("reason") or "").startswith(BLOCKED):  # the wheel built; a dependency's cell failed
+            elif (cell.reason or "").startswith(BLOCKED):  # the wheel built; a dependency's cell failed
                 built[target] += 1
                 blocked[target] += 1
             else:
-                reason = cell.get("reason") or cell["status"]
+                reason = cell.reason or cell.status.value
                 causes[reason.split(":", 1)[0]] += 1
-                failed.setdefault(f"{row['name']}=={row['version']}", []).append((target, reason))
+                failed.setdefault(f"{row.name}=={row.version}", []).append((target, reason))
     failures = [
         f"- `{pin}` ({', '.join(t for t, _ in cells)}): {cells[0][1]}" for pin, cells in sorted(failed.items())
     ]  # the first target's reason stands for the others (they differ in the target named)
