@@ -23,14 +23,16 @@ build dependency directory).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import platform
 import shutil
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -41,7 +43,7 @@ from .builddeps import builddeps_dir, check_requires
 from .buildoutcome import BuildOutcome, BuildRequest, BuildRun, PlannedCell, cell_id
 from .cache import sha256_file
 from .config import Config, SdistOptions
-from .engine import docker_login_credentials
+from .engine import Engine, docker_login_credentials
 from .errors import (
     BuildDependencyError,
     IndexResponseError,
@@ -120,6 +122,33 @@ class SdistBuilder:
             # only on exit); we hold the cache's run lock, so any with our label is stale.
             self._connected.engine.remove_labelled(cibw.container_label(self.cfg.cache_dir))
         return self._connected
+
+    def zig_for(self, machine: str) -> Path:
+        """``toolchain.zig_root`` for a native Docker host of ``machine`` (``aarch64``...)."""
+        with self._once(("zig", machine)):
+            return toolchain.zig_root(self.cfg, self.index, machine)
+
+    @contextlib.contextmanager
+    def _sources(self, engine: Engine | None, builder: str, mounts: cibw.Mounts, target: Target) -> Iterator[dict[str, str] | None]:
+        """What a build container on ``engine`` mounts at each of ``cibw.mount_points``: None
+        (the host paths) on this machine's engine (``engine`` None); on a configured host, volumes of its
+        engine: zig and its wrappers filled once and kept, zig's cache kept, the rest staged
+        for this build and removed after it."""
+        if engine is None or not engine.remote:
+            yield None
+            return
+        plat = f"linux/{target.docker_arch}"
+        points = cibw.mount_points(mounts)
+        sources: dict[str, str] = {}
+        if mounts.zig is not None:
+            zig_id = hashlib.sha256(mounts.zig.name.encode()).hexdigest()[:16]
+            with self._once(("remote-zig", engine.base_url)):
+                for path, part in ((cibw.ZIG, "zig"), (cibw.ZIG_BIN, "bin")):
+                    sources[path] = engine.cached_volume(f"factory-zig-{zig_id}-{part}", builder, plat, points.pop(path)[0])
+            del points[cibw.ZIG_CACHE]
+            sources[cibw.ZIG_CACHE] = "factory-zig-cache"
+        with engine.staged(builder, {str(host): {"bind": path, "mode": mode} for path, (host, mode) in points.items()}, plat) as staged:
+            yield sources | {spec["bind"]: name for name, spec in staged.items()}
 
     @functools.cached_property
     def toolchain_sha256(self) -> str:
@@ -347,18 +376,21 @@ class SdistBuilder:
         zig_cache = self.cfg.cache_dir / "zig-cache"
         if not upstream:
             zig_cache.mkdir(parents=True, exist_ok=True)
-        mounts = cibw.Mounts(
-            deps, None if upstream else self.zig, zig_cache, resources.path(cibw.RESOURCE_DIR), sysroot.path if sysroot else None
-        )
-        env = cibw.cibuildwheel_env(
-            self.cfg.python, target, builder, mounts, epoch, cibw.container_label(self.cfg.cache_dir), self.compile_jobs, options
-        )
+        # A native Docker host of the target's arch ([tool.factory.hosts]) runs the build; else this machine's engine.
+        engine = self.connection().engine.for_arch(target.docker_arch) if self.cfg.host_for(target.docker_arch) else None
+        zig = None if upstream else (self.zig_for(engine.machine) if engine else self.zig)
+        mounts = cibw.Mounts(deps, zig, zig_cache, resources.path(cibw.RESOURCE_DIR), sysroot.path if sysroot else None)
         causes: list[Cause] = []
 
         def run(work: Path) -> BuildOutcome:
             with_libs = f"; library recipes {', '.join(sysroot.labels)}" if sysroot else ""
-            console.print(f"building {pin.name}=={pin.version} for {target.name} (sdist {req.sdist.filename}{with_libs})")
-            result = cibw.run(sdist, target, env, work, self.cfg.build_timeout)
+            on = f" on {engine.base_url}" if engine else ""
+            console.print(f"building {pin.name}=={pin.version} for {target.name}{on} (sdist {req.sdist.filename}{with_libs})")
+            with self._sources(engine, builder, mounts, target) as sources:
+                env = cibw.cibuildwheel_env(
+                    self.cfg.python, target, builder, mounts, epoch, cibw.container_label(self.cfg.cache_dir), self.compile_jobs, options, sources
+                )
+                result = cibw.run(sdist, target, env, work, self.cfg.build_timeout, docker_host=engine.base_url if engine else None)
             outcome, cause = self._finish(result, work, target, builder, base, cross_built=target.libc == "musllinux" and not upstream)
             causes.extend([cause] if cause else [])
             return outcome

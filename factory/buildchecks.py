@@ -133,7 +133,8 @@ class WheelChecks:
         base = conn.bases[target.docker_arch]
         # The engine may have lost the base (pruned, or untagged by another project that
         # shares its digest): pull it back by digest rather than fail to start a container.
-        conn.engine.ensure_local(base.ref, f"linux/{target.docker_arch}", conn.registry.auth)
+        engine = conn.engine.for_arch(target.docker_arch)
+        engine.ensure_local(base.ref, f"linux/{target.docker_arch}", conn.registry.auth)
         program = resources.path(IMPORT_CHECK)
         failed = {str(canonicalize_name(o.name)) for o in outcomes if o.target == target.name and not o.ok}
         checked = []
@@ -142,7 +143,7 @@ class WheelChecks:
                 checked.append(o)
                 continue
             modules = top_level_modules(wheel_dir / o.filename)
-            rc, output = conn.engine.run(
+            rc, output = engine.run(
                 base.ref,
                 ["python3", "/opt/factory/import_check.py", o.filename, *modules],
                 volumes={

@@ -38,6 +38,8 @@ from .toolchain import zig_target
 RESOURCE_DIR = "sdist"
 CONFIG_FILE = f"{RESOURCE_DIR}/cibuildwheel.toml"
 CONTAINER_RESOURCES = "/opt/factory/resources"
+# Where a build container sees the build dependencies, zig, its wrappers and zig's cache.
+DEPS, ZIG, ZIG_BIN, ZIG_CACHE = "/opt/factory/deps", "/opt/factory/zig", "/opt/factory/bin", "/opt/factory/zig-cache"
 LOG_TAIL = 12
 # The compilers of a bootstrapped builder: the zig wrappers of toolchain.zig_root(),
 # mounted at /opt/factory/bin (values are shell words, as CIBW_ENVIRONMENT parses them).
@@ -89,6 +91,18 @@ class Mounts:
         return cls(Path("/deps"), Path("/zig") if zig else None, Path("/zig-cache"), Path("/resources"), Path("/libs") if libs else None)
 
 
+def mount_points(mounts: Mounts) -> dict[str, tuple[Path, str]]:
+    """Container path -> (host path, ``ro``/``rw``) of everything ``mounts`` binds into a
+    build container (zig's cache is the one read-write mount)."""
+    points = {DEPS: (mounts.deps, "ro")}
+    if mounts.zig is not None:
+        points |= {ZIG: (mounts.zig / "zig", "ro"), ZIG_BIN: (mounts.zig / "bin", "ro"), ZIG_CACHE: (mounts.zig_cache, "rw")}
+        points[CONTAINER_RESOURCES] = (mounts.resources, "ro")
+    if mounts.libs is not None:
+        points[LIBS] = (mounts.libs, "ro")
+    return points
+
+
 def container_label(cache_dir: Path) -> str:
     """The label (``key=value``) on every build container of runs on ``cache_dir``."""
     return f"io.factory.build-cache={hashlib.sha256(str(cache_dir.resolve()).encode()).hexdigest()[:16]}"
@@ -128,6 +142,7 @@ def cibuildwheel_env(
     label: str = "",
     compile_jobs: int | None = None,
     options: SdistOptions | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The ``CIBW_*`` variables for one cell.
 
@@ -142,8 +157,10 @@ def cibuildwheel_env(
     cache keys do (how many jobs compile a wheel does not change it). ``mounts.libs`` adds
     the library recipes' include, library and pkg-config paths; ``options`` (the sdist's
     ``[tool.factory.sdist.<project>]``) adds its before-all, before-build, environment (after
-    the factory's, so it wins) and repair command.
+    the factory's, so it wins) and repair command. ``sources`` replaces what is mounted at a
+    container path of ``mount_points(mounts)`` (volumes of a remote Docker host's engine).
     """
+    source = {**{path: str(host) for path, (host, _) in mount_points(mounts).items()}, **(sources or {})}
     parallel_env = (
         {} if compile_jobs is None
         else {"MAKEFLAGS": f"-j{compile_jobs}", "CMAKE_BUILD_PARALLEL_LEVEL": str(compile_jobs), "CARGO_BUILD_JOBS": str(compile_jobs)}
@@ -155,7 +172,7 @@ def cibuildwheel_env(
         "PIP_CONSTRAINT": "/opt/factory/deps/constraints.txt",
         "SOURCE_DATE_EPOCH": str(epoch),
     }
-    volumes = [f"--volume={mounts.deps}:/opt/factory/deps:ro", *([f"--label={label}"] if label else [])]
+    volumes = [f"--volume={source[DEPS]}:{DEPS}:ro", *([f"--label={label}"] if label else [])]
     env = {
         # cibuildwheel's identifier: cp314-… or, in the free-threaded lane, cp314t-…
         "CIBW_BUILD": f"cp{python.replace('.', '')[:3]}{'t' if target.free_threaded else ''}-{target.libc}_{target.arch}",
@@ -165,10 +182,10 @@ def cibuildwheel_env(
     }
     if mounts.zig is not None:
         volumes += [
-            f"--volume={mounts.zig / 'zig'}:/opt/factory/zig:ro",
-            f"--volume={mounts.zig / 'bin'}:/opt/factory/bin:ro",
-            f"--volume={mounts.zig_cache}:/opt/factory/zig-cache",
-            f"--volume={mounts.resources}:{CONTAINER_RESOURCES}:ro",
+            f"--volume={source[ZIG]}:{ZIG}:ro",
+            f"--volume={source[ZIG_BIN]}:{ZIG_BIN}:ro",
+            f"--volume={source[ZIG_CACHE]}:{ZIG_CACHE}",
+            f"--volume={source[CONTAINER_RESOURCES]}:{CONTAINER_RESOURCES}:ro",
         ]
         compilers = {**ZIG_COMPILERS, "FACTORY_ZIG_TARGET": zig_target(target), **ZIG_CACHES, **(LIBS_ENV if mounts.libs else {})}
         env["CIBW_ENVIRONMENT"] = f"{_words(compilers)} {_words(pip_env)}"
@@ -179,7 +196,7 @@ def cibuildwheel_env(
     elif mounts.libs is not None:
         env["CIBW_ENVIRONMENT"] = f"{_words(LIBS_ENV)} {env['CIBW_ENVIRONMENT']}"
     if mounts.libs is not None:
-        volumes.append(f"--volume={mounts.libs}:{LIBS}:ro")
+        volumes.append(f"--volume={source[LIBS]}:{LIBS}:ro")
     if options is not None:
         if options.environment:
             env["CIBW_ENVIRONMENT"] += " " + _user_words(options.environment)
@@ -205,14 +222,17 @@ def command(sdist: Path, target: Target, out: Path, config: Path) -> list[str]:
 CibwRun = BuildRun
 
 
-def run(sdist: Path, target: Target, env: Mapping[str, str], work: Path, timeout: float) -> CibwRun:
+def run(sdist: Path, target: Target, env: Mapping[str, str], work: Path, timeout: float, docker_host: str | None = None) -> CibwRun:
     """Run cibuildwheel for one cell in ``work``: wheels into ``work/out``, the log into
     ``work/build.log``. ``env`` is ``cibuildwheel_env``'s variables; the host's own
     ``CIBW_*`` are dropped. The child dies with this process (``PR_SET_PDEATHSIG``) and is
-    killed after ``timeout`` seconds. A failing build is a result, not an exception;
-    ``OSError`` if ``work`` cannot be written.
+    killed after ``timeout`` seconds. ``docker_host`` (a ``[tool.factory.hosts]`` URL) sends
+    cibuildwheel's ``docker`` commands to that engine. A failing build is a result, not an
+    exception; ``OSError`` if ``work`` cannot be written.
     """
     full = {k: v for k, v in os.environ.items() if not k.startswith("CIBW_")} | dict(env)
+    if docker_host is not None:
+        full["DOCKER_HOST"] = docker_host
     out, log_path = work / "out", work / "build.log"
     cmd = command(sdist, target, out, resources.path(CONFIG_FILE))
     started = time.monotonic()

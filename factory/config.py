@@ -228,6 +228,8 @@ class Config:
     # [tool.factory.sdist.<project>]: per-sdist build options, by canonical project name
     sdist_options: tuple[tuple[str, SdistOptions], ...] = field(default=())
     bases: tuple[BaseSpec, ...] = field(default=())
+    # [tool.factory.hosts] / FACTORY_DOCKER_HOST_<ARCH>: arch -> Docker host URL of a native engine
+    hosts: tuple[tuple[str, str], ...] = field(default=())
     # Keys (e.g. "toolchain") whose file is the one shipped in factory/resources: a command
     # that would rewrite it refuses, since that would write into the installed package.
     packaged: frozenset[str] = field(default=frozenset())
@@ -270,6 +272,11 @@ class Config:
             if b.arch == arch:
                 return b
         raise ConfigError(f"no base image configured for {arch}", f"add [tool.factory.base.{arch}]")
+
+    def host_for(self, arch: str) -> str | None:
+        """The Docker host configured for ``arch`` (``ssh://…``, ``tcp://…``, ``unix://…``),
+        or None when that arch's containers run on the local engine."""
+        return dict(self.hosts).get(arch)
 
     def image_target(self, arch: str) -> Target:
         """The glibc (manylinux) target whose wheels go into the ``arch`` image."""
@@ -430,6 +437,30 @@ def _load_bases(root: Path, table: Mapping[str, Any], env: Mapping[str, str]) ->
     return tuple(bases)
 
 
+HOST_SCHEMES = ("unix://", "tcp://", "ssh://")
+ARCHES = tuple(a.value for a in Arch)
+
+
+def _load_hosts(table: Any, env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """``[tool.factory.hosts]`` / ``FACTORY_DOCKER_HOST_<ARCH>`` (the variable wins): arch ->
+    the Docker host URL whose engine runs that arch's containers natively. ``ConfigError`` for
+    an arch other than amd64/arm64 or a URL that is not unix://, tcp:// or ssh://."""
+    if not isinstance(table, dict):
+        raise ConfigError("[tool.factory] hosts is not a table", 'write it as [tool.factory.hosts] with arm64 = "ssh://user@arm-host"')
+    unknown = sorted(set(table) - set(ARCHES))
+    if unknown:
+        raise ConfigError(f"hosts.{unknown[0]}: not an arch", f"use one of {', '.join(ARCHES)}")
+    hosts = {}
+    for arch in ARCHES:
+        url = env.get(f"FACTORY_DOCKER_HOST_{arch.upper()}") or table.get(arch) or ""
+        if not url:
+            continue
+        if not isinstance(url, str) or not url.startswith(HOST_SCHEMES):
+            raise ConfigError(f"hosts.{arch} = {url!r} is not a Docker host URL", "write it as ssh://user@host, tcp://host:2376 or unix:///path/docker.sock")
+        hosts[arch] = url
+    return tuple(sorted(hosts.items()))
+
+
 def _load_builder_images(table: Mapping[str, Any], targets: tuple[Target, ...], env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """``[tool.factory.builders]`` / ``FACTORY_BUILDER_<TARGET>``: target name -> upstream image
     pinned by tag and digest (registry mode: plain cibuildwheel in e.g. pypa's musllinux image)."""
@@ -555,7 +586,7 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
     """
     env = os.environ if env is None else env
     root, table, project = _read_table(pyproject)
-    unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides", "sdist"}
+    unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides", "sdist", "hosts"}
     if unknown:
         raise ConfigError(f"unknown [tool.factory] keys: {', '.join(sorted(unknown))}", "remove or rename them")
 
@@ -628,5 +659,6 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         remote_cache=RemoteSpec.parse(str(values["remote-cache"]), str(values["remote-cache-mode"])) if values["remote-cache"] else None,
         sdist_options=_load_sdist_options(table.get("sdist", {})),
         bases=_load_bases(root, base_table, env),
+        hosts=_load_hosts(table.get("hosts", {}), env),
         packaged=frozenset(k for k, v in values.items() if isinstance(v, Packaged)),
     )

@@ -7,10 +7,15 @@ through ``Engine``, so errors from the engine become named ``FactoryError``s her
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import posixpath
+import tarfile
+import tempfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import docker
@@ -56,18 +61,58 @@ def docker_login_credentials(address: str) -> tuple[str, str] | None:
 
 
 class Engine:
-    """A connection to the Docker engine from the environment (``DOCKER_HOST`` or the socket).
+    """A connection to a Docker engine: the local one from the environment (``DOCKER_HOST``
+    or the socket), or the configured host ``base_url`` (``ssh://…``, ``tcp://…``, ``unix://…``).
+
+    ``hosts`` maps an arch (``amd64``/``arm64``) to the Docker host whose engine runs that
+    arch natively (``[tool.factory.hosts]``); ``for_arch`` hands out those engines. On a
+    configured host (``remote``) the caller's read-only bind mounts are staged into volumes
+    of that engine, since its file system is not this machine's.
 
     Raises ``DockerUnavailableError`` at construction when the engine does not answer.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, base_url: str | None = None, hosts: Mapping[str, str] | None = None) -> None:
+        self.base_url = base_url
+        self.remote = base_url is not None
+        self.hosts = dict(hosts or {})
+        self._by_arch: dict[str, Engine] = {}
         try:
-            self.client = docker.from_env(timeout=600)
+            if base_url is None:
+                self.client = docker.from_env(timeout=600)
+            else:
+                self.client = docker.DockerClient(base_url=base_url, timeout=600, use_ssh_client=base_url.startswith("ssh://"))
             self.client.ping()
         except (docker.errors.DockerException, requests.RequestException) as e:
-            raise DockerUnavailableError(f"Docker engine not reachable: {str(e).splitlines()[0][:160]}", DOCKER_FIX) from None
+            where = f"Docker host {base_url}" if base_url else "Docker engine"
+            fix = "start that engine or correct [tool.factory.hosts] / FACTORY_DOCKER_HOST_<ARCH>" if base_url else DOCKER_FIX
+            raise DockerUnavailableError(f"{where} not reachable: {str(e).splitlines()[0][:160]}", fix) from None
         self.api = self.client.api
+
+    def for_arch(self, arch: str) -> Engine:
+        """The engine that runs ``arch``'s containers (``amd64``/``arm64``): the host configured
+        for it, connected once, else this engine. ``DockerUnavailableError`` if that host does
+        not answer."""
+        url = self.hosts.get(arch)
+        if url is None or url == self.base_url:
+            return self
+        if arch not in self._by_arch:
+            self._by_arch[arch] = Engine(url)
+        return self._by_arch[arch]
+
+    @functools.cached_property
+    def machine(self) -> str:
+        """The engine's machine as ``docker info`` reports it (``x86_64``, ``aarch64``): which
+        native programs, such as zig, its containers can run without emulation."""
+        try:
+            return str(self.client.info()["Architecture"])
+        except docker.errors.APIError as e:
+            raise EngineError(f"cannot read the architecture of {self.base_url or 'the engine'}: {e.explanation}", DOCKER_FIX) from None
+
+    def emulates(self, arch: str) -> bool:
+        """True when ``arch``'s containers run on this machine's engine, so an arm64 one
+        needs QEMU binfmt on an x86_64 host; False when a native host is configured for it."""
+        return arch not in self.hosts
 
     # -- images ----------------------------------------------------------------------
     def inspect(self, ref: str) -> ImageInfo | None:
@@ -254,29 +299,85 @@ class Engine:
         as coreutils' ``timeout`` exits). ``host_network`` shares the host's network (to
         reach a service on its loopback); ``network=False`` gives none.
         """
-        try:
-            container = self.client.containers.create(
-                image,
-                command,
-                volumes=volumes or {},
-                environment=environment or {},
-                user=user,
-                platform=platform,
-                network_mode="none" if not network else ("host" if host_network else None),
-            )
-        except docker.errors.APIError as e:
-            raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
-        try:
-            container.start()
+        with self.staged(image, volumes or {}, platform) as mounts:
             try:
-                status = int(container.wait(timeout=timeout)["StatusCode"])
-            except requests.exceptions.RequestException:  # the SDK's read timeout
-                container.kill()
-                status = TIMED_OUT
-            logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
-            return status, logs
+                container = self.client.containers.create(
+                    image,
+                    command,
+                    volumes=mounts,
+                    environment=environment or {},
+                    user=user,
+                    platform=platform,
+                    network_mode="none" if not network else ("host" if host_network else None),
+                )
+            except docker.errors.APIError as e:
+                raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
+            try:
+                container.start()
+                try:
+                    status = int(container.wait(timeout=timeout)["StatusCode"])
+                except requests.exceptions.RequestException:  # the SDK's read timeout
+                    container.kill()
+                    status = TIMED_OUT
+                logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
+                return status, logs
+            finally:
+                container.remove(force=True)
+
+    @contextlib.contextmanager
+    def staged(self, image: str, volumes: Mapping[str, Mapping[str, str]], platform: str | None) -> Iterator[dict[str, dict[str, str]]]:
+        """``volumes`` (``run``'s form) as this engine can mount them: unchanged on the local
+        engine; on a configured host, copied into fresh volumes of that engine
+        (``staged_mounts``; ``image`` of ``platform``, present there, holds them while they
+        are filled), removed afterwards. ``EngineError`` for a read-write mount there (nothing
+        would copy it back) or when the host refuses."""
+        if not self.remote or not volumes:
+            yield {host: dict(spec) for host, spec in volumes.items()}
+            return
+        created: list[Any] = []
+        try:
+            mounts = {}
+            groups = staged_mounts(volumes)
+            for target, members in groups.items():
+                volume = self.client.volumes.create(labels={"io.factory.staged": "1"})
+                created.append(volume)
+                # a read-only volume cannot take the mount points of the ones inside it: made here
+                inner = [posixpath.relpath(other, target) for other in groups if other.startswith(target.rstrip("/") + "/")]
+                self._fill(volume.name, image, platform, members, inner)
+                mounts[volume.name] = {"bind": target, "mode": "ro"}
+            yield mounts
+        except docker.errors.APIError as e:
+            raise EngineError(f"cannot stage mounts on the Docker host {self.base_url}: {e.explanation}", "check that host's engine and disk") from None
         finally:
-            container.remove(force=True)
+            for volume in created:
+                with contextlib.suppress(docker.errors.APIError):
+                    volume.remove(force=True)
+
+    def cached_volume(self, name: str, image: str, platform: str | None, source: Path) -> str:
+        """A volume ``name`` of this engine holding the directory ``source``'s contents, filled
+        once and kept (for large read-only inputs named by their content, such as zig); a
+        second, empty ``<name>-ok`` volume marks it complete, so a half-filled one is refilled.
+        Returns ``name``; ``EngineError`` when the engine refuses."""
+        try:
+            present = {v.name for v in self.client.volumes.list(filters={"name": name})}
+            if {name, f"{name}-ok"} <= present:
+                return name
+            if name in present:
+                self.client.volumes.get(name).remove(force=True)
+            self.client.volumes.create(name, labels={"io.factory.cached": "1"})
+            self._fill(name, image, platform, [(source, "")])
+            self.client.volumes.create(f"{name}-ok", labels={"io.factory.cached": "1"})
+        except docker.errors.APIError as e:
+            raise EngineError(f"cannot fill volume {name} on {self.base_url or 'the engine'}: {e.explanation}", "check that engine and its disk") from None
+        return name
+
+    def _fill(self, volume: str, image: str, platform: str | None, members: Iterable[tuple[Path, str]], dirs: Iterable[str] = ()) -> None:
+        helper = self.client.containers.create(image, ["true"], platform=platform, volumes={volume: {"bind": "/staged", "mode": "rw"}})
+        try:
+            with staged_tar(members, dirs) as data:
+                helper.put_archive("/staged", data)
+        finally:
+            helper.remove(force=True)
 
     def remove_labelled(self, label: str) -> int:
         """Force-remove every container carrying ``label`` (``key=value``); returns how many.
@@ -307,17 +408,71 @@ class Engine:
         """
         from testcontainers.core.container import DockerContainer
 
-        # --read-only with a tmpfs /tmp: the image must work without writing to its layers.
-        c = DockerContainer(image, read_only=True).with_tmpfs_mount("/tmp", "size=64m").with_command(IDLE)
-        for host, path in volumes:
-            c = c.with_volume_mapping(host, path, "ro")
-        try:
-            c.start()
-        except docker.errors.APIError as e:
-            with contextlib.suppress(Exception):
+        client_kw = {"environment": {"DOCKER_HOST": self.base_url}, "use_ssh_client": self.base_url.startswith("ssh://")} if self.base_url else {}
+        with self.staged(image, {host: {"bind": path, "mode": "ro"} for host, path in volumes}, None) as mounts:
+            # --read-only with a tmpfs /tmp: the image must work without writing to its layers.
+            c = DockerContainer(image, read_only=True, docker_client_kw=client_kw).with_tmpfs_mount("/tmp", "size=64m").with_command(IDLE)
+            for host, spec in mounts.items():
+                c = c.with_volume_mapping(host, spec["bind"], "ro")
+            try:
+                c.start()
+            except docker.errors.APIError as e:
+                with contextlib.suppress(Exception):
+                    c.stop()
+                raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
+            try:
+                yield c
+            finally:
                 c.stop()
-            raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
-        try:
-            yield c
-        finally:
-            c.stop()
+
+
+def staged_mounts(volumes: Mapping[str, Mapping[str, str]]) -> dict[str, list[tuple[Path, str]]]:
+    """Read-only bind mounts (``{host_path: {"bind": path, "mode": "ro"}}``) regrouped as
+    volumes can hold them: container directory -> [(host path, name in it)]. A directory's
+    contents go to its bind path (name ``""``); a file goes, under its own name, into a
+    volume at its bind path's parent, shared with the other files bound there (that parent
+    must not be a directory the image needs: it is shadowed). ``EngineError`` for a
+    read-write mount."""
+    groups: dict[str, list[tuple[Path, str]]] = {}
+    for host, spec in volumes.items():
+        if spec.get("mode", "rw") != "ro":
+            raise EngineError(f"read-write mount of {host} on a remote Docker host", "run this step on the local engine (it writes back to this machine)")
+        path, bind = Path(host), spec["bind"].rstrip("/")
+        if path.is_dir():
+            groups.setdefault(bind, []).append((path, ""))
+        else:
+            groups.setdefault(posixpath.dirname(bind), []).append((path, posixpath.basename(bind)))
+    return groups
+
+
+@contextlib.contextmanager
+def staged_tar(members: Iterable[tuple[Path, str]], dirs: Iterable[str] = ()) -> Iterator[IO[bytes]]:
+    """A tar stream (spooled to a temporary file) of ``members`` from ``staged_mounts``: a
+    directory's entries at the root, a file under its name, modes kept, owned by root; plus
+    the empty directories ``dirs`` (relative paths, parents included)."""
+
+    def root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        return info
+
+    with tempfile.TemporaryFile() as f:
+        with tarfile.open(fileobj=f, mode="w") as tar:
+            for path, name in members:
+                if name:
+                    tar.add(path, arcname=name, filter=root_owned)
+                else:
+                    for child in sorted(path.iterdir()):
+                        tar.add(child, arcname=child.name, filter=root_owned)
+            made = set()
+            for d in dirs:
+                parts = d.split("/")
+                for n in range(1, len(parts) + 1):
+                    name = "/".join(parts[:n])
+                    if name not in made:
+                        made.add(name)
+                        info = tarfile.TarInfo(name)
+                        info.type, info.mode = tarfile.DIRTYPE, 0o755
+                        tar.addfile(info)
+        f.seek(0)
+        yield f

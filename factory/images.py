@@ -173,12 +173,15 @@ def _base_facts(engine: Engine, registry: Registry, base: BaseImage, platform: s
 def _host_layer(
     cfg: Config, engine: Engine, registry: Registry, wheelhouse: Path, target: str, base: BaseImage, native: BaseImage, epoch: int, layer: Path
 ) -> None:
-    """Lay out the app layer of ``base``'s image in ``layer`` on the host (``hostlayer``)."""
+    """Lay out the app layer of ``base``'s image in ``layer`` on the host (``hostlayer``):
+    the native base runs on this machine's engine (it writes into ``layer``); ``base`` is
+    read where its arch's engine holds it."""
     engine.ensure_local(native.ref, f"linux/{native.arch}", registry.auth)  # the other arch's thread may not have pulled it yet
     entries = json.loads((wheelhouse / "manifest.json").read_text())["targets"][target]
     hostlayer.install_wheels([(wheelhouse / target / e["filename"], e["sha256"]) for e in entries], layer)
     hostlayer.finish_venv(engine, native.ref, f"linux/{native.arch}", layer)
-    hostlayer.add_user(layer, engine.read_file(base.ref, "/etc/passwd"), engine.read_file(base.ref, "/etc/group"), cfg.uid)
+    arch_engine = engine.for_arch(base.arch)
+    hostlayer.add_user(layer, arch_engine.read_file(base.ref, "/etc/passwd"), arch_engine.read_file(base.ref, "/etc/group"), cfg.uid)
     hostlayer.pin_mtimes(layer, epoch)
 
 
@@ -220,14 +223,15 @@ def build_image(
     """Build and push the image for ``base.arch``; return its entry (not yet measured) and
     its manifest as the registry serves it. With ``native`` (``native_base``) the app layer
     is made on the host (``hostlayer``) and the build only copies it; else ``cfg.dockerfile``
-    installs it. ``RegistryError`` if the registry does not serve the manifest it has just
-    accepted."""
+    installs it. The image is built and pushed by ``base.arch``'s engine (``Engine.for_arch``).
+    ``RegistryError`` if the registry does not serve the manifest it has just accepted."""
     arch = base.arch
     platform = f"linux/{arch}"
-    if arch == "arm64" and native is None:  # the Dockerfile route runs pip in the image's arch
+    if arch == "arm64" and native is None and engine.emulates(arch):  # the Dockerfile route runs pip in the image's arch
         binfmt.require_arm64()
     target = cfg.image_target(arch)
     wheels = wheelhouse / target.name
+    local, engine = engine, engine.for_arch(arch)
     base_size, base_compressed, epoch = _base_facts(engine, registry, base, platform)
     repo = f"{cfg.registry}/{cfg.repository}"
     tag = f"{cfg.python}-{lock.sha256[:12]}-{arch}"
@@ -246,7 +250,7 @@ def build_image(
     with tempfile.TemporaryDirectory(prefix="factory-image-") as tmp:
         ctx = Path(tmp) / "context.tar"
         if native is not None:
-            _host_layer(cfg, engine, registry, wheelhouse, target.name, base, native, epoch, Path(tmp) / "layer")
+            _host_layer(cfg, local, registry, wheelhouse, target.name, base, native, epoch, Path(tmp) / "layer")
             hostlayer.context(ctx, resources.path(hostlayer.DOCKERFILE), Path(tmp) / "layer")
         else:
             write_context(ctx, cfg.dockerfile, wheelhouse / "install" / f"{target.name}.lock", wheels, pip_wheel)
@@ -335,7 +339,7 @@ def build_images(
         image, image_manifest = reused or build_image(
             cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, toolchain_sha256, inputs, native
         )
-        if arch == "arm64":  # the SBOM and perf probes run in the image: under QEMU on x86_64
+        if arch == "arm64" and engine.emulates(arch):  # the SBOM and perf probes run in the image: under QEMU on x86_64
             binfmt.require_arm64()
         atomic.write_text(sbom, image_sbom(engine, image.ref, arch, manifest["targets"][target.name]))
         progress.done(task, f"image {arch}: {image.ref} (SBOM {sbom.name})")

@@ -46,6 +46,7 @@ def measure(engine: Engine, ref: str, arch: str) -> Perf:
     ``python3 -c pass`` or the import probe fails, ``EngineError`` when no container starts.
     """
     platform = f"linux/{arch}"
+    engine = engine.for_arch(arch)
     cold, imports = [], []
     for _ in range(RUNS):
         start = time.monotonic()

@@ -97,6 +97,13 @@ def local_registry(cfg: Config) -> LocalRegistry:
     return LocalRegistry(cfg.registry, cfg.registry_dir, cfg.registry_htpasswd)
 
 
+def connect_engine(cfg: Config) -> Engine:
+    """The local Docker engine, handing each arch with a configured host
+    (``[tool.factory.hosts]``) to that host's engine. ``DockerUnavailableError`` if the
+    local engine does not answer (a host's, when that arch is first used)."""
+    return Engine(hosts=dict(cfg.hosts))
+
+
 def connect_registry(cfg: Config) -> Registry:
     """A checked registry client; starts the local registry first if configured so.
 
@@ -124,7 +131,7 @@ def bases_for(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
 
 
 def run_bootstrap(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
-    engine = Engine()
+    engine = connect_engine(cfg)
     with exclusive(cfg.cache_dir, cfg.bases_lock):
         return bootstrap_stage.bootstrap(require_lane_bases(cfg), engine, connect_registry(cfg))
 
@@ -134,7 +141,7 @@ def sdist_builder(cfg: Config, index: Index, engine: Engine | None = None, regis
     images are only reached when some cell actually needs a build."""
 
     def connect() -> Connection:
-        eng = engine or Engine()
+        eng = engine or connect_engine(cfg)
         reg = registry or connect_registry(cfg)
         return Connection(engine=eng, registry=reg, bases=bases_for(cfg), pip_wheel=tool_wheel(cfg, index, "pip"))
 
@@ -188,7 +195,7 @@ def run_wheelhouse(cfg: Config, lock: Lock, out: Path, allow_missing: bool, buil
 
 
 def run_images(cfg: Config, lock: Lock, wheelhouse: Path, out: Path, strict: bool = False) -> ImagesLock:
-    engine = Engine()
+    engine = connect_engine(cfg)
     with exclusive(cfg.cache_dir, out):
         registry = connect_registry(cfg)
         pip = tool_wheel(cfg, make_index(cfg, lock), "pip")
@@ -211,7 +218,7 @@ def run_smoke(cfg: Config, images_lock: Path, lock: Lock) -> list[smoke_stage.Sm
     packaging tools). ``ArtifactError`` / ``WheelhouseMismatchError`` before any container."""
     images = ImagesLock.load(images_lock)
     pinned = pinned_names(lock, images)
-    engine = Engine()
+    engine = connect_engine(cfg)
     connect_registry(cfg)
     pip = tool_wheel(cfg, make_index(cfg), "pip")
     return smoke_stage.smoke(engine, images, cfg.python, pip, pinned)
@@ -229,7 +236,7 @@ def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, 
     lock = load_lock(cfg, lock_path)
     console.print(f"{lock.path}: {len(lock.pins)} pins ({lock.format}), sha256 {lock.sha256[:12]}")
     console.rule("bootstrap")
-    engine = Engine()
+    engine = connect_engine(cfg)
     registry = connect_registry(cfg)
     bases = bootstrap_stage.bootstrap(require_lane_bases(cfg), engine, registry)
     console.rule("wheelhouse")

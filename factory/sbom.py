@@ -64,7 +64,7 @@ def installed_dists(engine: Engine, ref: str, arch: str) -> list[tuple[str, str]
     ``arch``, listed by the ``dists.py`` probe. ``ProbeError`` (naming the image and the
     probe's last output line) if the probe fails or prints something else; never an empty
     list in place of a failure."""
-    code, output = engine.run(ref, probes.command("dists.py"), volumes=probes.volumes(), platform=f"linux/{arch}", network=False)
+    code, output = engine.for_arch(arch).run(ref, probes.command("dists.py"), volumes=probes.volumes(), platform=f"linux/{arch}", network=False)
     dists = probes.result("dists.py", ref, arch, code, output)
     if not isinstance(dists, list) or not all(
         isinstance(d, list) and len(d) == 2 and all(isinstance(x, str) for x in d) for d in dists
@@ -82,7 +82,9 @@ def image_sbom(engine: Engine, ref: str, arch: str, wheels: list[dict[str, Any]]
     ``wheels`` are the wheelhouse manifest entries of the image's target, used for hashes.
     Raises ``EngineError`` if the image cannot be read or run, ``ProbeError`` if the
     distribution list cannot be taken from it (the SBOM would lack every Python component).
+    The image is read and run where ``arch``'s containers run (``Engine.for_arch``).
     """
+    engine = engine.for_arch(arch)
     status = dpkg_status(engine, ref)
     dists = installed_dists(engine, ref, arch)
     repo, _, digest = ref.partition("@")

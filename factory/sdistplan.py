@@ -175,7 +175,7 @@ class CellPlanner:
             if target.docker_arch not in self._builders:
                 builders.require_recipe(self.cfg)
                 conn = self._connection()
-                entry = builders.ensure_builder(self.cfg, target.docker_arch, conn.engine, conn.registry, self.index)
+                entry = builders.ensure_builder(self.cfg, target.docker_arch, conn.engine.for_arch(target.docker_arch), conn.registry, self.index)
                 self._builders[target.docker_arch] = entry
             return self._builders[target.docker_arch].ref
 

@@ -115,6 +115,9 @@ def smoke_image(engine: Engine, ref: str, arch: str, python: str, pip_wheel: Pat
     """
     result = SmokeResult(arch=arch, ref=ref)
     where = f"image {ref} ({arch})"
+    engine = engine.for_arch(arch)
+    if engine.remote:  # volumes are staged from the image, so it must be there first
+        engine.ensure_local(ref, f"linux/{arch}")
     mounts = [(str(pip_wheel), PIP_IN_CONTAINER), (probes.host_dir(), probes.IN_CONTAINER)]
     with engine.test_container(ref, volumes=mounts) as c:
         probe = _probe(engine, c, "smoke_probe.py", where, result.failures)
@@ -153,7 +156,7 @@ def smoke(engine: Engine, images: ImagesLock, python: str, pip_wheel: Path, pinn
     ``images.lock_sha256``); default none, which rejects every importable packaging tool.
     All images are checked before raising; every failure is printed.
     """
-    if any(image.arch == "arm64" for image in images.images):
+    if any(image.arch == "arm64" for image in images.images) and engine.emulates("arm64"):
         binfmt.require_arm64()
 
     def one(progress: Progress, image: ArchImage) -> SmokeResult:

@@ -8,6 +8,7 @@ it (``constraints/host.txt``) and containers install it with ``--require-hashes`
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import zipfile
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from .errors import LockError
 from .index import Index
 from .lockfile import Lock, read_lock
 from .selection import best_ranked
-from .targets import Target
+from .targets import Target, parse_target
 
 
 def toolchain_lock(cfg: Config) -> Lock:
@@ -83,8 +84,10 @@ def zig_target(target: Target) -> str:
     return f"{target.arch}-linux-musl"
 
 
-def zig_root(cfg: Config, index: Index) -> Path:
-    """The toolchain's ziglang wheel for this host, unpacked once into the cache.
+def zig_root(cfg: Config, index: Index, machine: str | None = None) -> Path:
+    """The toolchain's ziglang wheel for this host (or for a Docker host whose engine runs
+    on ``machine``, ``x86_64``/``aarch64``: its build containers run that zig), unpacked once
+    into the cache.
 
     Returns ``<cache>/zig/<wheel sha256>-<wrapper sha256[:16]>/``, holding ``zig/`` (the
     wheel's ``ziglang`` directory: the static ``zig`` binary and its ``lib/``) and ``bin/cc``,
@@ -96,8 +99,11 @@ def zig_root(cfg: Config, index: Index) -> Path:
     Raises ``LockError`` if the toolchain does not pin ziglang or the index has no wheel of
     it for this host, plus download errors and ``OutputError``.
     """
-    host = {t: i for i, t in enumerate(sys_tags())}
-    path = tool_wheel(cfg, index, "ziglang", rank=host)
+    if machine is None or machine == platform.machine():
+        rank = {t: i for i, t in enumerate(sys_tags())}
+    else:
+        rank = parse_target(f"manylinux_2_28_{machine}").rank(cfg.python)
+    path = tool_wheel(cfg, index, "ziglang", rank=rank)
     wrapper = resources.path(ZIG_WRAPPER)
     # FileCache keeps each file in a directory named by its sha256, checked by tool_wheel
     root = cfg.cache_dir / "zig" / f"{path.parent.name}-{resources.digest(ZIG_WRAPPER)[:16]}"

@@ -303,8 +303,23 @@ def test_probe_results_and_failures():
 STATUS = b"Package: libc6\nStatus: install ok installed\nVersion: 2.43-1\nArchitecture: amd64\n\n"
 
 
+class UnusedEngine:
+    """The local engine of a run whose images are built or measured by stand-ins."""
+
+    def emulates(self, arch):
+        return True
+
+
 class SbomEngine:
     """An image with dpkg's one status file, or (``status_d``) distroless status.d records."""
+
+    remote = False  # a local engine, serving every arch
+
+    def for_arch(self, arch):
+        return self
+
+    def emulates(self, arch):
+        return True
 
     def __init__(self, code: int, output: str, status_d: dict[str, bytes] | None = None):
         self.code, self.output, self.status_d = code, output, status_d
@@ -429,7 +444,7 @@ def test_an_image_gone_from_the_registry_before_the_index_is_not_dropped_from_it
     serves it): it used to be pushed without arm64 while images.lock listed arm64."""
     cfg, lock, wheelhouse, bases, pip_wheel, out, previous = reuse_project
     registry = VanishingRegistry(vanish=previous.image("arm64").digest, lookups=1)
-    written = images_stage.build_images(cfg, object(), registry, lock, wheelhouse, bases, pip_wheel, out)
+    written = images_stage.build_images(cfg, UnusedEngine(), registry, lock, wheelhouse, bases, pip_wheel, out)
     expected = [(previous.image("amd64").digest, "amd64"), (previous.image("arm64").digest, "arm64")]
     assert registry.lists == {"3.14.8-" + lock.sha256[:12]: expected}  # the floating tag is promote's
     assert [i.arch for i in written.images] == ["amd64", "arm64"]
@@ -451,7 +466,7 @@ def test_an_image_gone_from_the_registry_before_the_run_is_rebuilt(reuse_project
     monkeypatch.setattr(images_stage, "image_sbom", lambda engine, ref, arch, wheels: "{}")
     monkeypatch.setattr(images_stage.perf, "measure", lambda engine, ref, arch: Perf(0.05, 0.12))
     registry = VanishingRegistry(vanish=gone.digest, lookups=0)
-    written = images_stage.build_images(cfg, object(), registry, lock, wheelhouse, bases, pip_wheel, out)
+    written = images_stage.build_images(cfg, UnusedEngine(), registry, lock, wheelhouse, bases, pip_wheel, out)
     assert calls == ["arm64"]
     assert registry.lists["3.14.8-" + lock.sha256[:12]] == [(previous.image("amd64").digest, "amd64"), (rebuilt.digest, "arm64")]
     assert written.image("arm64").ref == rebuilt.ref and written.image("arm64").perf == Perf(0.05, 0.12)
@@ -463,7 +478,7 @@ def test_changed_probes_remeasure_a_reused_image_without_rebuilding_it(reuse_pro
     monkeypatch.setattr(images_stage, "build_image", lambda *a: pytest.fail("rebuilt an image whose inputs did not change"))
     monkeypatch.setattr(images_stage, "image_sbom", lambda engine, ref, arch, wheels: '{"new": true}')
     monkeypatch.setattr(images_stage.perf, "measure", lambda engine, ref, arch: Perf(0.05, 0.12))
-    written = images_stage.build_images(cfg, object(), VanishingRegistry(), lock, wheelhouse, bases, pip_wheel, out)
+    written = images_stage.build_images(cfg, UnusedEngine(), VanishingRegistry(), lock, wheelhouse, bases, pip_wheel, out)
     assert [i.ref for i in written.images] == [i.ref for i in previous.images]
     assert {i.probes_sha256 for i in written.images} == {probes.digest(*probes.MEASURING)}
     assert (out.parent / "images.lock.sbom/image-arm64.cdx.json").read_text() == '{"new": true}'
@@ -493,6 +508,14 @@ def test_hardening_failures_follow_the_pins():
 
 class SmokeEngine:
     """A container whose probes answer with canned output."""
+
+    remote = False  # a local engine, serving every arch
+
+    def for_arch(self, arch):
+        return self
+
+    def emulates(self, arch):
+        return True
 
     def __init__(self, hardening: dict):
         self.hardening, self.mounts, self.commands = hardening, None, []

@@ -434,6 +434,14 @@ class _Engine:
     """Records container runs; a wheel named in ``broken`` fails with that output (or a
     missing ``_tinyc``)."""
 
+    remote = False  # a local engine, serving every arch
+
+    def for_arch(self, arch):
+        return self
+
+    def emulates(self, arch):
+        return True
+
     def __init__(self, broken: set[str] | dict[str, str]) -> None:
         self.broken = broken if isinstance(broken, dict) else dict.fromkeys(broken, "ModuleNotFoundError: No module named '_tinyc'\n")
         self.runs: list = []
@@ -534,7 +542,7 @@ def lane(tmp_path, resources_copy, monkeypatch):
     runs: list[dict[str, str]] = []
     exit_code = [0]
 
-    def run(sdist, target, env, work, timeout):
+    def run(sdist, target, env, work, timeout, docker_host=None):
         runs.append(dict(env))
         (work / "build.log").write_text("Building wheel\n")
         wheels: tuple[Path, ...] = ()

@@ -231,3 +231,25 @@ def test_image_annotations_come_from_the_project_table(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.factory]\nrepository = "team/orders"\n')
     cfg = load_config(tmp_path / "pyproject.toml", env={})
     assert cfg.image_title == "orders" and cfg.image_source == "" and "3.14" in cfg.image_description
+
+
+def test_native_hosts_per_arch_from_the_table_and_the_environment(tmp_path):
+    p = write(tmp_path, '[tool.factory.hosts]\narm64 = "ssh://ci@arm-runner"\n')
+    assert load_config(p, env={}).hosts == (("arm64", "ssh://ci@arm-runner"),)
+    assert load_config(p, env={}).host_for("amd64") is None
+    cfg = load_config(p, env={"FACTORY_DOCKER_HOST_ARM64": "tcp://10.0.0.5:2376", "FACTORY_DOCKER_HOST_AMD64": "unix:///run/other.sock"})
+    assert cfg.host_for("arm64") == "tcp://10.0.0.5:2376" and cfg.host_for("amd64") == "unix:///run/other.sock"
+    assert load_config(write(tmp_path, ""), env={}).hosts == ()
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ('[tool.factory.hosts]\nriscv64 = "ssh://x"\n', "hosts.riscv64: not an arch"),
+        ('[tool.factory.hosts]\narm64 = "https://x"\n', "is not a Docker host URL"),
+        ('hosts = "ssh://x"\n', "hosts is not a table"),
+    ],
+)
+def test_bad_native_hosts(tmp_path, body, words):
+    with pytest.raises(ConfigError, match=words):
+        load_config(write(tmp_path, body), env={})

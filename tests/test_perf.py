@@ -50,6 +50,14 @@ def test_a_previous_lock_without_measurements_gates_size_only():
 class FakeEngine:
     """``Engine.run`` answering ``python3 -c pass`` and the import probe with canned output."""
 
+    remote = False  # a local engine, serving every arch
+
+    def for_arch(self, arch):
+        return self
+
+    def emulates(self, arch):
+        return True
+
     def __init__(self, probe_output, probe_code=0, pass_code=0):
         self.probe_output, self.probe_code, self.pass_code = probe_output, probe_code, pass_code
         self.commands = []
