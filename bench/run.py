@@ -67,6 +67,10 @@ def wheelhouse_section(lock: Path, targets: list) -> list[str]:
         cold = timed([*FACTORY, "wheelhouse", "--lock", str(lock), "--out", str(out)], env=env, cwd=ROOT)
         warm = timed([*FACTORY, "wheelhouse", "--lock", str(lock), "--out", str(out)], env=env, cwd=ROOT)
         cached = timed([*FACTORY, "wheelhouse", "--lock", str(lock), "--out", str(tmp / "wh2")], env=env, cwd=ROOT)
+        # issue 12's offline goal: a new output from the warm cache with the index on a dead port
+        offline = timed(
+            [*FACTORY, "wheelhouse", "--lock", str(lock), "--out", str(tmp / "wh3")], env={**env, "FACTORY_INDEX_URL": "http://127.0.0.1:9/simple/"}, cwd=ROOT
+        )
         # What a user scripts by hand: one pip download per target, every platform tag spelled out.
         pip_total = 0.0
         pip_env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL")}
@@ -89,6 +93,7 @@ def wheelhouse_section(lock: Path, targets: list) -> list[str]:
         f"| sequential `pip download` per target, full tag lists, no cache ({files} files) | {pip_total:.1f} | 1.00 |",
         f"| factory cold (empty cache) | {cold:.1f} | {cold / pip_total:.2f} |",
         f"| factory, new output, warm download cache | {cached:.1f} | {cached / pip_total:.2f} |",
+        f"| factory, new output, warm cache, index unreachable (dead port) | {offline:.1f} | {offline / pip_total:.2f} |",
         f"| factory warm (wheelhouse current, no index read) | {warm:.1f} | {warm / pip_total:.3f} |",
         "",
         f"Warm vs cold: {warm / cold:.3f}.",
@@ -399,6 +404,45 @@ def assembly_section(cfg) -> list[str]:
     return lines
 
 
+def bootstrap_section(cfg) -> list[str]:
+    """`factory bootstrap` of both arches from an empty cache (packages downloaded, verified
+    and unpacked, the side effects redone on the host, both images built and pushed) against
+    one native amd64 `mmdebstrap` of the same recipe packages (`--variant=essential`: the
+    smallest set whose maintainer scripts dpkg can run), also downloading. Alternating runs,
+    best of each (issue 12's first goal: <= 2x)."""
+    recipe = cfg.base("amd64").recipe
+    runs = int(os.environ.get("BENCH_BOOTSTRAP_RUNS", "2"))
+    tmp = Path(tempfile.mkdtemp(prefix="factory-bench-bootstrap-"))
+    factory_s, native_s = [], []
+    try:
+        for _ in range(runs):
+            shutil.rmtree(tmp / "c", ignore_errors=True)
+            # a bases.lock of its own: with the checkout's, the recorded bases would be reused as they are
+            env = {**os.environ, "FACTORY_CACHE_DIR": str(tmp / "c"), "FACTORY_BASES_LOCK": str(tmp / "c" / "bases.lock")}
+            factory_s.append(timed([*FACTORY, "bootstrap"], env=env, cwd=ROOT))
+            (tmp / "native.tar").unlink(missing_ok=True)
+            native_s.append(timed([
+                "mmdebstrap", "--variant=essential", "--arch=amd64", f"--include={','.join(recipe.packages)}",
+                "--aptopt=Acquire::Check-Valid-Until \"false\"", recipe.suite, str(tmp / "native.tar"), recipe.mirror,
+            ]))  # fmt: skip
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    best_f, best_n = min(factory_s), min(native_s)
+    return [
+        f"## Bootstrap of the runtime base (best of {runs} alternating runs, empty caches)",
+        "",
+        "| run | runs (s) | best (s) | ratio |",
+        "| --- | --- | --- | --- |",
+        f"| one native amd64 `mmdebstrap --variant=essential` of the recipe's {len(recipe.packages)} packages | {', '.join(f'{x:.1f}' for x in native_s)} | {best_n:.1f} | 1.00 |",
+        f"| `factory bootstrap`, amd64 and arm64 (extract route, images built and pushed) | {', '.join(f'{x:.1f}' for x in factory_s)} | {best_f:.1f} | {best_f / best_n:.2f} |",
+        "",
+    ]
+
+
+# Each section by name; BENCH_SECTIONS=bootstrap,fetch runs only those (default: all, in order).
+SECTIONS = ("bootstrap", "wheelhouse", "fetch", "sdist", "cibuildwheel", "images", "assembly")
+
+
 def main() -> int:
     from factory.config import load_config
 
@@ -414,15 +458,21 @@ def main() -> int:
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; lock {cfg.lock.name}.",
         "",
     ]
-    report = (
-        header
-        + wheelhouse_section(cfg.lock, list(cfg.targets))
-        + fetch_section(cfg.lock, list(cfg.targets))
-        + sdist_section(cfg)
-        + cibuildwheel_section(cfg)
-        + images_section(images_lock)
-        + assembly_section(cfg)
-    )
+    run = {
+        "bootstrap": lambda: bootstrap_section(cfg),
+        "wheelhouse": lambda: wheelhouse_section(cfg.lock, list(cfg.targets)),
+        "fetch": lambda: fetch_section(cfg.lock, list(cfg.targets)),
+        "sdist": lambda: sdist_section(cfg),
+        "cibuildwheel": lambda: cibuildwheel_section(cfg),
+        "images": lambda: images_section(images_lock),
+        "assembly": lambda: assembly_section(cfg),
+    }
+    chosen = [s for s in os.environ.get("BENCH_SECTIONS", ",".join(SECTIONS)).split(",") if s]
+    unknown = [s for s in chosen if s not in run]
+    if unknown:
+        print(f"bench: unknown section {unknown[0]!r} in BENCH_SECTIONS (fix: choose from {', '.join(SECTIONS)})", file=sys.stderr)
+        return 2
+    report = header + [line for name in chosen for line in run[name]()]
     text = "\n".join(report) + "\n"
     (ROOT / "bench" / "last-run.md").write_text(text)
     print(text)
