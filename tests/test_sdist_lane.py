@@ -18,7 +18,7 @@ import pytest
 from conftest import run
 from elftools.elf.elffile import ELFFile
 from indexserver import FixtureIndex, make_sdist, sha256
-from tinysrc import BROKEN_SOURCE, C_SOURCE, CPP_SOURCE, c_project, libs_project, maturin_project, pq_project, setuptools_rust_project
+from tinysrc import BROKEN_SOURCE, C_SOURCE, CPP_SOURCE, c_project, git_project, libs_project, maturin_project, pq_project, setuptools_rust_project
 
 from factory.engine import Engine
 from factory.imagelock import BuilderImagesLock
@@ -57,6 +57,8 @@ SDISTS["tinysetupreq"] = make_sdist("tinysetupreq", "1.0", {
 
 # asks pg_config (on PATH only through the libpq recipe) where libpq is, as psycopg2 does
 SDISTS["tinypq"] = make_sdist("tinypq", "1.0", pq_project())
+# includes git2.h and links a plain -lgit2, as pygit2 does: the libgit2 recipe and its closure
+SDISTS["tinygit"] = make_sdist("tinygit", "1.0", git_project())
 
 
 def lock_text(*names: str) -> str:
@@ -222,6 +224,20 @@ def test_an_sdist_that_asks_pg_config_links_the_libpq_recipe(project, cfg, bases
     code = "import tinypq; print(tinypq.version(), tinypq.ssl_library())"
     out = install_and_call(cfg, bases, "amd64", project / "wh-pq" / "manylinux_2_28_x86_64", ["tinypq"], code)
     assert out.split()[-2:] == ["180006", "OpenSSL"]  # TLS inside the one static libpq.a
+
+
+def test_an_sdist_that_includes_git2_links_the_libgit2_recipe(project, cfg, bases, sdist_index):
+    """libgit2 from its Debian source (repacked without llhttp), on the zlib, openssl and
+    http-parser recipes, merged into one libgit2.a: the wheel computes a blob's object id in
+    the runtime base and reports HTTPS (#11 item 3)."""
+    (project / "git.lock").write_text(lock_text("tinygit"))
+    run(project, "wheelhouse", "--lock", "git.lock", "--out", "wh-git", "--target", "manylinux_2_28_x86_64", env={"FACTORY_INDEX_URL": sdist_index.url})
+    (entry,) = json.loads((project / "wh-git" / "manifest.json").read_text())["targets"]["manylinux_2_28_x86_64"]
+    assert entry["source"] == "built" and "libgit2 1.9.7" in entry["libraries"], entry
+    code = "import tinygit; print(tinygit.version(), tinygit.https(), tinygit.blob_id('hello\\n'))"
+    out = install_and_call(cfg, bases, "amd64", project / "wh-git" / "manylinux_2_28_x86_64", ["tinygit"], code)
+    # `printf 'hello\n' | git hash-object --stdin`
+    assert out.split()[-3:] == ["1.9.7", "True", "ce013625030ba8dba906f756967f9e9ca394464a"], out
 
 
 def test_build_requirements_asked_for_at_build_time_get_a_generated_build_lock(project, built, sdist_index):

@@ -171,3 +171,42 @@ def pq_project() -> dict[str, str]:
         "      include_dirs=[pg('--includedir')], library_dirs=[pg('--libdir')], libraries=['pq'])])\n"
     )
     return {"setup.py": setup, "tinypq/__init__.py": "from ._tinypq import *\n", "src/_tinypq.c": PQ_SOURCE}
+
+
+GIT_SOURCE = r"""
+#include <Python.h>
+#include <git2.h>
+static PyObject *version(PyObject *self, PyObject *noargs) {
+    int major, minor, rev;
+    git_libgit2_version(&major, &minor, &rev);
+    return PyUnicode_FromFormat("%d.%d.%d", major, minor, rev);
+}
+/* True when libgit2 was built with HTTPS (the openssl recipe) */
+static PyObject *https(PyObject *self, PyObject *noargs) { return PyBool_FromLong(git_libgit2_features() & GIT_FEATURE_HTTPS); }
+/* hash a blob in memory: zlib-free, but exercises the SHA-1 code and the library's init */
+static PyObject *blob_id(PyObject *self, PyObject *arg) {
+    Py_ssize_t n; const char *data = PyUnicode_AsUTF8AndSize(arg, &n);
+    git_oid oid; char hex[GIT_OID_SHA1_HEXSIZE + 1];
+    if (data == NULL) return NULL;
+    git_libgit2_init();
+    if (git_odb_hash(&oid, data, (size_t)n, GIT_OBJECT_BLOB) != 0) { PyErr_SetString(PyExc_RuntimeError, "git_odb_hash failed"); return NULL; }
+    git_oid_tostr(hex, sizeof hex, &oid);
+    return PyUnicode_FromString(hex);
+}
+static PyMethodDef methods[] = {
+    {"version", version, METH_NOARGS, NULL}, {"https", https, METH_NOARGS, NULL}, {"blob_id", blob_id, METH_O, NULL}, {NULL, NULL, 0, NULL}
+};
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_tinygit", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__tinygit(void) { return PyModule_Create(&mod); }
+"""
+
+
+def git_project() -> dict[str, str]:
+    """setup.py + package files of ``tinygit``, linking libgit2 by a plain ``-lgit2`` as
+    pygit2 does: ``version()``, ``https()`` (built with TLS) and ``blob_id(text)`` (git's
+    object id of a blob)."""
+    setup = (
+        "from setuptools import setup, Extension\n"
+        "setup(packages=['tinygit'], ext_modules=[Extension('tinygit._tinygit', ['src/_tinygit.c'], libraries=['git2'])])\n"
+    )
+    return {"setup.py": setup, "tinygit/__init__.py": "from ._tinygit import *\n", "src/_tinygit.c": GIT_SOURCE}
