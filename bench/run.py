@@ -101,6 +101,21 @@ def wheelhouse_section(lock: Path, targets: list) -> list[str]:
     ]
 
 
+def best_of_table(title: str, baseline: tuple[str, list[float]], measured: tuple[str, list[float]], ratio: str) -> list[str]:
+    """A report section: each run's seconds and the best of each, ``measured``'s best over ``baseline``'s."""
+    (base_label, base_s), (label, runs_s) = baseline, measured
+    joined = lambda xs: ", ".join(f"{x:.1f}" for x in xs)  # noqa: E731
+    return [
+        title,
+        "",
+        f"| run | runs (s) | best (s) | {ratio} |",
+        "| --- | --- | --- | --- |",
+        f"| {base_label} | {joined(base_s)} | {min(base_s):.1f} | 1.00 |",
+        f"| {label} | {joined(runs_s)} | {min(runs_s):.1f} | {min(runs_s) / min(base_s):.2f} |",
+        "",
+    ]
+
+
 UV_PLATFORMS = {
     "manylinux_2_28_x86_64": "x86_64-manylinux_2_28",
     "manylinux_2_28_aarch64": "aarch64-manylinux_2_28",
@@ -146,16 +161,13 @@ def fetch_section(lock: Path, targets: list) -> list[str]:
             uv_s.append(time.monotonic() - start)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    best_f, best_u = min(factory_s), min(uv_s)
-    return [
+    uv_version = subprocess.run([uv, "--version"], capture_output=True, text=True).stdout.split()[1]
+    return best_of_table(
         f"## Cold fetch vs uv ({pins} pins with wheels everywhere, {len(targets)} targets, best of {runs} alternating runs)",
-        "",
-        "| tool | runs (s) | best (s) | ratio to uv |",
-        "| --- | --- | --- | --- |",
-        f"| uv {subprocess.run([uv, '--version'], capture_output=True, text=True).stdout.split()[1]} (`uv pip install --target` per target, shared cache) | {', '.join(f'{x:.1f}' for x in uv_s)} | {best_u:.1f} | 1.00 |",
-        f"| factory `wheelhouse --no-build`, empty cache | {', '.join(f'{x:.1f}' for x in factory_s)} | {best_f:.1f} | {best_f / best_u:.2f} |",
-        "",
-    ]
+        (f"uv {uv_version} (`uv pip install --target` per target, shared cache)", uv_s),
+        ("factory `wheelhouse --no-build`, empty cache", factory_s),
+        "ratio to uv",
+    )
 
 
 def median_run(ref: str, arch: str, code: str) -> float:
@@ -427,16 +439,12 @@ def bootstrap_section(cfg) -> list[str]:
             ]))  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    best_f, best_n = min(factory_s), min(native_s)
-    return [
+    return best_of_table(
         f"## Bootstrap of the runtime base (best of {runs} alternating runs, empty caches)",
-        "",
-        "| run | runs (s) | best (s) | ratio |",
-        "| --- | --- | --- | --- |",
-        f"| one native amd64 `mmdebstrap --variant=essential` of the recipe's {len(recipe.packages)} packages | {', '.join(f'{x:.1f}' for x in native_s)} | {best_n:.1f} | 1.00 |",
-        f"| `factory bootstrap`, amd64 and arm64 (extract route, images built and pushed) | {', '.join(f'{x:.1f}' for x in factory_s)} | {best_f:.1f} | {best_f / best_n:.2f} |",
-        "",
-    ]
+        (f"one native amd64 `mmdebstrap --variant=essential` of the recipe's {len(recipe.packages)} packages", native_s),
+        ("`factory bootstrap`, amd64 and arm64 (extract route, images built and pushed)", factory_s),
+        "ratio",
+    )
 
 
 # Each section by name; BENCH_SECTIONS=bootstrap,fetch runs only those (default: all, in order).
