@@ -338,16 +338,17 @@ class Engine:
         try:
             mounts = {}
             groups = staged_mounts(volumes)
-            for target, members in groups.items():
-                volume = self.client.volumes.create(labels={"io.factory.staged": "1"})
-                created.append(volume)
-                # a read-only volume cannot take the mount points of the ones inside it: made here
-                inner = [posixpath.relpath(other, target) for other in groups if other.startswith(target.rstrip("/") + "/")]
-                self._fill(volume.name, image, platform, members, inner)
-                mounts[volume.name] = {"bind": target, "mode": "ro"}
+            try:
+                for target, members in groups.items():
+                    volume = self.client.volumes.create(labels={"io.factory.staged": "1"})
+                    created.append(volume)
+                    # a read-only volume cannot take the mount points of the ones inside it: made here
+                    inner = [posixpath.relpath(other, target) for other in groups if other.startswith(target.rstrip("/") + "/")]
+                    self._fill(volume.name, image, platform, members, inner)
+                    mounts[volume.name] = {"bind": target, "mode": "ro"}
+            except docker.errors.APIError as e:
+                raise EngineError(f"cannot stage mounts on the Docker host {self.base_url}: {e.explanation}", "check that host's engine and disk") from None
             yield mounts
-        except docker.errors.APIError as e:
-            raise EngineError(f"cannot stage mounts on the Docker host {self.base_url}: {e.explanation}", "check that host's engine and disk") from None
         finally:
             for volume in created:
                 with contextlib.suppress(docker.errors.APIError):
@@ -404,7 +405,7 @@ class Engine:
         tmpfs ``/tmp``; stopped on exit.
 
         ``exec([...])`` on it runs checks inside. ``volumes`` are (host path, container path)
-        pairs mounted read-only. Raises ``EngineError`` if the engine cannot start it.
+        pairs mounted read-only (on a configured host, staged into its volumes: ``staged``). Raises ``EngineError`` if the engine cannot start it.
         """
         from testcontainers.core.container import DockerContainer
 
