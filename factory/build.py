@@ -106,6 +106,7 @@ class SdistBuilder:
         self._connected: Connection | None = None
         self._once = parallel.KeyedLocks()
         self._pure_outcomes: dict[str, BuildOutcome] = {}
+        self._zig_roots: dict[str | None, Path] = {}
         self.plan = CellPlanner(cfg, index, self.connection, self._once)
         self.checks = WheelChecks(cfg, self.connection)
         self.cache = BuildCache(cfg.cache_dir / "builds", remote_cache(cfg))
@@ -123,10 +124,13 @@ class SdistBuilder:
             self._connected.engine.remove_labelled(cibw.container_label(self.cfg.cache_dir))
         return self._connected
 
-    def zig_for(self, machine: str) -> Path:
-        """``toolchain.zig_root`` for a native Docker host of ``machine`` (``aarch64``...)."""
+    def zig_for(self, machine: str | None) -> Path:
+        """``toolchain.zig_root`` for this machine (None) or for a Docker host's ``machine``
+        (``aarch64``...), unpacked (or found and hash-checked) once per run."""
         with self._once(("zig", machine)):
-            return toolchain.zig_root(self.cfg, self.index, machine)
+            if machine not in self._zig_roots:
+                self._zig_roots[machine] = toolchain.zig_root(self.cfg, self.index, machine)
+            return self._zig_roots[machine]
 
     @contextlib.contextmanager
     def _sources(self, engine: Engine | None, builder: str, mounts: cibw.Mounts, target: Target) -> Iterator[dict[str, str] | None]:
@@ -134,7 +138,7 @@ class SdistBuilder:
         (the host paths) on this machine's engine (``engine`` None); on a configured host, volumes of its
         engine: zig and its wrappers filled once and kept, zig's cache kept, the rest staged
         for this build and removed after it."""
-        if engine is None or not engine.remote:
+        if engine is None:
             yield None
             return
         plat = f"linux/{target.docker_arch}"
@@ -157,13 +161,8 @@ class SdistBuilder:
 
     @property
     def zig(self) -> Path:
-        """``toolchain.zig_root()``, unpacked (or found) once per run."""
-        with self._once("zig"):
-            return self._zig
-
-    @functools.cached_property
-    def _zig(self) -> Path:
-        return toolchain.zig_root(self.cfg, self.index)
+        """``toolchain.zig_root()`` for this machine, unpacked (or found) once per run."""
+        return self.zig_for(None)
 
     @functools.cached_property
     def compile_jobs(self) -> int:

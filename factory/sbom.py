@@ -61,10 +61,10 @@ def dpkg_status(engine: Engine, ref: str) -> bytes:
 
 def installed_dists(engine: Engine, ref: str, arch: str) -> list[tuple[str, str]]:
     """(name, version) of every Python distribution installed in the image ``ref`` of
-    ``arch``, listed by the ``dists.py`` probe. ``ProbeError`` (naming the image and the
+    ``arch``, listed by the ``dists.py`` probe run on ``engine``. ``ProbeError`` (naming the image and the
     probe's last output line) if the probe fails or prints something else; never an empty
     list in place of a failure."""
-    code, output = engine.for_arch(arch).run(ref, probes.command("dists.py"), volumes=probes.volumes(), platform=f"linux/{arch}", network=False)
+    code, output = engine.run(ref, probes.command("dists.py"), volumes=probes.volumes(), platform=f"linux/{arch}", network=False)
     dists = probes.result("dists.py", ref, arch, code, output)
     if not isinstance(dists, list) or not all(
         isinstance(d, list) and len(d) == 2 and all(isinstance(x, str) for x in d) for d in dists
