@@ -17,13 +17,12 @@ same on every arch. So the layer is laid out here:
    app user;
 4. every mtime set to SOURCE_DATE_EPOCH.
 
-``resources/images/runtime-layer.Dockerfile`` then only copies ``layer/`` over the base.
+``layerimage`` then writes ``layer/`` as the image's one layer over the base.
 """
 
 from __future__ import annotations
 
 import os
-import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -38,7 +37,6 @@ from .errors import ImageBuildError
 
 VENV = "/opt/venv"
 PYTHON_DIR = "python3.14"
-DOCKERFILE = "images/runtime-layer.Dockerfile"
 
 
 def install_wheels(wheels: Iterable[tuple[Path, str]], root: Path, python_dir: str = PYTHON_DIR) -> list[str]:
@@ -108,16 +106,3 @@ def pin_mtimes(root: Path, epoch: int) -> None:
     for path in sorted(root.rglob("*"), reverse=True):
         os.utime(path, (epoch, epoch), follow_symlinks=False)
     os.utime(root, (epoch, epoch))
-
-
-def context(dest: Path, dockerfile: Path, layer: Path) -> None:
-    """The build context tar at ``dest``: ``Dockerfile`` and ``layer/`` (owners zeroed)."""
-
-    def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        return info
-
-    with tarfile.open(dest, "w") as tar:
-        tar.add(dockerfile, arcname="Dockerfile", filter=owned_by_root)
-        tar.add(layer, arcname="layer", filter=owned_by_root)

@@ -1,10 +1,14 @@
 """The images stage: slim runtime images per arch, from the base by digest and the wheelhouse.
 
-Each arch's image is built with the Docker SDK (classic builder) from
-``resources/images/runtime.Dockerfile``: a multi-stage build that installs the manylinux target's
-wheels with ``pip install --no-index --require-hashes`` into ``/opt/venv`` and copies only
-that venv onto the base. Images are pushed, then one multi-arch index is pushed over
-them, and only then is ``images.lock`` written (atomically), as ``imagelock.ImagesLock``:
+Each arch's image is the base plus one app layer holding ``/opt/venv``. On the host route
+(bases bootstrapped from one recipe) the layer is laid out on the host (``hostlayer``) and
+pushed with its config and manifest through the registry API (``layerimage``): nothing of
+the target arch runs and no engine builds it. On the Dockerfile route (``image-assembly =
+"dockerfile"``, upstream bases) the Docker SDK's classic builder runs
+``resources/images/runtime.Dockerfile``: a multi-stage build that installs the manylinux
+target's wheels with ``pip install --no-index --require-hashes`` into ``/opt/venv``.
+Images are pushed, then one multi-arch index is pushed over them, and only then is
+``images.lock`` written (atomically), as ``imagelock.ImagesLock``:
 
     {"images": [{"arch", "ref", "base", "tag", "size", "compressed_size", "base_size",
                  "base_compressed_size", "inputs_sha256", "sbom",
@@ -26,15 +30,17 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 import tempfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from platform import machine
 from typing import Any
 
-from . import atomic, binfmt, hostlayer, oci, perf, probes, resources
+from . import atomic, binfmt, hostlayer, layerimage, oci, perf, probes, resources
 from .cache import sha256_file
 from .config import Config
 from .engine import Engine
@@ -62,6 +68,9 @@ def source_revision(root: Path) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
+
+# The history entry of the host-made layer (OCI config.md ``history[].created_by``).
+HOST_LAYER_HISTORY = "factory images: /opt/venv, /etc/passwd, /etc/group laid out on the host (pypa/installer, native compileall)"
 
 # The packaged Dockerfile's stage 1, added to every Dockerfile-route context.
 INSTALL_SCRIPT = "images/install_venv.py"
@@ -108,16 +117,19 @@ def native_base(cfg: Config, bases: dict[str, BaseImage], arch: str) -> BaseImag
 def image_inputs(
     cfg: Config, lock: Lock, wheels: list[dict[str, Any]], base: BaseImage, pip_wheel: Path, toolchain_sha256: str, native: BaseImage | None = None
 ) -> str:
-    """sha256 hex over everything that determines an arch image: the Dockerfile, the base
+    """sha256 hex over everything that determines an arch image: the Dockerfile (or, on the
+    host route, the runtime config and the layer writer: the gzip bytes depend on zlib), the base
     digest, the lock, the target's wheel hashes, pip's wheel, the toolchain lock, the uid,
     the manifest format and the app's title, description and source annotations.
     Not the project's git revision: a commit that changes none of these reuses the image,
     digest included (the revision is recorded in images.lock instead). Nor the probes
     (``factory/resources/probes``): they measure an image, they do not shape it; their hash
     is ``probes_sha256`` of the images.lock entry."""
-    dockerfile = resources.path(hostlayer.DOCKERFILE) if native else cfg.dockerfile
     data = {
-        "dockerfile": hashlib.sha256(dockerfile.read_bytes()).hexdigest(),
+        "dockerfile": None if native else hashlib.sha256(cfg.dockerfile.read_bytes()).hexdigest(),
+        # host route: the config set over the base, and how the layer and config are written
+        "runtime_config": hashlib.sha256(resources.path(layerimage.RUNTIME_CONFIG).read_bytes()).hexdigest() if native else None,
+        "layer_writer": [HOST_LAYER_HISTORY, sys.version_info[:2], zlib.ZLIB_VERSION] if native else None,
         "install_script": None if native else hashlib.sha256(resources.path(INSTALL_SCRIPT).read_bytes()).hexdigest(),
         # host assembly: the native base that made the venv and pycs, and the installer
         "assembly": [native.ref, importlib.metadata.version("installer")] if native else "dockerfile",
@@ -185,6 +197,33 @@ def _host_layer(
     hostlayer.pin_mtimes(layer, epoch)
 
 
+def _push_host_image(
+    cfg: Config,
+    engine: Engine,
+    registry: Registry,
+    wheelhouse: Path,
+    target: str,
+    base: BaseImage,
+    native: BaseImage,
+    epoch: int,
+    tag: str,
+    labels: dict[str, str],
+    tmp: Path,
+) -> ManifestInfo:
+    """The host route: lay out the app layer (``_host_layer``), write it as a tar and push
+    base + layer as ``cfg.repository:tag`` through the registry API (``layerimage``), with
+    ``resources/images/runtime-config.json`` over the base's config. No engine builds it."""
+    _host_layer(cfg, engine, registry, wheelhouse, target, base, native, epoch, tmp / "layer")
+    layer = layerimage.write_layer(tmp / "layer", tmp / "layer.tar.gz")
+    runtime = layerimage.RuntimeConfig.load(resources.path(layerimage.RUNTIME_CONFIG))
+    user = f"{cfg.uid}:{cfg.uid}"
+
+    def config_of(base_config: dict[str, Any]) -> bytes:
+        return layerimage.image_config(base_config, layer, runtime, user, labels, epoch, HOST_LAYER_HISTORY)
+
+    return layerimage.push_image(registry, cfg.repository, tag, base.ref, layer, config_of, app_annotations(cfg, epoch, base))
+
+
 def _created(manifest: ManifestInfo) -> int:
     """The SOURCE_DATE_EPOCH an app image manifest is annotated with (``app_annotations``)."""
     created = manifest.body.get("annotations", {}).get("org.opencontainers.image.created", "")
@@ -222,8 +261,10 @@ def build_image(
 ) -> Pushed:
     """Build and push the image for ``base.arch``; return its entry (not yet measured) and
     its manifest as the registry serves it. With ``native`` (``native_base``) the app layer
-    is made on the host (``hostlayer``) and the build only copies it; else ``cfg.dockerfile``
-    installs it. The image is built and pushed by ``base.arch``'s engine (``Engine.for_arch``).
+    is made on the host (``hostlayer``) and pushed as a tar through the registry API with
+    its config and manifest (``layerimage``): no engine builds it. Else ``cfg.dockerfile``
+    installs it, built and pushed by ``base.arch``'s engine (``Engine.for_arch``). Either
+    way that engine then holds the image (pulled by digest) for the probes and smoke.
     ``RegistryError`` if the registry does not serve the manifest it has just accepted."""
     arch = base.arch
     platform = f"linux/{arch}"
@@ -248,28 +289,29 @@ def build_image(
         **({"org.opencontainers.image.source": cfg.image_source} if cfg.image_source else {}),
     }
     with tempfile.TemporaryDirectory(prefix="factory-image-") as tmp:
-        ctx = Path(tmp) / "context.tar"
         if native is not None:
-            _host_layer(cfg, local, registry, wheelhouse, target.name, base, native, epoch, Path(tmp) / "layer")
-            hostlayer.context(ctx, resources.path(hostlayer.DOCKERFILE), Path(tmp) / "layer")
+            manifest = _push_host_image(cfg, local, registry, wheelhouse, target.name, base, native, epoch, tag, labels, Path(tmp))
         else:
+            ctx = Path(tmp) / "context.tar"
             write_context(ctx, cfg.dockerfile, wheelhouse / "install" / f"{target.name}.lock", wheels, pip_wheel)
-        with open(ctx, "rb") as f:
-            image_id = engine.build(
-                f,
-                tag=f"{repo}:{tag}",
-                platform=platform,
-                buildargs={"BASE": base.ref, "UID": str(cfg.uid), "SOURCE_DATE_EPOCH": str(epoch)},
-                labels=labels,
-                nocache=not cfg.engine_cache,
-            )
-    info = engine.inspect(image_id)
-    if info is None or info.platform != platform:
-        raise ImageBuildError(f"image {repo}:{tag} inspects as {info.platform if info else 'missing'}", "check the engine")
-    pinned = pin_created(registry, cfg.repository, tag, engine.push(repo, tag, registry.auth), epoch)
-    manifest = push_oci_image(registry, cfg.repository, pinned, tag, app_annotations(cfg, epoch, base))
+            with open(ctx, "rb") as f:
+                image_id = engine.build(
+                    f,
+                    tag=f"{repo}:{tag}",
+                    platform=platform,
+                    buildargs={"BASE": base.ref, "UID": str(cfg.uid), "SOURCE_DATE_EPOCH": str(epoch)},
+                    labels=labels,
+                    nocache=not cfg.engine_cache,
+                )
+            built = engine.inspect(image_id)
+            if built is None or built.platform != platform:
+                raise ImageBuildError(f"image {repo}:{tag} inspects as {built.platform if built else 'missing'}", "check the engine")
+            pinned = pin_created(registry, cfg.repository, tag, engine.push(repo, tag, registry.auth), epoch)
+            manifest = push_oci_image(registry, cfg.repository, pinned, tag, app_annotations(cfg, epoch, base))
     digest = manifest.digest
-    engine.ensure_local(f"{repo}@{digest}", platform, registry.auth)  # the pinned config (same layers)
+    info = engine.ensure_local(f"{repo}@{digest}", platform, registry.auth)  # the image as pushed, for the probes and smoke
+    if info.platform != platform:
+        raise ImageBuildError(f"image {repo}@{digest} inspects as {info.platform}", "check the engine and the base image")
     image = ArchImage(
         arch=arch,
         ref=f"{repo}@{digest}",

@@ -19,7 +19,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urljoin
 
 import requests
@@ -170,6 +170,19 @@ class Registry:
         """Upload ``data`` as one blob (monolithic upload: POST then PUT ``?digest=``,
         OCI distribution spec); returns its digest. Raises ``RegistryError`` if refused."""
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self._upload(repository, digest, data)
+        return digest
+
+    def put_blob_file(self, repository: str, path: Path, digest: str) -> None:
+        """Upload the file ``path`` (streamed, not read into memory) as the blob ``digest``
+        (``sha256:…``, which the registry checks), unless ``repository`` already holds it.
+        Raises ``RegistryError`` if refused (the file does not hash to ``digest``, say)."""
+        if self.has_blob(repository, digest):
+            return
+        with open(path, "rb") as f:
+            self._upload(repository, digest, f)
+
+    def _upload(self, repository: str, digest: str, data: bytes | BinaryIO) -> None:
         try:
             r = self.session.post(f"{self.base}{repository}/blobs/uploads/", timeout=30)
             if r.status_code != 202:
@@ -180,13 +193,40 @@ class Registry:
                 f"{location}{sep}digest={digest}",
                 data=data,
                 headers={"Content-Type": "application/octet-stream"},
-                timeout=120,
+                timeout=600,
             )
         except requests.RequestException as e:
             raise self._fail("is down", e) from None
         if r.status_code != 201:
             raise self._fail(f"refused blob {digest} of {repository}", f"HTTP {r.status_code} {r.text[:200]}")
-        return digest
+
+    def has_blob(self, repository: str, digest: str) -> bool:
+        """True when ``repository`` holds the blob ``digest`` (``HEAD`` answers 200).
+        Raises ``RegistryError`` when the registry is down."""
+        try:
+            r = self.session.head(f"{self.base}{repository}/blobs/{digest}", timeout=30)
+        except requests.RequestException as e:
+            raise self._fail("is down", e) from None
+        return r.status_code == 200
+
+    def mount_blob(self, repository: str, digest: str, source: str) -> None:
+        """Make the blob ``digest`` of repository ``source`` one of ``repository``'s too:
+        a cross-repository mount (``POST …/blobs/uploads/?mount=&from=``, OCI distribution
+        spec), no bytes moved; where the registry declines to mount, the blob is copied.
+        Raises ``RegistryError`` when ``source`` lacks the blob or a request is refused."""
+        if self.has_blob(repository, digest):
+            return
+        try:
+            r = self.session.post(f"{self.base}{repository}/blobs/uploads/", params={"mount": digest, "from": source}, timeout=30)
+        except requests.RequestException as e:
+            raise self._fail("is down", e) from None
+        if r.status_code == 201:
+            return
+        if r.status_code == 202:  # not mounted: an upload session was opened instead; end it and copy
+            self.session.delete(urljoin(self.base, r.headers.get("Location", "")), timeout=30)
+            self._upload(repository, digest, self.blob(source, digest))
+            return
+        raise self._fail(f"refused to mount {source}@{digest} into {repository}", f"HTTP {r.status_code} {r.text[:200]}")
 
     def put_manifest(self, repository: str, tag: str, body: bytes, media_type: str) -> str:
         """Push the manifest ``body`` (exact bytes) as ``repository:tag``; returns its digest.

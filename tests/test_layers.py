@@ -27,7 +27,7 @@ DOMAIN = [
 INFRASTRUCTURE = [
     {
         "resources", "atomic", "cache", "children", "faults", "progress", "index", "engine",
-        "registry", "reproducible", "binfmt", "config", "toolchain", "probes", "debs", "cosign", "parallel", "remotecache",
+        "registry", "reproducible", "binfmt", "config", "toolchain", "probes", "debs", "cosign", "parallel", "remotecache", "layerimage",
     }
 ]
 STAGES = [
