@@ -18,7 +18,18 @@ import pytest
 from conftest import run
 from elftools.elf.elffile import ELFFile
 from indexserver import FixtureIndex, make_sdist, sha256
-from tinysrc import BROKEN_SOURCE, C_SOURCE, CPP_SOURCE, c_project, git_project, libs_project, maturin_project, pq_project, setuptools_rust_project
+from tinysrc import (
+    BROKEN_SOURCE,
+    C_SOURCE,
+    CPP_SOURCE,
+    c_project,
+    git_project,
+    libs_project,
+    maturin_project,
+    mysql_project,
+    pq_project,
+    setuptools_rust_project,
+)
 
 from factory.engine import Engine
 from factory.imagelock import BuilderImagesLock
@@ -59,6 +70,8 @@ SDISTS["tinysetupreq"] = make_sdist("tinysetupreq", "1.0", {
 SDISTS["tinypq"] = make_sdist("tinypq", "1.0", pq_project())
 # includes git2.h and links a plain -lgit2, as pygit2 does: the libgit2 recipe and its closure
 SDISTS["tinygit"] = make_sdist("tinygit", "1.0", git_project())
+# includes mysql.h and asks pkg-config for mysqlclient, as mysqlclient 2.2 does: the mariadb recipe
+SDISTS["tinymysql"] = make_sdist("tinymysql", "1.0", mysql_project())
 
 
 def lock_text(*names: str) -> str:
@@ -238,6 +251,20 @@ def test_an_sdist_that_includes_git2_links_the_libgit2_recipe(project, cfg, base
     out = install_and_call(cfg, bases, "amd64", project / "wh-git" / "manylinux_2_28_x86_64", ["tinygit"], code)
     # `printf 'hello\n' | git hash-object --stdin`
     assert out.split()[-3:] == ["1.9.7", "True", "ce013625030ba8dba906f756967f9e9ca394464a"], out
+
+
+def test_an_sdist_that_includes_mysql_h_links_the_mariadb_recipe(project, cfg, bases, sdist_index):
+    """MariaDB Connector/C from the libmariadb/ directory of Debian's mariadb source, on the
+    zlib and openssl recipes, its authentication plugins built in: the wheel reports the
+    connector's version and TLS library, and a connection to a closed port fails as a
+    client's does (CR_CONNECTION_ERROR 2002) in the runtime base (#11 item 3)."""
+    (project / "mysql.lock").write_text(lock_text("tinymysql"))
+    run(project, "wheelhouse", "--lock", "mysql.lock", "--out", "wh-mysql", "--target", "manylinux_2_28_x86_64", env={"FACTORY_INDEX_URL": sdist_index.url})
+    (entry,) = json.loads((project / "wh-mysql" / "manifest.json").read_text())["targets"]["manylinux_2_28_x86_64"]
+    assert entry["source"] == "built" and "mariadb 3.3.19" in entry["libraries"], entry
+    code = "import tinymysql; print(tinymysql.client_info(), tinymysql.tls_library().replace(' ', '_'), tinymysql.connect_errno(1))"
+    out = install_and_call(cfg, bases, "amd64", project / "wh-mysql" / "manylinux_2_28_x86_64", ["tinymysql"], code)
+    assert out.split()[-3:] == ["3.3.19", "OpenSSL_3.6.3", "2002"], out
 
 
 def test_build_requirements_asked_for_at_build_time_get_a_generated_build_lock(project, built, sdist_index):

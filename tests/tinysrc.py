@@ -210,3 +210,48 @@ def git_project() -> dict[str, str]:
         "setup(packages=['tinygit'], ext_modules=[Extension('tinygit._tinygit', ['src/_tinygit.c'], libraries=['git2'])])\n"
     )
     return {"setup.py": setup, "tinygit/__init__.py": "from ._tinygit import *\n", "src/_tinygit.c": GIT_SOURCE}
+
+
+MYSQL_SOURCE = r"""
+#include <Python.h>
+#include <mysql.h>
+static PyObject *client_info(PyObject *self, PyObject *noargs) { return PyUnicode_FromString(mysql_get_client_info()); }
+/* the TLS library the client was built with (the openssl recipe), None without TLS */
+static PyObject *tls_library(PyObject *self, PyObject *noargs) {
+    const char *lib = NULL;
+    if (mysql_library_init(0, NULL, NULL)) Py_RETURN_NONE;  /* starts TLS, which names its library */
+    if (mariadb_get_infov(NULL, MARIADB_TLS_LIBRARY, &lib) || lib == NULL) Py_RETURN_NONE;
+    return PyUnicode_FromString(lib);
+}
+/* mysql_errno of a connection to 127.0.0.1:port: exercises init, the plugins and sockets */
+static PyObject *connect_errno(PyObject *self, PyObject *arg) {
+    long port = PyLong_AsLong(arg); unsigned int timeout = 2; unsigned int err;
+    MYSQL *m = mysql_init(NULL);
+    if (m == NULL) return PyErr_NoMemory();
+    mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    err = mysql_real_connect(m, "127.0.0.1", "nobody", "", NULL, (unsigned int)port, NULL, 0) ? 0 : mysql_errno(m);
+    mysql_close(m);
+    return PyLong_FromUnsignedLong(err);
+}
+static PyMethodDef methods[] = {
+    {"client_info", client_info, METH_NOARGS, NULL}, {"tls_library", tls_library, METH_NOARGS, NULL},
+    {"connect_errno", connect_errno, METH_O, NULL}, {NULL, NULL, 0, NULL}
+};
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_tinymysql", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__tinymysql(void) { return PyModule_Create(&mod); }
+"""
+
+
+def mysql_project() -> dict[str, str]:
+    """setup.py + package files of ``tinymysql``, finding the client library as mysqlclient
+    2.2 does (``pkg-config --cflags --libs mysqlclient``): ``client_info()``,
+    ``tls_library()`` and ``connect_errno(port)``."""
+    setup = (
+        "import shlex, subprocess\n"
+        "from setuptools import setup, Extension\n"
+        "def pc(flag):\n"
+        "    return shlex.split(subprocess.run(['pkg-config', flag, 'mysqlclient'], check=True, capture_output=True, text=True).stdout)\n"
+        "setup(packages=['tinymysql'], ext_modules=[Extension('tinymysql._tinymysql', ['src/_tinymysql.c'],\n"
+        "      extra_compile_args=pc('--cflags'), extra_link_args=pc('--libs'))])\n"
+    )
+    return {"setup.py": setup, "tinymysql/__init__.py": "from ._tinymysql import *\n", "src/_tinymysql.c": MYSQL_SOURCE}
