@@ -271,13 +271,11 @@ class SdistBuilder:
             self._learn(req.sdist_sha256, wanted)
 
     def _rust(self, req: BuildRequest, sdist: Path, info: SdistInfo, kind: str, build_lock: Lock, base: BuildOutcome) -> BuildOutcome:
-        """A Rust cell (``rustbuild``): built in the host builder, natively for every glibc
-        target; a musllinux cell fails at once (no musl std), as does an sdist without a
-        ``Cargo.lock`` or whose crates cannot be fetched."""
+        """A Rust cell (``rustbuild``): built in the host builder, natively for every target
+        (musllinux with std built from Debian's rust-src); an sdist without a ``Cargo.lock``
+        or whose crates cannot be fetched fails with that reason."""
         target = req.target
         base = dataclasses.replace(base, toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256)
-        if target.libc == "musllinux":
-            return dataclasses.replace(base, reason=str(rustbuild.musl_cause(target)))
         lock_dir = rustbuild.cargo_lock(sdist)
         if lock_dir is None:
             return dataclasses.replace(
@@ -300,10 +298,10 @@ class SdistBuilder:
         except BuildDependencyError as e:
             return dataclasses.replace(base, reason=str(e))
         cargo_home = self.cfg.cache_dir / "cargo-home"
-        with self._once(("cargo-fetch", req.sdist_sha256)):
+        with self._once(("cargo-fetch", req.sdist_sha256, *rustbuild.fetch_args(target))):
             cargo_home.mkdir(parents=True, exist_ok=True)
             status, output = rustbuild.fetch(
-                self.connection().engine, image, sdist, info.top, lock_dir, cargo_home, self.cfg.ca_bundle, self.cfg.build_timeout
+                self.connection().engine, image, sdist, info.top, lock_dir, cargo_home, self.cfg.ca_bundle, self.cfg.build_timeout, target
             )
         if status != 0:
             tail = tuple(output.strip().splitlines()[-rustbuild.LOG_TAIL:])
@@ -510,8 +508,6 @@ class SdistBuilder:
             return cell if generated else dataclasses.replace(cell, reason=str(e))  # a generated lock: key known once built
         kind = rustbuild.backend(info)
         if kind is not None:
-            if target.libc == "musllinux":
-                return dataclasses.replace(cell, reason=str(rustbuild.musl_cause(target)))
             epoch = cibw.sdist_epoch(sdist)
             key = self._rust_key(req, kind, epoch, build_lock)
             return dataclasses.replace(cell, key=key.hexdigest(), cached=self.cache.has(key))

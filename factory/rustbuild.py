@@ -1,5 +1,5 @@
 """Rust sdists (maturin, setuptools-rust): compiled natively in the host builder for every
-glibc target, linked through zig, from crates checked against the sdist's ``Cargo.lock``.
+target, linked through zig, from crates checked against the sdist's ``Cargo.lock``.
 
 The route, per sdist and target (``SdistBuilder`` drives it):
 
@@ -17,7 +17,13 @@ The route, per sdist and target (``SdistBuilder`` drives it):
    ``libpython3.14-stdlib:<arch>``) for the extension suffix, then the wheel's platform tag
    set to the target (the factory's static checks hold it to the floor).
 3. **musllinux**: Debian packages no musl std for Rust (and no rustup can be had here), so
-   those cells fail at once with exactly that reason (``MUSL_REASON``).
+   std is compiled from Debian's ``rust-src`` with the sdist's crates: cargo's
+   ``-Z build-std=std,panic_abort`` on forky's stable compiler (``RUSTC_BOOTSTRAP=1``, the
+   documented way to use an unstable cargo feature there). The crates std needs (pinned by
+   rust-src's own ``library/Cargo.lock``) are fetched with the sdist's, and zig links
+   against its musl; the extension is linked dynamically (``-crt-static``). The wheel is
+   then repaired as the C lane's musllinux wheels are (``resources/sdist/musl_repair.py``:
+   NEEDED ``libc.musl-<arch>.so.1``, the ``-linux-musl`` suffix, the ``musllinux_1_2`` tag).
 
 No emulated rustc: the host builder is of the host's arch.
 """
@@ -28,9 +34,9 @@ import tarfile
 import time
 from pathlib import Path, PurePosixPath
 
+from . import resources
 from .buildoutcome import BuildRun
 from .engine import TIMED_OUT, Engine
-from .failures import Cause, CauseKind
 from .sdist import SdistInfo
 from .targets import Target
 from .toolchain import zig_target
@@ -41,6 +47,11 @@ MATURIN = "maturin"
 SETUPTOOLS_RUST = "setuptools-rust"
 CARGO_HOME = "/opt/factory/cargo-home"
 GLIBC_FLOOR_TAG = "manylinux_2_28"
+MUSL_TAG = "musllinux_1_2"
+# cargo -Z build-std: std for musl targets, compiled from Debian's rust-src with the sdist
+BUILD_STD = "std,panic_abort"
+MUSL_REPAIR = "sdist/musl_repair.py"  # the resource; mounted at MUSL_REPAIR_PATH for musl cells
+MUSL_REPAIR_PATH = "/opt/factory/musl_repair.py"
 
 
 def triple(target: Target) -> str:
@@ -60,15 +71,6 @@ def backend(info: SdistInfo) -> str | None:
     return None
 
 
-def musl_cause(target: Target) -> Cause:
-    """Why a musllinux Rust cell cannot be built here."""
-    return Cause(
-        CauseKind.RUST, triple(target),
-        "Debian ships Rust's std for glibc targets only (libstd-rust-dev) and no rustup can be had here; "
-        "build this target where a musl std exists, or use the index's musllinux wheel of another release",
-    )  # fmt: skip
-
-
 def cargo_lock(sdist: Path) -> str | None:
     """The member path (relative to the sdist's top directory) of the directory holding the
     sdist's top-most ``Cargo.lock`` (``""`` for the top itself), or None when it ships none.
@@ -85,33 +87,52 @@ def _unpack(sdist_name: str) -> list[str]:
     return ["mkdir -p /tmp/src", f"tar -xf /opt/factory/sdist/{sdist_name} -C /tmp/src --no-same-owner"]
 
 
-def fetch(engine: Engine, image: str, sdist: Path, top: str, lock_dir: str, cargo_home: Path, ca_bundle: Path | None, timeout: float) -> tuple[int, str]:
-    """``cargo fetch --locked`` of the sdist's crates into ``cargo_home`` (network on, the
-    host's CA bundle mounted for the proxy). Returns (exit status, output)."""
+def is_musl(target: Target) -> bool:
+    """True for a musllinux target, whose std cargo compiles (``BUILD_STD``)."""
+    return target.libc == "musllinux"
+
+
+def fetch_args(target: Target) -> list[str]:
+    """``cargo fetch`` arguments beyond ``--locked`` for ``target``: none for glibc (the
+    sdist's crates, every platform's), and for musl the crates std needs too."""
+    return ["-Z", f"build-std={BUILD_STD}", "--target", triple(target)] if is_musl(target) else []
+
+
+def fetch(
+    engine: Engine, image: str, sdist: Path, top: str, lock_dir: str, cargo_home: Path, ca_bundle: Path | None, timeout: float, target: Target
+) -> tuple[int, str]:
+    """``cargo fetch --locked`` of the sdist's crates (for a musl ``target``, also those
+    std is built from) into ``cargo_home`` (network on, the host's CA bundle mounted for the
+    proxy). Returns (exit status, output)."""
     manifest = f"/tmp/src/{top}/{lock_dir}/Cargo.toml".replace("//", "/")
     volumes = {str(sdist): {"bind": f"/opt/factory/sdist/{sdist.name}", "mode": "ro"}, str(cargo_home): {"bind": CARGO_HOME, "mode": "rw"}}
-    environment = {"CARGO_HOME": CARGO_HOME}
+    environment = {"CARGO_HOME": CARGO_HOME, **({"RUSTC_BOOTSTRAP": "1"} if is_musl(target) else {})}
     if ca_bundle is not None:
         volumes[str(ca_bundle)] = {"bind": "/opt/factory/ca.crt", "mode": "ro"}
         environment |= {"CARGO_HTTP_CAINFO": "/opt/factory/ca.crt", "SSL_CERT_FILE": "/opt/factory/ca.crt"}
-    script = "\n".join(["set -e", *_unpack(sdist.name), f"cargo fetch --locked --manifest-path {manifest}"])
+    script = "\n".join(["set -e", *_unpack(sdist.name), " ".join(["cargo", "fetch", "--locked", *fetch_args(target), "--manifest-path", manifest])])
     return engine.run(image, ["sh", "-c", script], volumes=volumes, environment=environment, timeout=timeout)
 
 
 def environment(kind: str, target: Target, epoch: int, jobs: int) -> dict[str, str]:
     """The build container's variables for ``kind`` (``MATURIN``/``SETUPTOOLS_RUST``) and
-    ``target`` (a manylinux one)."""
+    ``target``; a musl target builds std (``RUSTC_BOOTSTRAP``, ``CARGO_UNSTABLE_BUILD_STD``)
+    and links the extension against musl dynamically (``-crt-static``)."""
     rust = triple(target)
+    var = rust.upper().replace("-", "_")
     env = {
         "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/opt/factory/deps", "PIP_CONSTRAINT": "/opt/factory/deps/constraints.txt",
         "SOURCE_DATE_EPOCH": str(epoch), "CARGO_HOME": CARGO_HOME, "CARGO_NET_OFFLINE": "true", "CARGO_BUILD_JOBS": str(jobs),
         "ZIG_GLOBAL_CACHE_DIR": "/opt/factory/zig-cache", "ZIG_LOCAL_CACHE_DIR": "/tmp/zig-local-cache",
         "CARGO_ZIGBUILD_ZIG_PATH": "/opt/factory/zig/zig", "PYO3_CROSS_PYTHON_VERSION": "3.14",
     }  # fmt: skip
+    if is_musl(target):
+        env |= {"RUSTC_BOOTSTRAP": "1", "CARGO_UNSTABLE_BUILD_STD": BUILD_STD, f"CARGO_TARGET_{var}_RUSTFLAGS": "-C target-feature=-crt-static"}
     if kind == MATURIN:
-        env["MATURIN_PEP517_ARGS"] = f"--target {rust} --zig --compatibility {GLIBC_FLOOR_TAG} --interpreter python3.14"
+        compatibility = MUSL_TAG if is_musl(target) else GLIBC_FLOOR_TAG
+        env["MATURIN_PEP517_ARGS"] = f"--target {rust} --zig --compatibility {compatibility} --interpreter python3.14"
     else:
-        var = rust.upper().replace("-", "_")
+        # the arch's glibc _sysconfigdata names the suffix; on musl, musl_repair renames it
         env |= {
             "CARGO_BUILD_TARGET": rust, f"CARGO_TARGET_{var}_LINKER": "/opt/factory/bin/cc", "FACTORY_ZIG_TARGET": zig_target(target),
             "_PYTHON_HOST_PLATFORM": f"linux-{target.arch}", "_PYTHON_SYSCONFIGDATA_NAME": f"_sysconfigdata__{target.arch}-linux-gnu",
@@ -122,14 +143,21 @@ def environment(kind: str, target: Target, epoch: int, jobs: int) -> dict[str, s
 def command(kind: str, sdist_name: str, top: str, target: Target) -> list[str]:
     """The build container's command: a venv with ``build`` from the mounted tool wheels,
     the sdist unpacked, ``python -m build --wheel`` into ``/opt/factory/out`` (setuptools-rust:
-    then its platform tag set to the target's glibc floor)."""
+    then its platform tag set to the target's glibc floor; on musl, both backends' wheels go
+    through ``musl_repair.py``)."""
     lines = [
         "set -e",
         "python3.14 -m venv /tmp/v",
         "/tmp/v/bin/python -m pip install -q --no-index --find-links /opt/factory/tools build",
         *_unpack(sdist_name),
     ]
-    if kind == MATURIN:
+    if is_musl(target):
+        lines += [
+            f"/tmp/v/bin/python -m build --wheel --outdir /tmp/built /tmp/src/{top}",
+            "/tmp/v/bin/python -m pip install -q --no-index --find-links /opt/factory/deps wheel",
+            f"for w in /tmp/built/*.whl; do /tmp/v/bin/python {MUSL_REPAIR_PATH} $w /opt/factory/out {target.arch}; done",
+        ]
+    elif kind == MATURIN:
         lines.append(f"/tmp/v/bin/python -m build --wheel --outdir /opt/factory/out /tmp/src/{top}")
     else:
         platform = f"{GLIBC_FLOOR_TAG}_{target.arch}"
@@ -173,6 +201,8 @@ def run(
         str(mounts["zig_cache"]): {"bind": "/opt/factory/zig-cache", "mode": "rw"},
         str(out): {"bind": "/opt/factory/out", "mode": "rw"},
     }
+    if is_musl(target):
+        volumes[str(resources.path(MUSL_REPAIR))] = {"bind": MUSL_REPAIR_PATH, "mode": "ro"}
     started = time.monotonic()
     status, logs = engine.run(
         image, command(kind, sdist.name, top, target), volumes=volumes, environment=environment(kind, target, epoch, jobs),

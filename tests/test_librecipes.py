@@ -223,12 +223,22 @@ def test_rust_sdists_are_recognised_by_backend(tmp_path):
     assert rustbuild.cargo_lock(m) == "" and rustbuild.cargo_lock(n) is None
 
 
-def test_rust_targets_and_the_musl_reason():
+def test_rust_targets_and_the_musl_route():
     from factory import rustbuild
 
     assert rustbuild.triple(parse_target("manylinux_2_28_aarch64")) == "aarch64-unknown-linux-gnu"
-    cause = rustbuild.musl_cause(parse_target("musllinux_1_2_x86_64"))
-    assert str(cause).startswith("Rust toolchain or std missing: x86_64-unknown-linux-musl (fix: Debian ships Rust's std")
+    musl = parse_target("musllinux_1_2_x86_64")
+    assert rustbuild.fetch_args(musl) == ["-Z", "build-std=std,panic_abort", "--target", "x86_64-unknown-linux-musl"]
+    assert rustbuild.fetch_args(parse_target("manylinux_2_28_x86_64")) == []
+    for kind in (rustbuild.MATURIN, rustbuild.SETUPTOOLS_RUST):
+        env = rustbuild.environment(kind, musl, 1, 2)
+        assert (env["RUSTC_BOOTSTRAP"], env["CARGO_UNSTABLE_BUILD_STD"]) == ("1", "std,panic_abort")
+        assert env["CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS"] == "-C target-feature=-crt-static"
+        assert rustbuild.MUSL_REPAIR_PATH in rustbuild.command(kind, "s.tar.gz", "s-1.0", musl)[-1]
+    assert rustbuild.environment(rustbuild.MATURIN, musl, 1, 2)["MATURIN_PEP517_ARGS"].startswith(
+        "--target x86_64-unknown-linux-musl --zig --compatibility musllinux_1_2"
+    )
+    assert "RUSTC_BOOTSTRAP" not in rustbuild.environment(rustbuild.MATURIN, parse_target("manylinux_2_28_x86_64"), 1, 2)
     maturin = rustbuild.environment(rustbuild.MATURIN, parse_target("manylinux_2_28_aarch64"), 1, 2)
     assert maturin["MATURIN_PEP517_ARGS"].startswith("--target aarch64-unknown-linux-gnu --zig --compatibility manylinux_2_28")
     assert maturin["CARGO_NET_OFFLINE"] == "true"
