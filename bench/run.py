@@ -378,7 +378,8 @@ def cibuildwheel_section(cfg) -> list[str]:
 
 def assembly_section(cfg) -> list[str]:
     """The app image of each arch built both ways, engine layer cache off: on the host
-    (`image-assembly = host`: pypa/installer, pycs by the native base, a COPY-only build) and
+    (`image-assembly = host`: pypa/installer, pycs by the native base, the layer tar,
+    config and manifest pushed through the registry API, no engine build) and
     with the Dockerfile (`pip install` and compileall in the image's arch, arm64 under
     QEMU). Pushed to a repository of its own (`<repository>-bench`), so the run's tags stay."""
     import dataclasses
@@ -404,12 +405,12 @@ def assembly_section(cfg) -> list[str]:
             images_stage.build_image(run_cfg, engine, registry, lock, ROOT / "wheelhouse", bases[arch], pip, sha256_file(cfg.toolchain), "bench", native)
             seconds[(route, arch)] = time.monotonic() - started
     lines = [
-        "## Image assembly (build and push of the app image, engine layer cache off)",
+        "## Image assembly (build and push of the app image, then pulled by the engine; engine layer cache off)",
         "",
         "| route | amd64 (s) | arm64 (s) | arm64 / amd64 |",
         "| --- | --- | --- | --- |",
     ]
-    for route, label in (("host", "on the host (pypa/installer, native pycs, COPY only)"), ("dockerfile", "Dockerfile (pip + compileall in the arch; arm64 under QEMU)")):
+    for route, label in (("host", "on the host (pypa/installer, native pycs, pushed through the registry API)"), ("dockerfile", "Dockerfile (pip + compileall in the arch; arm64 under QEMU)")):
         a, b = seconds[(route, "amd64")], seconds[(route, "arm64")]
         lines.append(f"| {label} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
     lines += ["", f"arm64 image, host / Dockerfile route: {seconds[('host', 'arm64')] / seconds[('dockerfile', 'arm64')]:.2f}", ""]

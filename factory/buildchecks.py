@@ -102,20 +102,22 @@ class WheelChecks:
     def exports(self, builder: str, target: Target) -> set[str]:
         """musl's ``libc.so`` and CPython's ``libpython3.14.so.1.0`` exports for ``target``'s
         arch, read from the ``builder`` image (cached in ``<cache>/exports/<sha256 of the
-        builder reference>.json``). ``EngineError`` if the image cannot be read."""
-        if builder in self._exports:
-            return self._exports[builder]
-        cache = self.cfg.cache_dir / "exports" / (hashlib.sha256(builder.encode()).hexdigest() + ".json")
+        builder reference and the arch>.json``: the host builder holds both arches' files).
+        ``EngineError`` if the image cannot be read."""
+        arch = target.docker_arch
+        memo = f"{builder} {arch}"
+        if memo in self._exports:
+            return self._exports[memo]
+        cache = self.cfg.cache_dir / "exports" / (hashlib.sha256(memo.encode()).hexdigest() + ".json")
         if cache.is_file():
             names = set(json.loads(cache.read_text()))
         else:
             names = set()
-            arch = target.docker_arch
             engine = self._connection().engine
             for path in (f"/usr/lib/{arch.musl_triplet}/libc.so", f"/usr/lib/{arch.triplet}/libpython3.14.so.1.0"):
                 names |= elf_exports(engine.read_file(builder, path))
             atomic.write_json(cache, sorted(names))
-        self._exports[builder] = names
+        self._exports[memo] = names
         return names
 
     def import_check(self, target: Target, wheel_dir: Path, outcomes: list[BuildOutcome]) -> list[BuildOutcome]:
