@@ -25,9 +25,9 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from . import atomic, resources
 from .buildoutcome import BuildOutcome
 from .config import Config
-from .errors import WheelContentError
+from .errors import EngineError, WheelContentError
 from .sdistplan import Connection
-from .targets import Target
+from .targets import Arch, Target
 from .toolchain import zig_target
 from .verify import check_musl_wheel, check_wheel, elf_exports, glibc_versions_above
 
@@ -112,13 +112,27 @@ class WheelChecks:
         if cache.is_file():
             names = set(json.loads(cache.read_text()))
         else:
-            names = set()
-            engine = self._connection().engine
-            for path in (f"/usr/lib/{arch.musl_triplet}/libc.so", f"/usr/lib/{arch.triplet}/libpython3.14.so.1.0"):
-                names |= elf_exports(engine.read_file(builder, path))
+            names = self._read_exports(builder, arch)
             atomic.write_json(cache, sorted(names))
         self._exports[memo] = names
         return names
+
+    def _read_exports(self, builder: str, arch: Arch) -> set[str]:
+        """The exports of ``arch``'s musl ``libc.so`` and libpython in ``builder``; a builder
+        that holds only its own arch's files (the arch builders, which cross-build musl
+        cells of the other arch with zig) gives its own: both libraries export the same
+        names on amd64 and arm64. ``EngineError`` when it holds neither."""
+        engine = self._connection().engine
+        errors: list[EngineError] = []
+        for candidate in (arch, *(a for a in Arch if a != arch)):
+            try:
+                names: set[str] = set()
+                for path in (f"/usr/lib/{candidate.musl_triplet}/libc.so", f"/usr/lib/{candidate.triplet}/libpython3.14.so.1.0"):
+                    names |= elf_exports(engine.read_file(builder, path))
+                return names
+            except EngineError as e:
+                errors.append(e)
+        raise errors[0]
 
     def import_check(self, target: Target, wheel_dir: Path, outcomes: list[BuildOutcome]) -> list[BuildOutcome]:
         """Install each ok manylinux outcome of ``target`` from ``wheel_dir`` (its target

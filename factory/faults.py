@@ -3,7 +3,8 @@ kill itself with SIGKILL when it reaches that point (no cleanup, no ``finally``)
 power cut or the OOM killer would. Unset, ``point`` does nothing.
 
 Points: ``before-rename`` (an output is fully written in its temporary place, not yet
-renamed); ``mid-push`` (the engine is uploading an image's layers to the registry).
+renamed); ``mid-push`` (an image's layers are going up to the registry, by the engine or
+through the registry API, and no manifest names them yet).
 """
 
 from __future__ import annotations

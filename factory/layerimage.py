@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import oci
+from . import faults, oci
 from .errors import ImageBuildError, RegistryError
 from .registry import ManifestInfo, Registry
 from .reproducible import normalized_config
@@ -151,6 +151,7 @@ def push_image(
     for blob in base.body["layers"]:
         registry.mount_blob(repository, blob["digest"], source)
     registry.put_blob_file(repository, layer.path, layer.digest)
+    faults.point("mid-push")  # blobs are up; nothing names the image yet
     config = config_of(json.loads(registry.blob(source, base.body["config"]["digest"])))
     config_digest = registry.put_blob(repository, config)
     manifest = {
