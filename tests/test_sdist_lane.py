@@ -99,6 +99,17 @@ def install_and_call(cfg, bases, arch: str, wheels: Path, packages: list[str], c
     return out
 
 
+def build_and_call(project, cfg, bases, sdist_index, name: str, code: str) -> tuple[dict, str]:
+    """Build the fixture sdist ``name`` for manylinux_2_28_x86_64 alone (its own lock and
+    wheelhouse, ``wh-<name>``), install it into the amd64 runtime base and run ``code`` there:
+    (the wheelhouse manifest's one entry, the output)."""
+    (project / f"{name}.lock").write_text(lock_text(name))
+    target = "manylinux_2_28_x86_64"
+    run(project, "wheelhouse", "--lock", f"{name}.lock", "--out", f"wh-{name}", "--target", target, env={"FACTORY_INDEX_URL": sdist_index.url})
+    (entry,) = json.loads((project / f"wh-{name}" / "manifest.json").read_text())["targets"][target]
+    return entry, install_and_call(cfg, bases, "amd64", project / f"wh-{name}" / target, [name], code)
+
+
 @pytest.fixture(scope="session")
 def sdist_index(cfg):
     projects = {name: {f"{name}-1.0.tar.gz": data} for name, data in SDISTS.items()}
@@ -230,12 +241,9 @@ def test_a_failing_sdist_publishes_nothing(project, built, sdist_index):
 def test_an_sdist_that_asks_pg_config_links_the_libpq_recipe(project, cfg, bases, built, sdist_index):
     """libpq from postgresql-18's source, with OpenSSL: the cell finds pg_config on its PATH,
     links the one static libpq.a, and the wheel calls it in the runtime base (#11 item 3)."""
-    (project / "pq.lock").write_text(lock_text("tinypq"))
-    run(project, "wheelhouse", "--lock", "pq.lock", "--out", "wh-pq", "--target", "manylinux_2_28_x86_64", env={"FACTORY_INDEX_URL": sdist_index.url})
-    (entry,) = json.loads((project / "wh-pq" / "manifest.json").read_text())["targets"]["manylinux_2_28_x86_64"]
-    assert entry["source"] == "built" and entry["libraries"] == ["openssl 3.6.3", "libpq 18.6"], entry
     code = "import tinypq; print(tinypq.version(), tinypq.ssl_library())"
-    out = install_and_call(cfg, bases, "amd64", project / "wh-pq" / "manylinux_2_28_x86_64", ["tinypq"], code)
+    entry, out = build_and_call(project, cfg, bases, sdist_index, "tinypq", code)
+    assert entry["source"] == "built" and entry["libraries"] == ["openssl 3.6.3", "libpq 18.6"], entry
     assert out.split()[-2:] == ["180006", "OpenSSL"]  # TLS inside the one static libpq.a
 
 
@@ -243,12 +251,9 @@ def test_an_sdist_that_includes_git2_links_the_libgit2_recipe(project, cfg, base
     """libgit2 from its Debian source (repacked without llhttp), on the zlib, openssl and
     http-parser recipes, merged into one libgit2.a: the wheel computes a blob's object id in
     the runtime base and reports HTTPS (#11 item 3)."""
-    (project / "git.lock").write_text(lock_text("tinygit"))
-    run(project, "wheelhouse", "--lock", "git.lock", "--out", "wh-git", "--target", "manylinux_2_28_x86_64", env={"FACTORY_INDEX_URL": sdist_index.url})
-    (entry,) = json.loads((project / "wh-git" / "manifest.json").read_text())["targets"]["manylinux_2_28_x86_64"]
-    assert entry["source"] == "built" and "libgit2 1.9.7" in entry["libraries"], entry
     code = "import tinygit; print(tinygit.version(), tinygit.https(), tinygit.blob_id('hello\\n'))"
-    out = install_and_call(cfg, bases, "amd64", project / "wh-git" / "manylinux_2_28_x86_64", ["tinygit"], code)
+    entry, out = build_and_call(project, cfg, bases, sdist_index, "tinygit", code)
+    assert entry["source"] == "built" and "libgit2 1.9.7" in entry["libraries"], entry
     # `printf 'hello\n' | git hash-object --stdin`
     assert out.split()[-3:] == ["1.9.7", "True", "ce013625030ba8dba906f756967f9e9ca394464a"], out
 
@@ -258,12 +263,9 @@ def test_an_sdist_that_includes_mysql_h_links_the_mariadb_recipe(project, cfg, b
     zlib and openssl recipes, its authentication plugins built in: the wheel reports the
     connector's version and TLS library, and a connection to a closed port fails as a
     client's does (CR_CONNECTION_ERROR 2002) in the runtime base (#11 item 3)."""
-    (project / "mysql.lock").write_text(lock_text("tinymysql"))
-    run(project, "wheelhouse", "--lock", "mysql.lock", "--out", "wh-mysql", "--target", "manylinux_2_28_x86_64", env={"FACTORY_INDEX_URL": sdist_index.url})
-    (entry,) = json.loads((project / "wh-mysql" / "manifest.json").read_text())["targets"]["manylinux_2_28_x86_64"]
-    assert entry["source"] == "built" and "mariadb 3.3.19" in entry["libraries"], entry
     code = "import tinymysql; print(tinymysql.client_info(), '_'.join(tinymysql.tls_library().split()[:2]), tinymysql.connect_errno(1))"
-    out = install_and_call(cfg, bases, "amd64", project / "wh-mysql" / "manylinux_2_28_x86_64", ["tinymysql"], code)
+    entry, out = build_and_call(project, cfg, bases, sdist_index, "tinymysql", code)
+    assert entry["source"] == "built" and "mariadb 3.3.19" in entry["libraries"], entry
     assert out.split()[-3:] == ["3.3.19", "OpenSSL_3.6.3", "2002"], out
 
 
