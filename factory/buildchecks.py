@@ -121,8 +121,12 @@ class WheelChecks:
         """The exports of ``arch``'s musl ``libc.so`` and libpython in ``builder``; a builder
         that holds only its own arch's files (the arch builders, which cross-build musl
         cells of the other arch with zig) gives its own: both libraries export the same
-        names on amd64 and arm64. ``EngineError`` when it holds neither."""
-        engine = self._connection().engine
+        names on amd64 and arm64. The builder is pulled first when the engine lacks it (a
+        run whose cells all come from the cache never needed it). ``EngineError`` when it
+        holds neither, ``RegistryError`` when it cannot be pulled."""
+        conn = self._connection()
+        engine = conn.engine
+        engine.ensure_local(builder, None, conn.registry.auth)
         errors: list[EngineError] = []
         for candidate in (arch, *(a for a in Arch if a != arch)):
             try:
