@@ -64,6 +64,7 @@ from .registry import Registry, credentials
 from .remotecache import RemoteCache
 from .sdist import SdistInfo, inspect_sdist
 from .sdistplan import CellPlanner, Connection, first_ready_release
+from .selection import unlocked_wheel
 from .targets import Target, parse_target
 
 # The toolchain wheels a Rust cell's venv installs ``build`` from.
@@ -446,17 +447,29 @@ class SdistBuilder:
         return tuple(sorted(names))
 
     def _with_upgrade(self, outcome: BuildOutcome, cause: Cause | None, req: BuildRequest) -> BuildOutcome:
-        """``outcome``, its reason naming the first later release with a wheel for the target
-        when the cause says this release's source is not ready for 3.14."""
-        if outcome.ok or cause is None or cause.kind not in _NOT_READY:
+        """``outcome``, its reason naming the wheel of this very release that the index now
+        lists for the target but the lock predates (``selection.unlocked_wheel``), or else,
+        when the cause says this release's source is not ready for 3.14, the first later
+        release with a wheel for the target."""
+        if outcome.ok:
             return outcome
+        pin, target = req.pin, req.target
         try:
-            newer = first_ready_release(self.index.files(req.pin.name), req.pin.version, req.target, self.cfg.python)
+            newer_file = unlocked_wheel(pin, target, self.cfg.python, self.index.files(pin.name, pin.version))
+            if newer_file is not None:
+                hint = (
+                    f"; the index now lists {newer_file} for this release, which the lock predates (its sha256 is not "
+                    f"in the lock): lock again (`factory lock`, or pip-compile --upgrade-package {pin.name}) to take it"
+                )
+                return dataclasses.replace(outcome, reason=f"{outcome.reason}{hint}")
+            if cause is None or cause.kind not in _NOT_READY:
+                return outcome
+            newer = first_ready_release(self.index.files(pin.name), pin.version, target, self.cfg.python)
         except (IndexUnreachableError, IndexResponseError):
             return outcome
         if newer is None:
             return outcome
-        hint = f"; {req.pin.name} {newer} is the first later release with a wheel for {req.target.name}: upgrade the pin to it or above"
+        hint = f"; {pin.name} {newer} is the first later release with a wheel for {target.name}: upgrade the pin to it or above"
         return dataclasses.replace(outcome, reason=f"{outcome.reason}{hint}")
 
     @staticmethod

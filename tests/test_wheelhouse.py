@@ -13,6 +13,7 @@ from factory.index import Index
 from factory.lockfile import read_lock
 from factory.manifest import Manifest
 from factory.readiness import Readiness
+from factory.selection import unlocked_wheel
 from factory.targets import parse_target
 from factory.wheelhouse import WheelhouseRequest
 from factory.wheelhouse import build_wheelhouse as _build_wheelhouse
@@ -166,6 +167,26 @@ def test_index_hash_not_in_lock(tmp_path):
         with pytest.raises(HashMismatchError, match="typing_extensions-4.16.0-py3-none-any.whl: the index lists sha256 0{64}, the lock allows"):
             build_wheelhouse(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "c")), tmp_path / "wh")
     assert not (tmp_path / "wh").exists()
+
+
+def test_a_wheel_uploaded_after_the_lock_is_passed_over_as_pip_does(tmp_path):
+    """A lock made before a release's musllinux aarch64 wheel was uploaded: that cell goes to
+    the sdist lane (missing here, no builder) instead of failing the run; the others keep
+    their locked wheels, and ``unlocked_wheel`` names the file the lock predates."""
+    projs = projects(["markupsafe"])
+    late = "markupsafe-3.0.4-cp314-cp314-musllinux_1_2_aarch64.whl"
+    locked = {f: b for f, b in projs["markupsafe"].items() if f != late}
+    with FixtureIndex(projs) as idx:
+        lock = write_lock(tmp_path / "req.lock", {"markupsafe": locked})
+        result = build_wheelhouse(lock, TARGETS, PY, Index(idx.url, FileCache(tmp_path / "c")), tmp_path / "wh", allow_missing=True)
+        files = Index(idx.url, FileCache(tmp_path / "c2")).files("markupsafe", "3.0.4")
+    assert [(p.name, t.name) for p, t in result.missing] == [("markupsafe", "musllinux_1_2_aarch64")]
+    assert {e.filename for t in result.manifest.targets for e in result.manifest.entries(t)} == set(locked) - {
+        "markupsafe-3.0.4-cp314-cp314-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "markupsafe-3.0.4-cp314-cp314-musllinux_1_1_x86_64.whl",
+    }  # fmt: skip
+    (pin,) = lock.pins
+    assert unlocked_wheel(pin, TARGETS[3], PY, files) == late
+    assert unlocked_wheel(pin, TARGETS[0], PY, files) is None
 
 
 def test_a_pin_no_target_needs_is_reported_not_refused(tmp_path):
