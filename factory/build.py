@@ -74,7 +74,7 @@ RUST_TOOLS = ("build", "packaging", "pyproject-hooks")
 NOT_PURE = "the built wheel is not pure Python"
 # Causes that say the pinned release's source is not ready for 3.14 (no recipe or option fixes
 # it): the reason then names the first later release with a wheel for the target.
-_NOT_READY = frozenset({CauseKind.CAPI_REMOVED, CauseKind.CYTHON3, CauseKind.PURE_FALLBACK, CauseKind.BACKEND_IMPORT, CauseKind.BACKEND_HOOK})
+_NOT_READY = frozenset({CauseKind.PYO3_TOO_OLD, CauseKind.CAPI_REMOVED, CauseKind.CYTHON3, CauseKind.PURE_FALLBACK, CauseKind.BACKEND_IMPORT, CauseKind.BACKEND_HOOK})
 
 
 def sweep(cache_dir: Path) -> list[Path]:
@@ -288,7 +288,8 @@ class SdistBuilder:
             return dataclasses.replace(base, reason=str(e))
         base = dataclasses.replace(base, builder=image)
         epoch = cibw.sdist_epoch(sdist)
-        key = self._rust_key(req, kind, epoch, build_lock)
+        user_env = self.cfg.sdist_options_for(req.pin.name).environment
+        key = self._rust_key(req, kind, epoch, build_lock, user_env)
         cached = self.cache.get(key)
         if cached is not None:
             return cached
@@ -316,16 +317,18 @@ class SdistBuilder:
         def run(work: Path) -> BuildOutcome:
             console.print(f"building {req.pin.name}=={req.pin.version} for {target.name} (Rust, {kind}; sdist {req.sdist.filename})")
             result = rustbuild.run(
-                self.connection().engine, image, kind, target, sdist, info.top, mounts, work, epoch, self.compile_jobs, self.cfg.build_timeout
+                self.connection().engine, image, kind, target, sdist, info.top, mounts, work, epoch, self.compile_jobs, self.cfg.build_timeout,
+                user_env,
             )
-            return self._finish(result, work, target, image, base)[0]
+            outcome, cause = self._finish(result, work, target, image, base)
+            return self._with_upgrade(outcome, cause, req)
 
         return self.cache.put(key, run)
 
-    def _rust_key(self, req: BuildRequest, kind: str, epoch: int, build_lock: Lock) -> buildcache.BuildKey:
+    def _rust_key(self, req: BuildRequest, kind: str, epoch: int, build_lock: Lock, user_env: tuple[tuple[str, str], ...]) -> buildcache.BuildKey:
         return buildcache.rust_key(
             python=self.cfg.python, target=req.target, builder=self.libraries.builder_digest(), kind=kind, sdist_sha256=req.sdist_sha256,
-            epoch=epoch, toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256,
+            epoch=epoch, toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256, user_env=user_env,
         )  # fmt: skip
 
     @functools.cached_property
@@ -522,7 +525,7 @@ class SdistBuilder:
         kind = rustbuild.backend(info)
         if kind is not None:
             epoch = cibw.sdist_epoch(sdist)
-            key = self._rust_key(req, kind, epoch, build_lock)
+            key = self._rust_key(req, kind, epoch, build_lock, self.cfg.sdist_options_for(pin.name).environment)
             return dataclasses.replace(cell, key=key.hexdigest(), cached=self.cache.has(key))
         pure = not info.compiled
         native = self._native() if pure else target

@@ -118,15 +118,16 @@ def pure_key(*, python: str, builder: str, sdist_sha256: str, epoch: int, toolch
 
 
 def rust_key(
-    *, python: str, target: Target, builder: str, kind: str, sdist_sha256: str, epoch: int, toolchain_sha256: str, build_constraints_sha256: str
+    *, python: str, target: Target, builder: str, kind: str, sdist_sha256: str, epoch: int, toolchain_sha256: str, build_constraints_sha256: str,
+    user_env: tuple[tuple[str, str], ...] = (),
 ) -> BuildKey:
     """The ``BuildKey`` of a Rust cell (``rustbuild``): ``builder`` names the host builder
-    (its recipe digest), the environment is the container's variables and command for the
-    backend ``kind``; the zig wrapper (and on musl ``musl_repair.py``) is hashed as the
-    build resources."""
+    (its recipe digest), the environment is the container's variables and command (with
+    the project's ``user_env`` exports) for the backend ``kind``; the zig wrapper (and on
+    musl ``musl_repair.py``) is hashed as the build resources."""
     env = rustbuild.environment(kind, target, epoch, jobs=0)
     env.pop("CARGO_BUILD_JOBS")  # how many jobs compile it does not change the wheel
-    command = rustbuild.command(kind, "<sdist>", "<top>", target)[-1]
+    command = rustbuild.command(kind, "<sdist>", "<top>", target, user_env)[-1]
     return BuildKey(
         sdist_sha256=sdist_sha256,
         target=target.name,

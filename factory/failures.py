@@ -31,6 +31,7 @@ class CauseKind(StrEnum):
     MISSING_LIBRARY = "missing library"
     MISSING_PROGRAM = "missing program"
     RUST = "Rust toolchain or std missing"
+    PYO3_TOO_OLD = "PyO3 older than CPython 3.14"
     ABOVE_FLOOR = "link above the glibc floor"
     CAPI_REMOVED = "C-API removed in 3.14"
     CYTHON3 = "Cython 3 incompatibility"
@@ -93,6 +94,10 @@ _RUST = [
     re.compile(r"Cargo, the Rust package manager, is not installed"),
     re.compile(r"No such file or directory: '(?P<x>cargo|rustc)'"),
 ]
+# pyo3-build-config's refusal of an interpreter newer than the PyO3 release knows (PyO3 < 0.25
+# for 3.14); ``x`` is that maximum version.
+_PYO3 = [re.compile(r"is newer than PyO3's maximum supported version \((?P<x>[\d.]+)\)")]
+PYO3_FORWARD = "PYO3_USE_ABI3_FORWARD_COMPATIBILITY"
 _CAPI = [
     re.compile(r"implicit declaration of function [`'‘\"](?P<x>_?Py\w+)"),
     re.compile(r"call to undeclared function [`'‘\"](?P<x>_?Py\w+)"),
@@ -183,6 +188,13 @@ def classify(log: str, timed_out: bool = False) -> Cause:
     fell_back = any(_PURE.search(line) for line in lines)
     if timed_out:
         return Cause(CauseKind.TIMEOUT, "", "raise build-timeout, or check the log for a hung step", fell_back=fell_back)
+    if (hit := _first(_PYO3, lines)) is not None:
+        return Cause(
+            CauseKind.PYO3_TOO_OLD, f"PyO3 supports up to {hit[0]}",
+            f"use a release built with PyO3 0.25 or later, or set {PYO3_FORWARD}=1 in its [tool.factory.sdist.<project>] environment "
+            "(builds against the stable ABI; not every crate compiles so)",
+            hit[1], fell_back,
+        )
     if (hit := _first(_RUST, lines)) is not None:
         detail = hit[0] if hit[0] and hit[0] not in ("cargo", "rustc") else "rustc/cargo or the target's std"
         return Cause(CauseKind.RUST, detail, "the Rust sdist route needs cargo and the target's std in the builder", hit[1], fell_back)

@@ -140,13 +140,16 @@ def environment(kind: str, target: Target, epoch: int, jobs: int) -> dict[str, s
     return env
 
 
-def command(kind: str, sdist_name: str, top: str, target: Target) -> list[str]:
+def command(kind: str, sdist_name: str, top: str, target: Target, user_env: tuple[tuple[str, str], ...] = ()) -> list[str]:
     """The build container's command: a venv with ``build`` from the mounted tool wheels,
     the sdist unpacked, ``python -m build --wheel`` into ``/opt/factory/out`` (setuptools-rust:
     then its platform tag set to the target's glibc floor; on musl, both backends' wheels go
-    through ``musl_repair.py``)."""
+    through ``musl_repair.py``). ``user_env`` (``[tool.factory.sdist.<project>] environment``)
+    is exported first, each value double-quoted as cibuildwheel's table form is, so ``$VAR``
+    still expands and it wins over the container's variables."""
     lines = [
         "set -e",
+        *(f'export {k}="{v}"' for k, v in user_env),
         "python3.14 -m venv /tmp/v",
         "/tmp/v/bin/python -m pip install -q --no-index --find-links /opt/factory/tools build",
         *_unpack(sdist_name),
@@ -182,12 +185,13 @@ def run(
     epoch: int,
     jobs: int,
     timeout: float,
+    user_env: tuple[tuple[str, str], ...] = (),
 ) -> BuildRun:
     """Build the wheel of the Rust ``sdist`` for ``target`` in the host builder ``image``
     with the network off; wheel into ``work/out``, log into ``work/build.log``. ``mounts``
     names the host paths of ``deps`` (build lock wheels), ``tools`` (the toolchain's
     ``build`` wheels), ``cargo_home``, ``zig`` (``toolchain.zig_root()``) and ``zig_cache``.
-    Killed after ``timeout`` seconds. A failed build is a result; ``EngineError`` when no
+    ``user_env`` as for ``command``. Killed after ``timeout`` seconds. A failed build is a result; ``EngineError`` when no
     container can start."""
     out = work / "out"
     out.mkdir(parents=True, exist_ok=True)
@@ -205,7 +209,7 @@ def run(
         volumes[str(resources.path(MUSL_REPAIR))] = {"bind": MUSL_REPAIR_PATH, "mode": "ro"}
     started = time.monotonic()
     status, logs = engine.run(
-        image, command(kind, sdist.name, top, target), volumes=volumes, environment=environment(kind, target, epoch, jobs),
+        image, command(kind, sdist.name, top, target, user_env), volumes=volumes, environment=environment(kind, target, epoch, jobs),
         network=False, timeout=timeout,
     )  # fmt: skip
     seconds = round(time.monotonic() - started, 1)

@@ -69,6 +69,12 @@ CASES = [
         "cibuildwheel: error: Command ['python', '-m', 'build'] failed with code 1.",
         CauseKind.BACKEND_HOOK, "get_requires_for_build_wheel: KeyError: '__version__'", "",
     ),
+    (  # pydantic-core 2.27.2 (PyO3 0.22): pyo3-build-config refuses 3.14 before rustc compiles anything
+        "  --- stderr\n  error: the configured Python interpreter version (3.14) is newer than PyO3's maximum supported version (3.13)\n"
+        "  = help: please check if an updated version of PyO3 is available. Current version: 0.22.6\n"
+        "  = help: set PYO3_USE_ABI3_FORWARD_COMPATIBILITY=1 to suppress this check and build anyway using the stable ABI",
+        CauseKind.PYO3_TOO_OLD, "PyO3 supports up to 3.13", "",
+    ),
     (  # newrelic 8.8.0: setup_requires asked for at build time, against build.txt's pin
         "< The conflict is caused by:\n<     The user requested setuptools_scm<7 and >=3.2\n"
         "<     The user requested (constraint) setuptools-scm==10.3.4\n< ERROR: ResolutionImpossible: for help visit",

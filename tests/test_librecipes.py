@@ -245,3 +245,22 @@ def test_rust_targets_and_the_musl_route():
     srust = rustbuild.environment(rustbuild.SETUPTOOLS_RUST, parse_target("manylinux_2_28_aarch64"), 1, 2)
     assert srust["CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER"] == "/opt/factory/bin/cc"
     assert srust["FACTORY_ZIG_TARGET"] == "aarch64-linux-gnu.2.28" and srust["_PYTHON_HOST_PLATFORM"] == "linux-aarch64"
+
+
+def test_a_rust_cell_takes_the_project_s_environment_and_it_keys_the_build():
+    """``[tool.factory.sdist.<project>] environment`` reaches Rust cells as it does
+    cibuildwheel's (exported first, shell-expanded), and changes the cell's build key."""
+    from factory import buildcache, rustbuild
+
+    target = parse_target("manylinux_2_28_x86_64")
+    forward = (("PYO3_USE_ABI3_FORWARD_COMPATIBILITY", "1"), ("RUSTFLAGS", "$RUSTFLAGS -C opt-level=2"))
+    script = rustbuild.command(rustbuild.MATURIN, "s.tar.gz", "s-1.0", target, forward)[-1].splitlines()
+    assert script[1:3] == ['export PYO3_USE_ABI3_FORWARD_COMPATIBILITY="1"', 'export RUSTFLAGS="$RUSTFLAGS -C opt-level=2"']
+    keys = {
+        buildcache.rust_key(
+            python="3.14.8", target=target, builder="b", kind=rustbuild.MATURIN, sdist_sha256="0" * 64, epoch=1,
+            toolchain_sha256="1" * 64, build_constraints_sha256="2" * 64, user_env=env,
+        ).hexdigest()
+        for env in ((), forward, forward[:1])
+    }  # fmt: skip
+    assert len(keys) == 3
