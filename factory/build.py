@@ -54,7 +54,7 @@ from .errors import (
     SdistError,
     WheelContentError,
 )  # fmt: skip
-from .failures import Cause, CauseKind, classify
+from .failures import PYO3_FORWARD, Cause, CauseKind, classify
 from .index import Index
 from .libbuild import LibraryBuilder, keys_of, recipe_dir
 from .librecipes import closure
@@ -290,9 +290,13 @@ class SdistBuilder:
         epoch = cibw.sdist_epoch(sdist)
         user_env = self.cfg.sdist_options_for(req.pin.name).environment
         key = self._rust_key(req, kind, epoch, build_lock, user_env)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
+        # a crate whose PyO3 predates 3.14, built again as PyO3's own error suggests
+        forward = None if PYO3_FORWARD in dict(user_env) else (*user_env, (PYO3_FORWARD, "1"))
+        forward_key = None if forward is None else self._rust_key(req, kind, epoch, build_lock, forward)
+        for known in (key, forward_key):
+            cached = None if known is None else self.cache.get(known)
+            if cached is not None:
+                return cached
         native = self._native()
         try:
             with self._once(("builddeps", native.name, build_lock.sha256)):
@@ -314,16 +318,23 @@ class SdistBuilder:
             tools = self._tools
         mounts = {"deps": deps, "tools": tools, "cargo_home": cargo_home, "zig": self.zig, "zig_cache": zig_cache}
 
-        def run(work: Path) -> BuildOutcome:
-            console.print(f"building {req.pin.name}=={req.pin.version} for {target.name} (Rust, {kind}; sdist {req.sdist.filename})")
-            result = rustbuild.run(
-                self.connection().engine, image, kind, target, sdist, info.top, mounts, work, epoch, self.compile_jobs, self.cfg.build_timeout,
-                user_env,
-            )
-            outcome, cause = self._finish(result, work, target, image, base)
-            return self._with_upgrade(outcome, cause, req)
+        def runner(env: tuple[tuple[str, str], ...], added: tuple[str, ...]) -> Callable[[Path], BuildOutcome]:
+            def run(work: Path) -> BuildOutcome:
+                console.print(f"building {req.pin.name}=={req.pin.version} for {target.name} (Rust, {kind}; sdist {req.sdist.filename}{''.join(f'; {a}' for a in added)})")
+                result = rustbuild.run(
+                    self.connection().engine, image, kind, target, sdist, info.top, mounts, work, epoch, self.compile_jobs,
+                    self.cfg.build_timeout, env,
+                )  # fmt: skip
+                outcome, cause = self._finish(result, work, target, image, dataclasses.replace(base, environment=added))
+                return self._with_upgrade(outcome, cause, req)
 
-        return self.cache.put(key, run)
+            return run
+
+        first = self.cache.put(key, runner(user_env, ()))
+        if first.ok or forward is None or forward_key is None or not first.reason.startswith(str(CauseKind.PYO3_TOO_OLD)):
+            return first
+        again = self.cache.put(forward_key, runner(forward, (f"{PYO3_FORWARD}=1",)))
+        return again if again.ok else dataclasses.replace(again, reason=f"{first.reason}; built again with {PYO3_FORWARD}=1: {again.reason}")
 
     def _rust_key(self, req: BuildRequest, kind: str, epoch: int, build_lock: Lock, user_env: tuple[tuple[str, str], ...]) -> buildcache.BuildKey:
         return buildcache.rust_key(

@@ -93,6 +93,7 @@ _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "builder": str, "toolchain_sha256": str, "build_constraints_sha256": str, "filename": str,
     "sha256": str, "tag": str, "seconds": (int, float), "cross_built": bool, "reason": str,
     "log_tail": list, "log": str, "cached": bool, "build_constraints": str, "libraries": list,
+    "environment": list,
 }  # fmt: skip
 
 
@@ -131,6 +132,9 @@ class BuildOutcome:
     build_constraints: str = ""
     # the library recipes linked in, ``name version`` each (libbuild.Sysroot.labels)
     libraries: tuple[str, ...] = ()
+    # variables factory added to the build on its own, ``NAME=value`` each (a Rust crate whose
+    # PyO3 predates 3.14 is built again with PYO3_USE_ABI3_FORWARD_COMPATIBILITY=1)
+    environment: tuple[str, ...] = ()
 
     @property
     def wheel(self) -> Path:
@@ -142,6 +146,7 @@ class BuildOutcome:
         data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         data["log_tail"] = list(self.log_tail)
         data["libraries"] = list(self.libraries)
+        data["environment"] = list(self.environment)
         return data
 
     @classmethod

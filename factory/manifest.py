@@ -100,6 +100,8 @@ class ManifestEntry:
     build_constraints: str | None = None
     # the library recipes linked in, "name version" each (built entries only; none: absent)
     libraries: tuple[str, ...] = ()
+    # variables factory added to the build, "NAME=value" each (built entries only; none: absent)
+    environment: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The entry's JSON object (index entries carry only the six index keys)."""
@@ -125,6 +127,8 @@ class ManifestEntry:
                 out["build_constraints"] = self.build_constraints
             if self.libraries:
                 out["libraries"] = list(self.libraries)
+            if self.environment:
+                out["environment"] = list(self.environment)
         return out
 
     @classmethod
@@ -157,6 +161,7 @@ class ManifestEntry:
                 cross_built=cross,
                 build_constraints=_str(d, "build_constraints") if built and "build_constraints" in d else None,
                 libraries=_strings(d, "libraries") if built and "libraries" in d else (),
+                environment=_strings(d, "environment") if built and "environment" in d else (),
             )
         except KeyError as e:
             raise ValueError(f"manifest entry lacks {e}") from None

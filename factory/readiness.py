@@ -238,6 +238,7 @@ def readiness_of(manifest: Manifest, lock: Lock, failures: Iterable[Failure] = (
                 notes = [CROSS_NOTE] if entry.cross_built else []
                 notes += [f"own build lock {entry.build_constraints}"] if entry.build_constraints else []
                 notes += [f"library recipes {', '.join(entry.libraries)}"] if entry.libraries else []
+                notes += [f"built with {' '.join(entry.environment)}"] if entry.environment else []
                 cells[t] = Cell(Status.BUILT, tag=entry.tag, seconds=entry.build_seconds or 0.0, note="; ".join(notes) or None)
             elif entry is not None:
                 cells[t] = Cell(Status.INDEX, tag=entry.tag)

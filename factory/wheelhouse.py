@@ -218,6 +218,7 @@ def built_entry(o: BuildOutcome) -> ManifestEntry:
         cross_built=o.cross_built,
         build_constraints=o.build_constraints or None,
         libraries=o.libraries,
+        environment=o.environment,
     )
 
 

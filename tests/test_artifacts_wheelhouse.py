@@ -19,7 +19,7 @@ from factory.cache import FileCache
 from factory.index import Index
 from factory.lockfile import read_lock
 from factory.manifest import InstallEntry, InstallLock, Manifest, ManifestEntry, MissingCell, NotNeeded
-from factory.readiness import Cell, Readiness, Row, Status
+from factory.readiness import Cell, Readiness, Row, Status, readiness_of
 from factory.report import print_summary
 from factory.wheelhouse import WheelhouseRequest, build_wheelhouse
 
@@ -113,6 +113,24 @@ def synthetic_manifest():
 def test_built_entries_and_every_cell_status_match_the_schemas():
     validator("manifest").validate(synthetic_manifest().to_json())
     validator("readiness").validate(big_matrix(8).to_json())
+
+
+def test_what_factory_added_to_a_build_is_recorded_and_shown(tmp_path):
+    """A Rust cell built again with PYO3_USE_ABI3_FORWARD_COMPATIBILITY=1: the manifest
+    entry carries it (schema-valid, round-trips) and the readiness cell's note says it."""
+    forward = built_entry(environment=("PYO3_USE_ABI3_FORWARD_COMPATIBILITY=1",))
+    index = ManifestEntry("six", "1.17.0", "six-1.17.0-py3-none-any.whl", "a" * 64, "py3-none-any")
+    manifest = Manifest(python=PY, abi="cp314", lock_sha256="0" * 64, targets={MUSL_X86: (forward, index)})
+    doc = manifest.to_json()
+    validator("manifest").validate(doc)
+    built = next(e for e in doc["targets"][MUSL_X86] if e["name"] == "tinyc")
+    assert built["environment"] == ["PYO3_USE_ABI3_FORWARD_COMPATIBILITY=1"]
+    assert "environment" not in built_entry().to_json()
+    assert ManifestEntry.from_json(built) == forward
+    (tmp_path / "req.lock").write_text(f"tinyc==1.0 --hash=sha256:{'c' * 64}\nsix==1.17.0 --hash=sha256:{'a' * 64}\n")
+    matrix = readiness_of(manifest, read_lock(tmp_path / "req.lock"))
+    assert "built with PYO3_USE_ABI3_FORWARD_COMPATIBILITY=1" in (matrix.rows[0].cells[MUSL_X86].note or "")
+    assert matrix.rows[1].cells[MUSL_X86].note is None
 
 
 @pytest.mark.parametrize(
