@@ -77,6 +77,7 @@ def run_lock(lock: Path, work: Path) -> list[str]:
     blocked = Counter[str]()
     causes = Counter[str]()
     failed: dict[str, list[tuple[str, str]]] = {}  # pin -> [(target, reason)]
+    helped: dict[str, set[str]] = {}  # pin -> what the matrix says factory added to its builds
     for row in matrix.rows:
         for target, cell in sorted(row.cells.items()):
             if cell.status in (Status.INDEX, Status.NOT_NEEDED):
@@ -84,6 +85,9 @@ def run_lock(lock: Path, work: Path) -> list[str]:
             sdist[target] += 1
             if cell.status is Status.BUILT:
                 built[target] += 1
+                for note in (cell.note or "").split("; "):
+                    if note.startswith(("library recipes", "own build lock", "built with")):
+                        helped.setdefault(f"{row.name}=={row.version}", set()).add(note)
             elif (cell.reason or "").startswith(BLOCKED):  # the wheel built; a dependency's cell failed
                 built[target] += 1
                 blocked[target] += 1
@@ -107,6 +111,8 @@ def run_lock(lock: Path, work: Path) -> list[str]:
         *(f"| {t} | {sdist[t]} | {built[t]} | {blocked[t]} |" for t in targets),
         "",
     ]
+    if helped:
+        lines += ["Built with what factory added:", "", *(f"- `{pin}`: {'; '.join(sorted(notes))}" for pin, notes in sorted(helped.items())), ""]
     if failures:
         lines += [
             "Failed cells by cause: " + "; ".join(f"{cause} {n}" for cause, n in causes.most_common()) + ".",
