@@ -50,6 +50,14 @@ def without_url_pins(text: str) -> tuple[str, list[str]]:
     return "\n".join(kept) + "\n", dropped
 
 
+def cause_of(reason: str) -> str:
+    """The cause a failed cell's reason starts with: ``"timeout"`` of ``"timeout (fix: …)"``,
+    ``"missing header"`` of ``"missing header: x.h (…)"``, with a target named in it written
+    ``<target>`` so that the four cells of one cause count together."""
+    cause = re.split(r":| \(fix", reason, maxsplit=1)[0].strip()
+    return re.sub(r"\b(many|musl)linux_\d+_\d+_\w+", "<target>", cause)
+
+
 def run_lock(lock: Path, work: Path) -> list[str]:
     """Run one lock; the report lines of its section."""
     text, dropped = without_url_pins(lock.read_text())
@@ -93,11 +101,15 @@ def run_lock(lock: Path, work: Path) -> list[str]:
                 blocked[target] += 1
             else:
                 reason = cell.reason or cell.status.value
-                causes[reason.split(":", 1)[0]] += 1
+                causes[cause_of(reason)] += 1
                 failed.setdefault(f"{row.name}=={row.version}", []).append((target, reason))
-    failures = [
-        f"- `{pin}` ({', '.join(t for t, _ in cells)}): {cells[0][1]}" for pin, cells in sorted(failed.items())
-    ]  # the first target's reason stands for the others (they differ in the target named)
+    failures = []
+    for pin, cells in sorted(failed.items()):
+        by_cause: dict[str, list[tuple[str, str]]] = {}
+        for target, reason in cells:
+            by_cause.setdefault(cause_of(reason), []).append((target, reason))
+        # one line per cause; the first target's reason stands for the others (they differ in the target named)
+        failures += [f"- `{pin}` ({', '.join(t for t, _ in group)}): {group[0][1]}" for group in by_cause.values()]
     total, done = sum(sdist.values()), sum(built.values())
     share = f"{100 * done / total:.0f} %" if total else "—"
     lines += [

@@ -153,7 +153,7 @@ def cibuildwheel_env(
     ``musl_repair.py``; without, the builder's own compiler and cibuildwheel's default
     auditwheel repair. The container always runs with ``--network=none``, the host not
     mounted, and pip pointed at the mounted build dependencies only. ``compile_jobs`` sets
-    the parallel jobs of make, CMake and cargo inside the cell; None leaves them out, as
+    the parallel jobs of make, CMake, cargo and grpcio's setup.py inside the cell; None leaves them out, as
     cache keys do (how many jobs compile a wheel does not change it). ``mounts.libs`` adds
     the library recipes' include, library and pkg-config paths; ``options`` (the sdist's
     ``[tool.factory.sdist.<project>]``) adds its before-all, before-build, environment (after
@@ -163,7 +163,11 @@ def cibuildwheel_env(
     source = {**{path: str(host) for path, (host, _) in mount_points(mounts).items()}, **(sources or {})}
     parallel_env = (
         {} if compile_jobs is None
-        else {"MAKEFLAGS": f"-j{compile_jobs}", "CMAKE_BUILD_PARALLEL_LEVEL": str(compile_jobs), "CARGO_BUILD_JOBS": str(compile_jobs)}
+        else {
+            "MAKEFLAGS": f"-j{compile_jobs}", "CMAKE_BUILD_PARALLEL_LEVEL": str(compile_jobs), "CARGO_BUILD_JOBS": str(compile_jobs),
+            # grpcio's setup.py compiles its ~2,300 C/C++ sources one at a time unless told
+            "GRPC_PYTHON_BUILD_EXT_COMPILER_JOBS": str(compile_jobs),
+        }
     )  # fmt: skip
     pip_env = {
         **parallel_env,

@@ -54,6 +54,7 @@ def test_compile_jobs_reach_the_cell_but_not_its_cache_key():
     mounts = Mounts(Path("/d"), Path("/z"), Path("/zc"), Path("/r"))
     env = cibuildwheel_env("3.14.8", target, "b@sha256:1", mounts, 1, compile_jobs=3)
     assert "MAKEFLAGS=-j3" in env["CIBW_ENVIRONMENT"] and "CMAKE_BUILD_PARALLEL_LEVEL=3" in env["CIBW_ENVIRONMENT"]
+    assert "GRPC_PYTHON_BUILD_EXT_COMPILER_JOBS=3" in env["CIBW_ENVIRONMENT"]
     assert "CARGO_BUILD_JOBS=3" in env["CIBW_ENVIRONMENT"]
     assert "MAKEFLAGS" not in cibuildwheel_env("3.14.8", target, "b@sha256:1", mounts, 1)["CIBW_ENVIRONMENT"]
     key = cell_key(
