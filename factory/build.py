@@ -421,7 +421,7 @@ class SdistBuilder:
         if result.failure:
             if result.returncode == 0:
                 return dataclasses.replace(failed, reason=result.failure), None
-            cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None)
+            cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None, limit=self.cfg.build_timeout)
             return dataclasses.replace(failed, reason=f"{cause} [{result.failure}]"), cause
         wheel = work / result.wheels[0].name
         os.replace(result.wheels[0], wheel)
@@ -636,7 +636,7 @@ class SdistBuilder:
             )
             failed = dataclasses.replace(base, seconds=result.seconds, log_tail=result.tail)
             if result.failure:
-                cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None)
+                cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None, limit=self.cfg.build_timeout)
                 return dataclasses.replace(failed, reason=f"{cause} [{result.failure}]")
             if not purebuild.is_pure(result.wheels[0]):
                 return dataclasses.replace(failed, reason=NOT_PURE)

@@ -178,16 +178,22 @@ def _changed_signature(lines: list[str]) -> tuple[str, str] | None:
     return None
 
 
-def classify(log: str, timed_out: bool = False) -> Cause:
+def classify(log: str, timed_out: bool = False, limit: int | None = None) -> Cause:
     """The cause of a failed build from its ``log`` text (any size; read line by line).
 
-    ``timed_out`` is True when the build was stopped at its time limit. Never raises:
-    a log with no known signature gives ``CauseKind.UNKNOWN`` with its last error line.
+    ``timed_out`` is True when the build was stopped at its time limit, ``limit`` (seconds,
+    the build-timeout) then named in the cause. Never raises: a log with no known signature
+    gives ``CauseKind.UNKNOWN`` with its last error line.
     """
     lines = log.splitlines()
     fell_back = any(_PURE.search(line) for line in lines)
     if timed_out:
-        return Cause(CauseKind.TIMEOUT, "", "raise build-timeout, or check the log for a hung step", fell_back=fell_back)
+        return Cause(
+            CauseKind.TIMEOUT, "" if limit is None else f"stopped at the {limit} s build-timeout",
+            "raise build-timeout, give each cell more cores (a lower build-jobs: a cell compiles with the cores left to it), "
+            "or check the log for a hung step",
+            fell_back=fell_back,
+        )  # fmt: skip
     if (hit := _first(_PYO3, lines)) is not None:
         return Cause(
             CauseKind.PYO3_TOO_OLD, f"PyO3 supports up to {hit[0]}",

@@ -103,6 +103,8 @@ def test_missing_header_is_the_root_cause_of_a_pure_python_fallback():
 
 def test_timeout_is_its_own_cause():
     assert classify("compiling …\n", timed_out=True).kind is CauseKind.TIMEOUT
+    cause = classify("compiling …\n", timed_out=True, limit=900)
+    assert str(cause).startswith("timeout: stopped at the 900 s build-timeout (fix: raise build-timeout, give each cell more cores")
 
 
 def test_an_unknown_failure_names_its_last_error_line():
