@@ -398,11 +398,14 @@ class SdistBuilder:
             with_libs = f"; library recipes {', '.join(sysroot.labels)}" if sysroot else ""
             on = f" on {engine.base_url}" if engine else ""
             console.print(f"building {pin.name}=={pin.version} for {target.name}{on} (sdist {req.sdist.filename}{with_libs})")
+            cell = cibw.cell_label()
             with self._sources(engine, builder, mounts, target) as sources:
-                env = cibw.cibuildwheel_env(
-                    self.cfg.python, target, builder, mounts, epoch, cibw.container_label(self.cfg.cache_dir), self.compile_jobs, options, sources
-                )
-                result = cibw.run(sdist, target, env, work, self.cfg.build_timeout, docker_host=engine.base_url if engine else None)
+                labels = (cibw.container_label(self.cfg.cache_dir), cell)
+                env = cibw.cibuildwheel_env(self.cfg.python, target, builder, mounts, epoch, labels, self.compile_jobs, options, sources)
+                result = cibw.run(
+                    sdist, target, env, work, self.cfg.build_timeout, docker_host=engine.base_url if engine else None,
+                    on_timeout=lambda: (engine or self.connection().engine).remove_labelled(cell),
+                )  # fmt: skip
             outcome, cause = self._finish(result, work, target, builder, base, cross_built=target.libc == "musllinux" and not upstream)
             causes.extend([cause] if cause else [])
             return outcome

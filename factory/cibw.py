@@ -22,7 +22,8 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,12 @@ def container_label(cache_dir: Path) -> str:
     return f"io.factory.build-cache={hashlib.sha256(str(cache_dir.resolve()).encode()).hexdigest()[:16]}"
 
 
+def cell_label() -> str:
+    """A label (``key=value``) naming one cibuildwheel run's container alone: a timed-out
+    run's container is removed by it (cibuildwheel, killed, leaves its container compiling)."""
+    return f"io.factory.cell={uuid.uuid4().hex}"
+
+
 def sdist_epoch(path: Path) -> int:
     """SOURCE_DATE_EPOCH (seconds) for a build: the newest member mtime of the sdist at
     ``path``, or 1980-01-01 if none is set. ``tarfile.TarError``/``OSError`` if unreadable."""
@@ -139,7 +146,7 @@ def cibuildwheel_env(
     builder: str,
     mounts: Mounts,
     epoch: int,
-    label: str = "",
+    label: str | Sequence[str] = "",
     compile_jobs: int | None = None,
     options: SdistOptions | None = None,
     sources: Mapping[str, str] | None = None,
@@ -148,7 +155,7 @@ def cibuildwheel_env(
 
     ``python`` is the CPython version (``"3.14.8"``), ``builder`` the builder image
     reference, ``epoch`` SOURCE_DATE_EPOCH in seconds, ``label`` a ``key=value`` container
-    label (``container_label``) or empty. With ``mounts.zig`` (a bootstrapped builder),
+    label (``container_label``), several (with ``cell_label``) or empty. With ``mounts.zig`` (a bootstrapped builder),
     CC/CXX are the zig wrappers targeting the glibc floor or musl, and musllinux repair is
     ``musl_repair.py``; without, the builder's own compiler and cibuildwheel's default
     auditwheel repair. The container always runs with ``--network=none``, the host not
@@ -176,7 +183,8 @@ def cibuildwheel_env(
         "PIP_CONSTRAINT": "/opt/factory/deps/constraints.txt",
         "SOURCE_DATE_EPOCH": str(epoch),
     }
-    volumes = [f"--volume={source[DEPS]}:{DEPS}:ro", *([f"--label={label}"] if label else [])]
+    labels = [label] if isinstance(label, str) else list(label)
+    volumes = [f"--volume={source[DEPS]}:{DEPS}:ro", *(f"--label={one}" for one in labels if one)]
     env = {
         # cibuildwheel's identifier: cp314-… or, in the free-threaded lane, cp314t-…
         "CIBW_BUILD": f"cp{python.replace('.', '')[:3]}{'t' if target.free_threaded else ''}-{target.libc}_{target.arch}",
@@ -226,14 +234,19 @@ def command(sdist: Path, target: Target, out: Path, config: Path) -> list[str]:
 CibwRun = BuildRun
 
 
-def run(sdist: Path, target: Target, env: Mapping[str, str], work: Path, timeout: float, docker_host: str | None = None) -> CibwRun:
+def run(
+    sdist: Path, target: Target, env: Mapping[str, str], work: Path, timeout: float, docker_host: str | None = None,
+    on_timeout: Callable[[], object] | None = None,
+) -> CibwRun:
     """Run cibuildwheel for one cell in ``work``: wheels into ``work/out``, the log into
     ``work/build.log``. ``env`` is ``cibuildwheel_env``'s variables; the host's own
     ``CIBW_*`` are dropped. The child dies with this process (``PR_SET_PDEATHSIG``) and is
-    killed after ``timeout`` seconds. ``docker_host`` (a ``[tool.factory.hosts]`` URL) sends
-    cibuildwheel's ``docker`` commands to that engine. A failing build is a result, not an
-    exception; ``OSError`` if ``work`` cannot be written.
-    """
+    killed after ``timeout`` seconds, then ``on_timeout`` is called: the container the
+    killed cibuildwheel started keeps running until removed (by its ``cell_label``).
+    ``docker_host`` (a ``[tool.factory.hosts]`` URL) sends cibuildwheel's ``docker``
+    commands to that engine. A failing build is a result, not an exception; ``OSError`` if
+    ``work`` cannot be written; what ``on_timeout`` raises.
+    """  # fmt: skip
     full = {k: v for k, v in os.environ.items() if not k.startswith("CIBW_")} | dict(env)
     if docker_host is not None:
         full["DOCKER_HOST"] = docker_host
@@ -247,6 +260,8 @@ def run(sdist: Path, target: Target, env: Mapping[str, str], work: Path, timeout
             ).returncode
         except subprocess.TimeoutExpired:
             rc = None
+    if rc is None and on_timeout is not None:
+        on_timeout()
     seconds = round(time.monotonic() - started, 1)
     tail = tuple(log_path.read_text(errors="replace").strip().splitlines()[-LOG_TAIL:])
     return CibwRun(rc, seconds, log_path, tail, tuple(sorted(out.glob("*.whl"))))

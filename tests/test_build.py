@@ -52,6 +52,13 @@ def test_bootstrapped_builder_env_is_offline_with_zig():
     assert "FACTORY_ZIG_TARGET=aarch64-linux-musl" in env["CIBW_ENVIRONMENT"]
     assert "PIP_NO_INDEX=1" in env["CIBW_ENVIRONMENT"] and "SOURCE_DATE_EPOCH=1700000000" in env["CIBW_ENVIRONMENT"]
     assert env["CIBW_REPAIR_WHEEL_COMMAND"] == "python /opt/factory/resources/musl_repair.py {wheel} {dest_dir} aarch64"
+
+
+def test_each_cibuildwheel_container_also_carries_a_label_of_its_own():
+    one, two = cibw.cell_label(), cibw.cell_label()
+    assert one != two and one.startswith("io.factory.cell=")
+    engine = cibuildwheel_env("3.14.8", parse_target("manylinux_2_28_x86_64"), "b", MOUNTS, 1, ("io.factory.build-cache=ab", one))["CIBW_CONTAINER_ENGINE"]
+    assert f"--label=io.factory.build-cache=ab --label={one}" in engine
     many = cibuildwheel_env("3.14.8", parse_target("manylinux_2_28_x86_64"), "b", MOUNTS, 1)
     assert many["CIBW_REPAIR_WHEEL_COMMAND"].startswith("auditwheel repair")
 
@@ -501,12 +508,13 @@ def test_cibw_run_captures_the_log_and_the_wheel(tmp_path, monkeypatch):
 
 
 def test_cibw_run_failures_are_results(tmp_path, monkeypatch):
+    cleaned: list[str] = []  # on_timeout: only the timed-out run removes its container
     _fake_cibuildwheel(monkeypatch, "import sys; print('error: no compiler'); sys.exit(3)")
-    failed = cibw.run(tmp_path / "x.tar.gz", parse_target("manylinux_2_28_x86_64"), {}, tmp_path, 60)
+    failed = cibw.run(tmp_path / "x.tar.gz", parse_target("manylinux_2_28_x86_64"), {}, tmp_path, 60, on_timeout=lambda: cleaned.append("no"))
     assert failed.failure == "cibuildwheel exited with 3" and failed.tail == ("error: no compiler",) and failed.wheels == ()
     _fake_cibuildwheel(monkeypatch, "import time; time.sleep(30)")
-    slow = cibw.run(tmp_path / "x.tar.gz", parse_target("manylinux_2_28_x86_64"), {}, tmp_path, 0.5)
-    assert slow.returncode is None and slow.failure == "build timed out"
+    slow = cibw.run(tmp_path / "x.tar.gz", parse_target("manylinux_2_28_x86_64"), {}, tmp_path, 0.5, on_timeout=lambda: cleaned.append("x"))
+    assert slow.returncode is None and slow.failure == "build timed out" and cleaned == ["x"]
     _fake_cibuildwheel(monkeypatch, "import pathlib, sys; pathlib.Path(sys.argv[1]).mkdir(exist_ok=True)")
     none = cibw.run(tmp_path / "x.tar.gz", parse_target("manylinux_2_28_x86_64"), {}, tmp_path, 60)
     assert none.failure == "cibuildwheel produced 0 wheels, expected 1"
@@ -542,7 +550,7 @@ def lane(tmp_path, resources_copy, monkeypatch):
     runs: list[dict[str, str]] = []
     exit_code = [0]
 
-    def run(sdist, target, env, work, timeout, docker_host=None):
+    def run(sdist, target, env, work, timeout, docker_host=None, on_timeout=None):
         runs.append(dict(env))
         (work / "build.log").write_text("Building wheel\n")
         wheels: tuple[Path, ...] = ()
