@@ -634,6 +634,10 @@ def test_the_zig_wrapper_answers_gcc_style_probes_and_archives(tmp_path, target)
     assert tool("cc", "-c", "a.c", "-o", "a.o").returncode == 0
     assert tool("ar", "rcs", "liba.a", "a.o").returncode == 0 and tool("ranlib", "liba.a").returncode == 0
     assert (tmp_path / "liba.a").read_bytes().startswith(b"!<arch>\n")
+    if "musl" in target:  # a build script's -I/usr/include (Pillow's) must not bring in this glibc host's headers
+        (tmp_path / "b.c").write_text("#include <assert.h>\n#include <stdio.h>\nint b(void) { assert(1); return BUFSIZ; }\n")
+        built = tool("cc", "-I/usr/include", "-I", "/usr/local/include", "-L/usr/lib", "-c", "b.c", "-o", "b.o")
+        assert built.returncode == 0, built.stderr
 
 
 def test_a_conflicting_sdist_gets_its_own_generated_build_lock(lane, tmp_path, monkeypatch):

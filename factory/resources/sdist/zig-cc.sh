@@ -22,4 +22,29 @@ case "$*" in
         echo "${FACTORY_ZIG_TARGET%%.*}"
         exit 0 ;;
 esac
+case "$FACTORY_ZIG_TARGET" in
+    *musl*)
+        # The builder is a glibc system: a build script's own -I/usr/include or -L/usr/lib
+        # (Pillow's setup.py adds both) would put glibc's headers and libraries before musl's.
+        # Drop those system directories (their subdirectories, /usr/include/python3.14, stay).
+        pending=
+        for a do
+            shift
+            if [ -n "$pending" ]; then
+                case "$a" in
+                    /usr/include|/usr/local/include|/usr/lib|/usr/local/lib|/usr/lib64|/lib|/usr/lib/*-linux-gnu|/lib/*-linux-gnu) ;;
+                    *) set -- "$@" "$pending" "$a" ;;
+                esac
+                pending=
+                continue
+            fi
+            case "$a" in
+                -I|-isystem|-L) pending=$a; continue ;;
+                -I/usr/include|-I/usr/local/include|-isystem/usr/include|-isystem/usr/local/include) continue ;;
+                -L/usr/lib|-L/usr/local/lib|-L/usr/lib64|-L/lib|-L/usr/lib/*-linux-gnu|-L/lib/*-linux-gnu) continue ;;
+            esac
+            set -- "$@" "$a"
+        done
+        [ -z "$pending" ] || set -- "$@" "$pending" ;;
+esac
 exec "$zig" "$tool" -target "$FACTORY_ZIG_TARGET" -isystem /opt/factory/pyinc "$@"
