@@ -98,6 +98,9 @@ _RUST = [
 # for 3.14); ``x`` is that maximum version.
 _PYO3 = [re.compile(r"is newer than PyO3's maximum supported version \((?P<x>[\d.]+)\)")]
 PYO3_FORWARD = "PYO3_USE_ABI3_FORWARD_COMPATIBILITY"
+# Built with PYO3_FORWARD (the stable ABI), a crate that calls CPython outside it fails so.
+_OUTSIDE_ABI3 = [re.compile(r"cannot find (?:function|value|type|struct)[^`]*`(?P<x>_?Py\w+)` in module `pyo3::ffi`")]
+_CRATE = [re.compile(r"could not compile `(?P<x>[\w-]+)`")]
 _CAPI = [
     re.compile(r"implicit declaration of function [`'‘\"](?P<x>_?Py\w+)"),
     re.compile(r"call to undeclared function [`'‘\"](?P<x>_?Py\w+)"),
@@ -201,6 +204,12 @@ def classify(log: str, timed_out: bool = False, limit: int | None = None) -> Cau
             "(builds against the stable ABI; not every crate compiles so)",
             hit[1], fell_back,
         )
+    if (hit := _first(_OUTSIDE_ABI3, lines)) is not None:
+        crate = _first(_CRATE, lines)
+        return Cause(
+            CauseKind.PYO3_TOO_OLD, f"{crate[0] if crate else 'a crate'} calls {hit[0]}, outside the stable ABI that {PYO3_FORWARD} builds against",
+            "use a release built with PyO3 0.25 or later", hit[1], fell_back,
+        )  # fmt: skip
     if (hit := _first(_RUST, lines)) is not None:
         detail = hit[0] if hit[0] and hit[0] not in ("cargo", "rustc") else "rustc/cargo or the target's std"
         return Cause(CauseKind.RUST, detail, "the Rust sdist route needs cargo and the target's std in the builder", hit[1], fell_back)

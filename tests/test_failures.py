@@ -123,3 +123,16 @@ def test_an_unknown_header_names_the_header_and_a_general_fix():
 def test_the_issue_s_libraries_are_known(header):
     known = provider("headers", header)
     assert known is not None and known["debian"] and known["recipe"]
+
+
+def test_a_crate_outside_the_stable_abi_is_named_when_built_forward_compatible():
+    log = (
+        "   Compiling jiter v0.9.0\n"
+        "error[E0425]: cannot find function, tuple struct or tuple variant `PyUnicode_New` in module `pyo3::ffi`\n"
+        "error: could not compile `jiter` (lib) due to 4 previous errors\n"
+        "ERROR Backend subprocess exited when trying to invoke build_wheel\n"
+    )
+    cause = classify(log)
+    assert cause.kind is CauseKind.PYO3_TOO_OLD
+    assert cause.detail == "jiter calls PyUnicode_New, outside the stable ABI that PYO3_USE_ABI3_FORWARD_COMPATIBILITY builds against"
+    assert cause.fix == "use a release built with PyO3 0.25 or later"
