@@ -73,7 +73,7 @@ def tool_requirements(cfg: Config, names: tuple[str, ...]) -> str:
 
 
 ZIG_WRAPPER = "sdist/zig-cc.sh"  # the resource installed as each of WRAPPED_TOOLS in zig_root()
-WRAPPED_TOOLS = ("cc", "c++", "ar", "ranlib")
+WRAPPED_TOOLS = ("cc", "c++", "ar", "ranlib", "ld")
 
 
 def zig_target(target: Target) -> str:
@@ -91,7 +91,7 @@ def zig_root(cfg: Config, index: Index, machine: str | None = None) -> Path:
 
     Returns ``<cache>/zig/<wheel sha256>-<wrapper sha256[:16]>/``, holding ``zig/`` (the
     wheel's ``ziglang`` directory: the static ``zig`` binary and its ``lib/``) and ``bin/cc``,
-    ``bin/c++``, ``bin/ar``, ``bin/ranlib`` (copies of the ``sdist/zig-cc.sh`` resource), mounted read-only at
+    ``bin/c++``, ``bin/ar``, ``bin/ranlib``, ``bin/ld`` (copies of the ``sdist/zig-cc.sh`` resource), mounted read-only at
     ``/opt/factory/zig`` and ``/opt/factory/bin`` in builders. The directory is named by the
     wheel and the wrapper, so an edited wrapper is written out afresh. Built in a temporary
     sibling and renamed (``atomic.replace_dir``), so a killed run leaves no half tree.

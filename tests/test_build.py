@@ -630,6 +630,9 @@ def test_the_zig_wrapper_answers_gcc_style_probes_and_archives(tmp_path, target)
         assert version.returncode == 0 and re.fullmatch(r"\d+\.\d+\.\d+\n", version.stdout), version
     assert tool("c++", "-dumpmachine").stdout == target.split(".")[0] + "\n"
     assert tool("cc", "--version").stdout.startswith("clang version")
+    # libtool's configure: the compiler names its linker, which must run and say it is GNU-compatible
+    assert tool("cc", "-print-prog-name=ld").stdout == f"{root / 'bin' / 'ld'}\n"
+    assert "compatible with GNU linkers" in tool("ld", "-v").stdout
     (tmp_path / "a.c").write_text("int answer(void) { return 42; }\n")
     assert tool("cc", "-c", "a.c", "-o", "a.o").returncode == 0
     assert tool("ar", "rcs", "liba.a", "a.o").returncode == 0 and tool("ranlib", "liba.a").returncode == 0

@@ -1,13 +1,15 @@
 #!/bin/sh
 # factory: zig's C/C++ compiler and archiver for the build's target ($FACTORY_ZIG_TARGET,
-# e.g. aarch64-linux-gnu.2.28 or x86_64-linux-musl). Installed as bin/cc, bin/c++, bin/ar
-# and bin/ranlib: the name it is called by picks `zig cc`, `zig c++`, `zig ar` or `zig ranlib`.
+# e.g. aarch64-linux-gnu.2.28 or x86_64-linux-musl). Installed as bin/cc, bin/c++, bin/ar,
+# bin/ranlib and bin/ld: the name it is called by picks `zig cc`, `zig c++`, `zig ar`,
+# `zig ranlib` or `zig ld.lld`.
 # zig is the host's native binary (static), so it runs at native speed even inside an
 # emulated aarch64 builder. /opt/factory/pyinc holds just <triplet>/python3.14, which
 # Debian's multiarch pyconfig.h includes; zig does not search /usr/include when cross-targeting.
 zig="${FACTORY_ZIG:-/opt/factory/zig/zig}"
 case "${0##*/}" in
     ar|ranlib) exec "$zig" "${0##*/}" "$@" ;;
+    ld) exec "$zig" ld.lld "$@" ;;
     c++) tool=c++ ;;
     *) tool=cc ;;
 esac
@@ -16,6 +18,11 @@ esac
 case "$*" in
     -dumpversion|-dumpfullversion)
         "$zig" "$tool" -dumpversion 2>/dev/null | head -n 1
+        exit 0 ;;
+    -print-prog-name=ld)
+        # libtool's configure asks the compiler for its linker, then wants one it can run
+        # (the builder has no binutils): lld, which says it is compatible with GNU ld
+        echo "${0%/*}/ld"
         exit 0 ;;
     -dumpmachine)
         # the GNU triplet without zig's glibc suffix: x86_64-linux-gnu, aarch64-linux-musl
