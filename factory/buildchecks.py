@@ -43,6 +43,16 @@ def _failed_dependency(output: str, failed: set[str]) -> str | None:
     ``failed`` cells' projects (canonical names) of the same target; else None."""
     m = _NO_DISTRIBUTION.search(output)
     return m["name"] if m and canonicalize_name(m["name"]) in failed else None
+_ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception)|ERROR): .+")
+
+
+def _error_line(output: str) -> str:
+    """The last exception or pip ``ERROR:`` line of an import check's output, at most 200
+    characters, or "" when it has none."""
+    lines = [line.strip() for line in output.splitlines() if _ERROR_LINE.match(line.strip())]
+    return lines[-1][:200] if lines else ""
+
+
 LOG_TAIL = 12
 
 
@@ -176,6 +186,7 @@ class WheelChecks:
             )
             if rc != 0 or "imported" not in output:
                 reason = f"built, but installing and importing {', '.join(modules)} on {target.name} failed"
+                reason += f": {line}" if (line := _error_line(output)) else ""
                 if (dep := _failed_dependency(output, failed)) is not None:
                     reason = f"{BLOCKED}: {dep} has no wheel for {target.name} (its own cell failed); this wheel built and is checked once {dep} builds"
                 o = dataclasses.replace(o, ok=False, reason=reason, log_tail=tuple(output.strip().splitlines()[-LOG_TAIL:]))

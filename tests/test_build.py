@@ -703,3 +703,9 @@ def test_a_wheel_whose_dependency_cell_failed_is_blocked_by_it_not_broken(tmp_pa
     checked = WheelChecks(cfg, lambda: conn).import_check(parse_target("manylinux_2_28_x86_64"), tmp_path, [pure, other, cffi])
     assert checked[0].reason.startswith("blocked by a failed dependency: CFFI has no wheel for manylinux_2_28_x86_64"), checked[0]
     assert checked[1].reason.startswith("built, but installing and importing"), checked[1]
+    assert checked[1].reason.endswith("failed: ERROR: No matching distribution found for cryptography>=1.12 (from cryptography)"), checked[1]
+    from factory.buildchecks import _error_line  # the line that names why an import failed (uvloop 0.21.0 on 3.14)
+
+    traceback = "Traceback (most recent call last):\n  File \"x\", line 1\nImportError: cannot import name 'BaseDefaultEventLoopPolicy' from 'asyncio.events'\n"
+    assert _error_line(traceback) == "ImportError: cannot import name 'BaseDefaultEventLoopPolicy' from 'asyncio.events'"
+    assert _error_line("imported nothing useful\n") == ""
