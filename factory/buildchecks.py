@@ -43,6 +43,8 @@ def _failed_dependency(output: str, failed: set[str]) -> str | None:
     ``failed`` cells' projects (canonical names) of the same target; else None."""
     m = _NO_DISTRIBUTION.search(output)
     return m["name"] if m and canonicalize_name(m["name"]) in failed else None
+
+
 _ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception)|ERROR): .+")
 
 
@@ -185,10 +187,11 @@ class WheelChecks:
                 network=False,
             )
             if rc != 0 or "imported" not in output:
-                reason = f"built, but installing and importing {', '.join(modules)} on {target.name} failed"
-                reason += f": {line}" if (line := _error_line(output)) else ""
                 if (dep := _failed_dependency(output, failed)) is not None:
                     reason = f"{BLOCKED}: {dep} has no wheel for {target.name} (its own cell failed); this wheel built and is checked once {dep} builds"
+                else:
+                    reason = f"built, but installing and importing {', '.join(modules)} on {target.name} failed"
+                    reason += f": {line}" if (line := _error_line(output)) else ""
                 o = dataclasses.replace(o, ok=False, reason=reason, log_tail=tuple(output.strip().splitlines()[-LOG_TAIL:]))
             checked.append(o)
         return checked

@@ -146,7 +146,7 @@ def cibuildwheel_env(
     builder: str,
     mounts: Mounts,
     epoch: int,
-    label: str | Sequence[str] = "",
+    labels: Sequence[str] = (),
     compile_jobs: int | None = None,
     options: SdistOptions | None = None,
     sources: Mapping[str, str] | None = None,
@@ -154,8 +154,8 @@ def cibuildwheel_env(
     """The ``CIBW_*`` variables for one cell.
 
     ``python`` is the CPython version (``"3.14.8"``), ``builder`` the builder image
-    reference, ``epoch`` SOURCE_DATE_EPOCH in seconds, ``label`` a ``key=value`` container
-    label (``container_label``), several (with ``cell_label``) or empty. With ``mounts.zig`` (a bootstrapped builder),
+    reference, ``epoch`` SOURCE_DATE_EPOCH in seconds, ``labels`` the ``key=value``
+    container labels (``container_label``, ``cell_label``), if any. With ``mounts.zig`` (a bootstrapped builder),
     CC/CXX are the zig wrappers targeting the glibc floor or musl, and musllinux repair is
     ``musl_repair.py``; without, the builder's own compiler and cibuildwheel's default
     auditwheel repair. The container always runs with ``--network=none``, the host not
@@ -183,8 +183,7 @@ def cibuildwheel_env(
         "PIP_CONSTRAINT": "/opt/factory/deps/constraints.txt",
         "SOURCE_DATE_EPOCH": str(epoch),
     }
-    labels = [label] if isinstance(label, str) else list(label)
-    volumes = [f"--volume={source[DEPS]}:{DEPS}:ro", *(f"--label={one}" for one in labels if one)]
+    volumes = [f"--volume={source[DEPS]}:{DEPS}:ro", *(f"--label={one}" for one in labels)]
     env = {
         # cibuildwheel's identifier: cp314-… or, in the free-threaded lane, cp314t-…
         "CIBW_BUILD": f"cp{python.replace('.', '')[:3]}{'t' if target.free_threaded else ''}-{target.libc}_{target.arch}",

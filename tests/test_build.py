@@ -41,7 +41,7 @@ def test_zig_target_is_the_glibc_floor_or_musl():
 
 
 def test_bootstrapped_builder_env_is_offline_with_zig():
-    env = cibuildwheel_env("3.14.8", parse_target("musllinux_1_2_aarch64"), "r/builder@sha256:1", MOUNTS, 1700000000, "io.factory.build-cache=ab")
+    env = cibuildwheel_env("3.14.8", parse_target("musllinux_1_2_aarch64"), "r/builder@sha256:1", MOUNTS, 1700000000, ("io.factory.build-cache=ab",))
     assert env["CIBW_BUILD"] == "cp314-musllinux_aarch64"
     assert env["CIBW_MUSLLINUX_AARCH64_IMAGE"] == "r/builder@sha256:1"
     engine = env["CIBW_CONTAINER_ENGINE"]

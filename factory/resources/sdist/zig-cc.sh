@@ -29,6 +29,13 @@ case "$*" in
         echo "${FACTORY_ZIG_TARGET%%.*}"
         exit 0 ;;
 esac
+# The glibc system's own directories, which a musl build must not search.
+system_dir() {
+    case "$1" in
+        /usr/include|/usr/local/include|/usr/lib|/usr/local/lib|/usr/lib64|/lib|/usr/lib/*-linux-gnu|/lib/*-linux-gnu) return 0 ;;
+    esac
+    return 1
+}
 case "$FACTORY_ZIG_TARGET" in
     *musl*)
         # The builder is a glibc system: a build script's own -I/usr/include or -L/usr/lib
@@ -38,17 +45,14 @@ case "$FACTORY_ZIG_TARGET" in
         for a do
             shift
             if [ -n "$pending" ]; then
-                case "$a" in
-                    /usr/include|/usr/local/include|/usr/lib|/usr/local/lib|/usr/lib64|/lib|/usr/lib/*-linux-gnu|/lib/*-linux-gnu) ;;
-                    *) set -- "$@" "$pending" "$a" ;;
-                esac
+                system_dir "$a" || set -- "$@" "$pending" "$a"
                 pending=
                 continue
             fi
             case "$a" in
                 -I|-isystem|-L) pending=$a; continue ;;
-                -I/usr/include|-I/usr/local/include|-isystem/usr/include|-isystem/usr/local/include) continue ;;
-                -L/usr/lib|-L/usr/local/lib|-L/usr/lib64|-L/lib|-L/usr/lib/*-linux-gnu|-L/lib/*-linux-gnu) continue ;;
+                -isystem/*) system_dir "${a#-isystem}" && continue ;;
+                -I/*|-L/*) system_dir "${a#-?}" && continue ;;
             esac
             set -- "$@" "$a"
         done
