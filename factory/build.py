@@ -54,7 +54,7 @@ from .errors import (
     SdistError,
     WheelContentError,
 )  # fmt: skip
-from .failures import PYO3_FORWARD, Cause, CauseKind, classify
+from .failures import PYO3_FORWARD, Cause, CauseKind, classify, headline
 from .index import Index
 from .libbuild import LibraryBuilder, keys_of, recipe_dir
 from .librecipes import closure
@@ -334,7 +334,8 @@ class SdistBuilder:
         if first.ok or forward is None or forward_key is None or not first.reason.startswith(str(CauseKind.PYO3_TOO_OLD)):
             return first
         again = self.cache.put(forward_key, runner(forward, (f"{PYO3_FORWARD}=1",)))
-        return again if again.ok else dataclasses.replace(again, reason=f"{first.reason}; built again with {PYO3_FORWARD}=1: {again.reason}")
+        # the first attempt's fix was this retry: keep what it found, not its advice
+        return again if again.ok else dataclasses.replace(again, reason=f"{headline(first.reason)}; built again with {PYO3_FORWARD}=1: {again.reason}")
 
     def _rust_key(self, req: BuildRequest, kind: str, epoch: int, build_lock: Lock, user_env: tuple[tuple[str, str], ...]) -> buildcache.BuildKey:
         return buildcache.rust_key(

@@ -65,10 +65,20 @@ class Cause:
         return f"{what} (fix: {self.fix})"
 
 
+def headline(reason: str) -> str:
+    """What a reason that starts with a ``Cause``'s text says went wrong, without its fix:
+    ``"PyO3 older than CPython 3.14: PyO3 supports up to 3.13"`` of ``"… (fix: …) […]"``
+    (the whole ``reason`` when it has no fix)."""
+    return reason.split(" (fix: ", 1)[0]
+
+
 _HEADER = [
     re.compile(r"fatal error: [`'‘\"]?(?P<x>[\w./+-]+\.h(?:pp|h)?)[`'’\"]?: No such file or directory"),
     re.compile(r"fatal error: [`'‘\"](?P<x>[\w./+-]+\.h(?:pp|h)?)[`'’\"] file not found"),
 ]
+# glibc's own headers (<stdlib.h> includes <bits/libc-header-start.h>): missing only when the
+# host's /usr/include was searched for a target whose C library zig supplies (Pillow 11.3.0 on musl).
+_GLIBC_INTERNAL = re.compile(r"(?:bits|gnu)/")
 _LIBRARY = [
     re.compile(r"cannot find -l(?P<x>[\w.+-]+)"),
     re.compile(r"unable to find library -l(?P<x>[\w.+-]+)"),
@@ -150,7 +160,7 @@ def _knowledge() -> dict[str, dict[str, dict[str, Any]]]:
 
 def provider(section: str, key: str) -> dict[str, Any] | None:
     """Who provides ``key`` in ``section`` (``headers``, ``libraries``, ``programs``):
-    ``{"library", "debian", "recipe"?}`` from ``resources/knowledge/libraries.toml``, or None."""
+    ``{"library", "debian"?, "recipe"?}`` from ``resources/knowledge/libraries.toml``, or None."""
     return _knowledge().get(section, {}).get(key)
 
 
@@ -158,6 +168,8 @@ def _provide_fix(section: str, key: str, noun: str) -> str:
     known = provider(section, key)
     if known is None:
         return f"make the library that provides {noun} {key} available to the build (its development package, or a before-all step)"
+    if "debian" not in known:
+        return f"make {known['library']} available to the build (Debian ships no package of it: build it from its source in a before-all step)"
     return f"make {known['library']} available to the build (Debian: {known['debian']})"
 
 
@@ -214,6 +226,13 @@ def classify(log: str, timed_out: bool = False, limit: int | None = None) -> Cau
         detail = hit[0] if hit[0] and hit[0] not in ("cargo", "rustc") else "rustc/cargo or the target's std"
         return Cause(CauseKind.RUST, detail, "the Rust sdist route needs cargo and the target's std in the builder", hit[1], fell_back)
     if (hit := _first(_HEADER, lines)) is not None:
+        if _GLIBC_INTERNAL.match(hit[0]):
+            return Cause(
+                CauseKind.MISSING_HEADER, f"{hit[0]}, a header of the host's glibc: the build put the host's /usr/include before the target's C library",
+                "remove the host's include and library directories (/usr/include, /usr/lib) from the sdist's flags (CFLAGS, "
+                "include_dirs) through its [tool.factory.sdist.<project>] environment; the target's C library comes with zig",
+                hit[1], fell_back,
+            )  # fmt: skip
         return Cause(CauseKind.MISSING_HEADER, hit[0], _provide_fix("headers", hit[0], "header"), hit[1], fell_back)
     if (hit := _first(_LIBRARY, lines)) is not None:
         return Cause(CauseKind.MISSING_LIBRARY, f"-l{hit[0]}", _provide_fix("libraries", hit[0], "library"), hit[1], fell_back)

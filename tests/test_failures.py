@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from factory.failures import CauseKind, classify, provider
+from factory.failures import CauseKind, classify, headline, provider
 
 PSYCOPG2 = """\
 building 'psycopg2._psycopg' extension
@@ -122,7 +122,40 @@ def test_an_unknown_header_names_the_header_and_a_general_fix():
 @pytest.mark.parametrize("header", ["libpq-fe.h", "ffi.h", "zlib.h", "jpeglib.h", "png.h", "libxml/xmlversion.h", "libxslt/xslt.h", "openssl/ssl.h", "yaml.h", "mysql.h", "git2.h", "crc32c/crc32c.h"])
 def test_the_issue_s_libraries_are_known(header):
     known = provider("headers", header)
-    assert known is not None and known["debian"] and known["recipe"]
+    assert known is not None and known["recipe"]
+    assert known.get("debian") or header == "crc32c/crc32c.h"
+
+
+def test_a_library_debian_does_not_ship_is_not_given_a_debian_package():
+    # Google's crc32c: no binary or source package in bookworm, trixie, forky or sid
+    cause = classify("src/google_crc32c/_crc32c.c:3:10: fatal error: crc32c/crc32c.h: No such file or directory")
+    assert cause.kind is CauseKind.MISSING_HEADER and cause.detail == "crc32c/crc32c.h"
+    assert cause.fix == "make crc32c available to the build (Debian ships no package of it: build it from its source in a before-all step)"
+    assert "libcrc32c-dev" not in str(cause)
+    assert classify("x.c:1:10: fatal error: zlib.h: No such file or directory").fix == "make zlib available to the build (Debian: zlib1g-dev)"
+
+
+def test_a_glibc_internal_header_names_the_host_s_include_directory():
+    # Pillow 11.3.0 for musllinux, before the zig wrapper dropped the -I/usr/include its setup.py adds
+    log = (
+        "In file included from src/_imaging.c:75:\n"
+        "/usr/include/stdlib.h:26:10: fatal error: 'bits/libc-header-start.h' file not found\n"
+        "In file included from src/libImaging/Bands.c:18:\n"
+        "/usr/include/x86_64-linux-gnu/sys/cdefs.h:1:10: fatal error: 'bits/wordsize.h' file not found\n"
+    )
+    cause = classify(log)
+    assert cause.kind is CauseKind.MISSING_HEADER
+    assert cause.detail.startswith("bits/libc-header-start.h, a header of the host's glibc")
+    assert "remove the host's include and library directories" in cause.fix and "development package" not in cause.fix
+    # a header of a library (not the C library's own) keeps the general advice
+    assert "development package" in classify("x.c:1:10: fatal error: 'bitset/x.h' file not found").fix
+
+
+def test_headline_is_a_reason_without_its_fix():
+    cause = classify("error: the configured Python interpreter version (3.14) is newer than PyO3's maximum supported version (3.13)")
+    reason = f"{cause} [python -m build (Rust) exited with 1]; pydantic-core 2.35.0 is the first later release with a wheel"
+    assert headline(reason) == "PyO3 older than CPython 3.14: PyO3 supports up to 3.13"
+    assert headline("cargo fetch --locked failed: x") == "cargo fetch --locked failed: x"
 
 
 def test_a_crate_outside_the_stable_abi_is_named_when_built_forward_compatible():
