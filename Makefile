@@ -48,8 +48,9 @@ binfmt: venv deps
 images: venv deps docker-check binfmt
 	$(FACTORY) all
 
+# --durations: the slowest tests, to keep `make test` within its hour on a 2-core machine.
 test: lint deps docker-check binfmt
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --durations=20 $(PYTEST_ARGS)
 
 # The unit tests need no engine: DOCKER_HOST points at nothing, so one that reaches for
 # Docker fails instead of passing by luck on a machine that has one.
