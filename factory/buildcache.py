@@ -124,7 +124,7 @@ def rust_key(
     """The ``BuildKey`` of a Rust cell (``rustbuild``): ``builder`` names the host builder
     (its recipe digest), the environment is the container's variables and command (with
     the project's ``user_env`` exports) for the backend ``kind``; the zig wrapper (and on
-    musl ``musl_repair.py``) is hashed as the build resources."""
+    musl ``musl_repair.py`` and ``std_crates.py``) is hashed as the build resources."""
     env = rustbuild.environment(kind, target, epoch, jobs=0)
     env.pop("CARGO_BUILD_JOBS")  # how many jobs compile it does not change the wheel
     command = rustbuild.command(kind, "<sdist>", "<top>", target, user_env)[-1]
@@ -135,7 +135,7 @@ def rust_key(
         builder=builder,
         toolchain_sha256=toolchain_sha256,
         build_constraints_sha256=build_constraints_sha256,
-        resources_sha256=resources.digest(toolchain.ZIG_WRAPPER, *([rustbuild.MUSL_REPAIR] if rustbuild.is_musl(target) else [])),
+        resources_sha256=resources.digest(toolchain.ZIG_WRAPPER, *([rustbuild.MUSL_REPAIR, rustbuild.STD_CRATES] if rustbuild.is_musl(target) else [])),
         environment=(*sorted(env.items()), ("command", command)),
         cibuildwheel_version="",
     )

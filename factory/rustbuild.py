@@ -52,6 +52,9 @@ MUSL_TAG = "musllinux_1_2"
 BUILD_STD = "std,panic_abort"
 MUSL_REPAIR = "sdist/musl_repair.py"  # the resource; mounted at MUSL_REPAIR_PATH for musl cells
 MUSL_REPAIR_PATH = "/opt/factory/musl_repair.py"
+# std's crates added to an sdist's own directory source (orjson's include/cargo), for build-std
+STD_CRATES = "sdist/std_crates.py"
+STD_CRATES_PATH = "/opt/factory/std_crates.py"
 
 
 def triple(target: Target) -> str:
@@ -143,8 +146,9 @@ def environment(kind: str, target: Target, epoch: int, jobs: int) -> dict[str, s
 def command(kind: str, sdist_name: str, top: str, target: Target, user_env: tuple[tuple[str, str], ...] = ()) -> list[str]:
     """The build container's command: a venv with ``build`` from the mounted tool wheels,
     the sdist unpacked, ``python -m build --wheel`` into ``/opt/factory/out`` (setuptools-rust:
-    then its platform tag set to the target's glibc floor; on musl, both backends' wheels go
-    through ``musl_repair.py``). ``user_env`` (``[tool.factory.sdist.<project>] environment``)
+    then its platform tag set to the target's glibc floor; on musl, std's crates are first
+    added to a directory source the sdist vendors its crates in (``std_crates.py``), and both
+    backends' wheels go through ``musl_repair.py``). ``user_env`` (``[tool.factory.sdist.<project>] environment``)
     is exported first, each value double-quoted as cibuildwheel's table form is, so ``$VAR``
     still expands and it wins over the container's variables."""
     lines = [
@@ -156,6 +160,7 @@ def command(kind: str, sdist_name: str, top: str, target: Target, user_env: tupl
     ]
     if is_musl(target):
         lines += [
+            f"python3.14 {STD_CRATES_PATH} /tmp/src/{top} {CARGO_HOME}",
             f"/tmp/v/bin/python -m build --wheel --outdir /tmp/built /tmp/src/{top}",
             "/tmp/v/bin/python -m pip install -q --no-index --find-links /opt/factory/deps wheel",
             f"for w in /tmp/built/*.whl; do /tmp/v/bin/python {MUSL_REPAIR_PATH} $w /opt/factory/out {target.arch}; done",
@@ -207,6 +212,7 @@ def run(
     }
     if is_musl(target):
         volumes[str(resources.path(MUSL_REPAIR))] = {"bind": MUSL_REPAIR_PATH, "mode": "ro"}
+        volumes[str(resources.path(STD_CRATES))] = {"bind": STD_CRATES_PATH, "mode": "ro"}
     started = time.monotonic()
     status, logs = engine.run(
         image, command(kind, sdist.name, top, target, user_env), volumes=volumes, environment=environment(kind, target, epoch, jobs),

@@ -4,12 +4,14 @@ the cell planner, outcome records, the build cache key and entries, the zig tree
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -139,6 +141,45 @@ def test_the_musl_repair_refuses_a_wheel_whose_extension_fell_away(tmp_path):
     )
     assert proc.returncode != 0 and "does not look like a platform wheel" in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _crate(path: Path, name: str, version: str) -> bytes:
+    """A ``.crate`` as crates.io serves it (a gzip tarball of ``<name>-<version>/``) at ``path``; its bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for member, text in ((f"{name}-{version}/Cargo.toml", f'[package]\nname = "{name}"\nversion = "{version}"\n'), (f"{name}-{version}/src/lib.rs", "")):
+            info = tarfile.TarInfo(member)
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    return path.read_bytes()
+
+
+def test_std_crates_join_an_sdist_s_own_directory_source(tmp_path):
+    """orjson 3.10.15 replaces crates.io with include/cargo: on musl, cargo's build-std then
+    looked for std's cfg-if 1.0.4 there ("failed to select a version for the requirement
+    `cfg-if = "^1.0"`"). The crates factory fetched join that directory, as a directory
+    source wants them; what the sdist vendors itself is kept."""
+    root, home = tmp_path / "orjson-3.10.15", tmp_path / "cargo-home"
+    (root / ".cargo").mkdir(parents=True)
+    (root / ".cargo" / "config.toml").write_text('[source.crates-io]\nreplace-with = "vendored-sources"\n\n[source.vendored-sources]\ndirectory = "include/cargo"\n')
+    (root / "include" / "cargo" / "cfg-if").mkdir(parents=True)
+    (root / "include" / "cargo" / "cfg-if" / "Cargo.toml").write_text('[package]\nname = "cfg-if"\nversion = "1.0.0"\n')
+    cache = home / "registry" / "cache" / "index.crates.io-1949cf8c6b5b557f"
+    newer = _crate(cache / "cfg-if-1.0.4.crate", "cfg-if", "1.0.4")
+    _crate(cache / "cfg-if-1.0.0.crate", "cfg-if", "1.0.0")
+    script = str(resources.path("sdist/std_crates.py"))
+    proc = subprocess.run([sys.executable, script, str(root), str(home)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    vendored = sorted(p.name for p in (root / "include" / "cargo").iterdir())
+    assert vendored == ["cfg-if", "factory-cfg-if-1.0.4"], vendored
+    checksum = json.loads((root / "include" / "cargo" / "factory-cfg-if-1.0.4" / ".cargo-checksum.json").read_text())
+    assert checksum == {"files": {}, "package": hashlib.sha256(newer).hexdigest()}
+    assert "1 crates from CARGO_HOME added" in proc.stdout
+    # an sdist without a directory source is left as it is
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert subprocess.run([sys.executable, script, str(plain), str(home)], capture_output=True).returncode == 0
+    assert list(plain.iterdir()) == []
 
 
 def test_top_level_modules(tmp_path):
