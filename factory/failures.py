@@ -110,6 +110,9 @@ _PYO3 = [re.compile(r"is newer than PyO3's maximum supported version \((?P<x>[\d
 PYO3_FORWARD = "PYO3_USE_ABI3_FORWARD_COMPATIBILITY"
 # Built with PYO3_FORWARD (the stable ABI), a crate that calls CPython outside it fails so.
 _OUTSIDE_ABI3 = [re.compile(r"cannot find (?:function|value|type|struct)[^`]*`(?P<x>_?Py\w+)` in module `pyo3::ffi`")]
+# … or PyO3's own FFI crate does not build so (orjson 3.10.15 vendors pyo3-ffi 0.23.3, whose
+# pyhash.rs uses Py_ssize_t where the limited API leaves it undeclared).
+_FFI_OUTSIDE_ABI3 = [re.compile(r"cannot find (?:function|value|type|struct)[^`]*`(?P<x>_?Py\w+)` in this scope")]
 _CRATE = [re.compile(r"could not compile `(?P<x>[\w-]+)`")]
 _CAPI = [
     re.compile(r"implicit declaration of function [`'‘\"](?P<x>_?Py\w+)"),
@@ -220,6 +223,11 @@ def classify(log: str, timed_out: bool = False, limit: int | None = None) -> Cau
         crate = _first(_CRATE, lines)
         return Cause(
             CauseKind.PYO3_TOO_OLD, f"{crate[0] if crate else 'a crate'} calls {hit[0]}, outside the stable ABI that {PYO3_FORWARD} builds against",
+            "use a release built with PyO3 0.25 or later", hit[1], fell_back,
+        )  # fmt: skip
+    if (crate := _first(_CRATE, lines)) is not None and crate[0] == "pyo3-ffi" and (hit := _first(_FFI_OUTSIDE_ABI3, lines)) is not None:
+        return Cause(
+            CauseKind.PYO3_TOO_OLD, f"pyo3-ffi does not compile against the stable ABI that {PYO3_FORWARD} builds against ({hit[0]} is outside it)",
             "use a release built with PyO3 0.25 or later", hit[1], fell_back,
         )  # fmt: skip
     if (hit := _first(_RUST, lines)) is not None:
