@@ -50,6 +50,8 @@ GLIBC_FLOOR_TAG = "manylinux_2_28"
 MUSL_TAG = "musllinux_1_2"
 # cargo -Z build-std: std for musl targets, compiled from Debian's rust-src with the sdist
 BUILD_STD = "std,panic_abort"
+# rust-src's std workspace; its Cargo.lock pins every crate std can use, on every platform
+STD_WORKSPACE = "/usr/lib/rustlib/src/rust/library/Cargo.toml"
 MUSL_REPAIR = "sdist/musl_repair.py"  # the resource; mounted at MUSL_REPAIR_PATH for musl cells
 MUSL_REPAIR_PATH = "/opt/factory/musl_repair.py"
 # std's crates added to an sdist's own directory source (orjson's include/cargo), for build-std
@@ -105,7 +107,7 @@ def fetch(
     engine: Engine, image: str, sdist: Path, top: str, lock_dir: str, cargo_home: Path, ca_bundle: Path | None, timeout: float, target: Target
 ) -> tuple[int, str]:
     """``cargo fetch --locked`` of the sdist's crates (for a musl ``target``, also those
-    std is built from) into ``cargo_home`` (network on, the host's CA bundle mounted for the
+    std is built from, and every crate of std's own lock) into ``cargo_home`` (network on, the host's CA bundle mounted for the
     proxy). Returns (exit status, output)."""
     manifest = f"/tmp/src/{top}/{lock_dir}/Cargo.toml".replace("//", "/")
     volumes = {str(sdist): {"bind": f"/opt/factory/sdist/{sdist.name}", "mode": "ro"}, str(cargo_home): {"bind": CARGO_HOME, "mode": "rw"}}
@@ -113,7 +115,12 @@ def fetch(
     if ca_bundle is not None:
         volumes[str(ca_bundle)] = {"bind": "/opt/factory/ca.crt", "mode": "ro"}
         environment |= {"CARGO_HTTP_CAINFO": "/opt/factory/ca.crt", "SSL_CERT_FILE": "/opt/factory/ca.crt"}
-    script = "\n".join(["set -e", *_unpack(sdist.name), " ".join(["cargo", "fetch", "--locked", *fetch_args(target), "--manifest-path", manifest])])
+    lines = ["set -e", *_unpack(sdist.name), " ".join(["cargo", "fetch", "--locked", *fetch_args(target), "--manifest-path", manifest])]
+    if is_musl(target):
+        # every platform's crates of std too: a directory source (std_crates.py) must hold
+        # each crate std's lock names, not only those this target compiles (wasip1…)
+        lines.append(f"cargo fetch --locked --manifest-path {STD_WORKSPACE}")
+    script = "\n".join(lines)
     return engine.run(image, ["sh", "-c", script], volumes=volumes, environment=environment, timeout=timeout)
 
 

@@ -235,6 +235,22 @@ def test_rust_targets_and_the_musl_route():
         assert (env["RUSTC_BOOTSTRAP"], env["CARGO_UNSTABLE_BUILD_STD"]) == ("1", "std,panic_abort")
         assert env["CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS"] == "-C target-feature=-crt-static"
         assert rustbuild.MUSL_REPAIR_PATH in rustbuild.command(kind, "s.tar.gz", "s-1.0", musl)[-1]
+        # std's crates join a directory source the sdist vendors its own crates in, before the build
+        script = rustbuild.command(kind, "s.tar.gz", "s-1.0", musl)[-1].splitlines()
+        at = script.index(f"python3.14 {rustbuild.STD_CRATES_PATH} /tmp/src/s-1.0 {rustbuild.CARGO_HOME}")
+        assert at < next(i for i, line in enumerate(script) if "-m build --wheel" in line)
+    assert rustbuild.STD_CRATES_PATH not in rustbuild.command(rustbuild.MATURIN, "s.tar.gz", "s-1.0", parse_target("manylinux_2_28_x86_64"))[-1]
+
+    class Recorder:
+        def run(self, image, command, **kwargs):
+            self.script = command[-1]
+            return 0, ""
+
+    engine = Recorder()
+    rustbuild.fetch(engine, "img", Path("/x/s.tar.gz"), "s-1.0", "", Path("/x/ch"), None, 60, musl)  # type: ignore[arg-type]
+    assert f"cargo fetch --locked --manifest-path {rustbuild.STD_WORKSPACE}" in engine.script.splitlines()
+    rustbuild.fetch(engine, "img", Path("/x/s.tar.gz"), "s-1.0", "", Path("/x/ch"), None, 60, parse_target("manylinux_2_28_x86_64"))  # type: ignore[arg-type]
+    assert rustbuild.STD_WORKSPACE not in engine.script
     assert rustbuild.environment(rustbuild.MATURIN, musl, 1, 2)["MATURIN_PEP517_ARGS"].startswith(
         "--target x86_64-unknown-linux-musl --zig --compatibility musllinux_1_2"
     )
