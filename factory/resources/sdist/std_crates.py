@@ -62,7 +62,7 @@ def main(root: str, cargo_home: str) -> None:
         unpacked.rename(place)
         added += 1
     shutil.rmtree(directory / ".factory-unpack", ignore_errors=True)
-    print(f"std_crates: {added} crates from CARGO_HOME added to the sdist's directory source {directory.relative_to(root)}")
+    print(f"std_crates: {added} crates from CARGO_HOME added to the sdist's directory source {directory}")
 
 
 if __name__ == "__main__":
