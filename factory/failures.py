@@ -196,6 +196,17 @@ def _changed_signature(lines: list[str]) -> tuple[str, str] | None:
     return None
 
 
+def _outside_stable_abi(lines: list[str]) -> tuple[str, str] | None:
+    """What of a build with ``PYO3_FORWARD`` is outside the stable ABI: a crate's call, or
+    pyo3-ffi itself not compiling so; (the detail, the log line), or None."""
+    crate = _first(_CRATE, lines)
+    if (hit := _first(_OUTSIDE_ABI3, lines)) is not None:
+        return f"{crate[0] if crate else 'a crate'} calls {hit[0]}, outside the stable ABI that {PYO3_FORWARD} builds against", hit[1]
+    if crate is not None and crate[0] == "pyo3-ffi" and (hit := _first(_FFI_OUTSIDE_ABI3, lines)) is not None:
+        return f"pyo3-ffi does not compile against the stable ABI that {PYO3_FORWARD} builds against ({hit[0]} is outside it)", hit[1]
+    return None
+
+
 def classify(log: str, timed_out: bool = False, limit: int | None = None) -> Cause:
     """The cause of a failed build from its ``log`` text (any size; read line by line).
 
@@ -219,17 +230,8 @@ def classify(log: str, timed_out: bool = False, limit: int | None = None) -> Cau
             "(builds against the stable ABI; not every crate compiles so)",
             hit[1], fell_back,
         )
-    if (hit := _first(_OUTSIDE_ABI3, lines)) is not None:
-        crate = _first(_CRATE, lines)
-        return Cause(
-            CauseKind.PYO3_TOO_OLD, f"{crate[0] if crate else 'a crate'} calls {hit[0]}, outside the stable ABI that {PYO3_FORWARD} builds against",
-            "use a release built with PyO3 0.25 or later", hit[1], fell_back,
-        )  # fmt: skip
-    if (crate := _first(_CRATE, lines)) is not None and crate[0] == "pyo3-ffi" and (hit := _first(_FFI_OUTSIDE_ABI3, lines)) is not None:
-        return Cause(
-            CauseKind.PYO3_TOO_OLD, f"pyo3-ffi does not compile against the stable ABI that {PYO3_FORWARD} builds against ({hit[0]} is outside it)",
-            "use a release built with PyO3 0.25 or later", hit[1], fell_back,
-        )  # fmt: skip
+    if (outside := _outside_stable_abi(lines)) is not None:
+        return Cause(CauseKind.PYO3_TOO_OLD, outside[0], "use a release built with PyO3 0.25 or later", outside[1], fell_back)
     if (hit := _first(_RUST, lines)) is not None:
         detail = hit[0] if hit[0] and hit[0] not in ("cargo", "rustc") else "rustc/cargo or the target's std"
         return Cause(CauseKind.RUST, detail, "the Rust sdist route needs cargo and the target's std in the builder", hit[1], fell_back)

@@ -158,32 +158,38 @@ def test_headline_is_a_reason_without_its_fix():
     assert headline("cargo fetch --locked failed: x") == "cargo fetch --locked failed: x"
 
 
-def test_a_crate_outside_the_stable_abi_is_named_when_built_forward_compatible():
-    log = (
-        "   Compiling jiter v0.9.0\n"
-        "error[E0425]: cannot find function, tuple struct or tuple variant `PyUnicode_New` in module `pyo3::ffi`\n"
-        "error: could not compile `jiter` (lib) due to 4 previous errors\n"
-        "ERROR Backend subprocess exited when trying to invoke build_wheel\n"
-    )
+# built with PYO3_USE_ABI3_FORWARD_COMPATIBILITY=1: pydantic-core 2.33.2's jiter calls outside the
+# stable ABI; orjson 3.10.15's vendored pyo3-ffi 0.23.3 does not compile so at all
+JITER = (
+    "   Compiling jiter v0.9.0\n"
+    "error[E0425]: cannot find function, tuple struct or tuple variant `PyUnicode_New` in module `pyo3::ffi`\n"
+    "error: could not compile `jiter` (lib) due to 4 previous errors\n"
+    "ERROR Backend subprocess exited when trying to invoke build_wheel\n"
+)
+PYO3_FFI = (
+    "   Compiling pyo3-ffi v0.23.3 (/tmp/src/orjson-3.10.15/include/pyo3/pyo3-ffi)\n"
+    "error[E0425]: cannot find type `c_void` in this scope\n"
+    "  --> include/pyo3/pyo3-ffi/src/pyhash.rs:19:38\n"
+    "error[E0425]: cannot find type `Py_ssize_t` in this scope\n"
+    "  --> include/pyo3/pyo3-ffi/src/pyhash.rs:19:51\n"
+    "error: could not compile `pyo3-ffi` (lib) due to 3 previous errors\n"
+    "ERROR Backend subprocess exited when trying to invoke build_wheel\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("log", "detail"),
+    [
+        (JITER, "jiter calls PyUnicode_New, outside the stable ABI that PYO3_USE_ABI3_FORWARD_COMPATIBILITY builds against"),
+        (PYO3_FFI, "pyo3-ffi does not compile against the stable ABI that PYO3_USE_ABI3_FORWARD_COMPATIBILITY builds against (Py_ssize_t is outside it)"),
+    ],
+)
+def test_what_is_outside_the_stable_abi_is_named_when_built_forward_compatible(log, detail):
     cause = classify(log)
     assert cause.kind is CauseKind.PYO3_TOO_OLD
-    assert cause.detail == "jiter calls PyUnicode_New, outside the stable ABI that PYO3_USE_ABI3_FORWARD_COMPATIBILITY builds against"
+    assert cause.detail == detail
     assert cause.fix == "use a release built with PyO3 0.25 or later"
 
 
-def test_pyo3_ffi_that_does_not_compile_against_the_stable_abi_is_named():
-    # orjson 3.10.15 built with PYO3_USE_ABI3_FORWARD_COMPATIBILITY=1: its vendored pyo3-ffi 0.23.3
-    log = (
-        "   Compiling pyo3-ffi v0.23.3 (/tmp/src/orjson-3.10.15/include/pyo3/pyo3-ffi)\n"
-        "error[E0425]: cannot find type `c_void` in this scope\n"
-        "  --> include/pyo3/pyo3-ffi/src/pyhash.rs:19:38\n"
-        "error[E0425]: cannot find type `Py_ssize_t` in this scope\n"
-        "  --> include/pyo3/pyo3-ffi/src/pyhash.rs:19:51\n"
-        "error: could not compile `pyo3-ffi` (lib) due to 3 previous errors\n"
-        "ERROR Backend subprocess exited when trying to invoke build_wheel\n"
-    )
-    cause = classify(log)
-    assert cause.kind is CauseKind.PYO3_TOO_OLD
-    assert cause.detail == "pyo3-ffi does not compile against the stable ABI that PYO3_USE_ABI3_FORWARD_COMPATIBILITY builds against (Py_ssize_t is outside it)"
-    # the same errors in another crate are not PyO3's
-    assert classify(log.replace("could not compile `pyo3-ffi`", "could not compile `mycrate`")).kind is not CauseKind.PYO3_TOO_OLD
+def test_the_same_errors_in_another_crate_are_not_pyo3_s():
+    assert classify(PYO3_FFI.replace("could not compile `pyo3-ffi`", "could not compile `mycrate`")).kind is not CauseKind.PYO3_TOO_OLD
