@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import atomic, buildcache, builddeps, buildlocks, cibw, libbuild, librecipes, parallel, purebuild, resources, rustbuild, toolchain
+from . import atomic, buildcache, builddeps, buildlocks, children, cibw, libbuild, librecipes, parallel, purebuild, resources, rustbuild, toolchain
 from .buildcache import BuildCache
 from .buildchecks import WheelChecks, best_tag
 from .builddeps import builddeps_dir, check_requires
@@ -108,6 +108,7 @@ class SdistBuilder:
         self._once = parallel.KeyedLocks()
         self._pure_outcomes: dict[str, BuildOutcome] = {}
         self._zig_roots: dict[str | None, Path] = {}
+        self.children = children.Children()
         self.plan = CellPlanner(cfg, index, self.connection, self._once)
         self.checks = WheelChecks(cfg, self.connection)
         self.cache = BuildCache(cfg.cache_dir / "builds", remote_cache(cfg))
@@ -183,6 +184,8 @@ class SdistBuilder:
         of both arches at once and builds on one while the other is made. The first
         environment error (Docker down, registry down) is raised once the running cells
         end; cells not yet started are dropped.
+        On ``KeyboardInterrupt`` (``Interrupted``) the run's builds are stopped (``stop``)
+        before it is raised, so the workers end within seconds, not after their cells.
         """
         pending = sorted(range(len(cells)), key=lambda i: (cells[i][0].name, cells[i][0].version, i))
         outcomes: dict[int, BuildOutcome] = {}
@@ -216,9 +219,25 @@ class SdistBuilder:
                         making.discard(arch)
 
         with ThreadPoolExecutor(max_workers=self.cfg.build_jobs, thread_name_prefix="cell") as pool:
-            for future in [pool.submit(work) for _ in range(min(self.cfg.build_jobs, len(cells)))]:
-                future.result()
+            futures = [pool.submit(work) for _ in range(min(self.cfg.build_jobs, len(cells)))]
+            try:
+                for future in futures:
+                    future.result()
+            except KeyboardInterrupt:  # SIGINT, or SIGTERM (cli): the workers must not finish their cells
+                failed.set()
+                self.stop()
+                raise
         return [outcomes[i] for i in range(len(cells))]
+
+    def stop(self) -> None:
+        """End an interrupted run's builds at once: no child process or container starts any
+        more, cibuildwheel children are terminated (``self.children``), and the run's
+        containers are removed, cibuildwheel's by their label and those ``Engine.run`` waits
+        on. The workers waiting on them get ``Interrupted``; no cell is cached or logged as
+        failed. ``EngineError`` if the engine refuses the removal."""
+        self.children.stop()
+        if self._connected is not None:
+            self._connected.engine.stop(cibw.container_label(self.cfg.cache_dir))
 
     def build(self, req: BuildRequest) -> BuildOutcome:
         """Build one cell (or reuse its cached result); never raises for the cell's own failure."""
@@ -405,7 +424,7 @@ class SdistBuilder:
                 env = cibw.cibuildwheel_env(self.cfg.python, target, builder, mounts, epoch, labels, self.compile_jobs, options, sources)
                 result = cibw.run(
                     sdist, target, env, work, self.cfg.build_timeout, docker_host=engine.base_url if engine else None,
-                    on_timeout=lambda: (engine or self.connection().engine).remove_labelled(cell),
+                    on_timeout=lambda: (engine or self.connection().engine).remove_labelled(cell), running=self.children,
                 )  # fmt: skip
             outcome, cause = self._finish(result, work, target, builder, base, cross_built=target.libc == "musllinux" and not upstream)
             causes.extend([cause] if cause else [])

@@ -27,9 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import resources
+from . import children, resources
 from .buildoutcome import BuildRun
-from .children import die_with_parent
 from .config import SdistOptions
 from .targets import Target
 from .toolchain import zig_target
@@ -235,7 +234,7 @@ CibwRun = BuildRun
 
 def run(
     sdist: Path, target: Target, env: Mapping[str, str], work: Path, timeout: float, docker_host: str | None = None,
-    on_timeout: Callable[[], object] | None = None,
+    on_timeout: Callable[[], object] | None = None, running: children.Children | None = None,
 ) -> CibwRun:
     """Run cibuildwheel for one cell in ``work``: wheels into ``work/out``, the log into
     ``work/build.log``. ``env`` is ``cibuildwheel_env``'s variables; the host's own
@@ -244,7 +243,8 @@ def run(
     killed cibuildwheel started keeps running until removed (by its ``cell_label``).
     ``docker_host`` (a ``[tool.factory.hosts]`` URL) sends cibuildwheel's ``docker``
     commands to that engine. A failing build is a result, not an exception; ``OSError`` if
-    ``work`` cannot be written; what ``on_timeout`` raises.
+    ``work`` cannot be written; what ``on_timeout`` raises. ``running`` (the run's
+    ``Children``) can stop the child: then ``Interrupted``.
     """  # fmt: skip
     full = {k: v for k, v in os.environ.items() if not k.startswith("CIBW_")} | dict(env)
     if docker_host is not None:
@@ -253,12 +253,7 @@ def run(
     cmd = command(sdist, target, out, resources.path(CONFIG_FILE))
     started = time.monotonic()
     with open(log_path, "wb") as log:
-        try:
-            rc: int | None = subprocess.run(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=full, cwd=work, timeout=timeout, preexec_fn=die_with_parent
-            ).returncode
-        except subprocess.TimeoutExpired:
-            rc = None
+        rc = (running or children.Children()).run(cmd, timeout=timeout, stdout=log, stderr=subprocess.STDOUT, env=full, cwd=work)
     if rc is None and on_timeout is not None:
         on_timeout()
     seconds = round(time.monotonic() - started, 1)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import BuildFailedError, ConfigError, FactoryError
+from .errors import BuildFailedError, ConfigError, FactoryError, Interrupted
 
 if TYPE_CHECKING:
     from .lockfile import Lock
@@ -275,17 +277,28 @@ def _signing(args: argparse.Namespace, images_lock: Path) -> None:
         console.print(f"{images_lock.name}: {len(checked)} signatures, attestations, digests and tags verified")
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: exit status 0 on success, the error's ``exit_code`` on a ``FactoryError``."""
+    """Entry point: exit status 0 on success, the error's ``exit_code`` on a ``FactoryError``,
+    128 + the signal's number on SIGINT or SIGTERM (both stop running builds first)."""
     args = _parser().parse_args(argv)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None
     try:
         return _run(args)
     except FactoryError as e:
         print(f"factory: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("factory: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        code = e.exit_code if isinstance(e, Interrupted) else 128 + signal.SIGINT
+        print(f"factory: {'terminated' if code == 128 + signal.SIGTERM else 'interrupted'}", file=sys.stderr)
+        return code
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

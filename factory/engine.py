@@ -12,6 +12,7 @@ import os
 import posixpath
 import tarfile
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import docker.errors
 import requests
 
 from . import faults
-from .errors import DockerUnavailableError, EngineError, RegistryError
+from .errors import DockerUnavailableError, EngineError, Interrupted, RegistryError
 
 # Ryuk (testcontainers' reaper) is an image that cannot be pulled here; containers are
 # stopped explicitly instead.
@@ -77,6 +78,9 @@ class Engine:
         self.remote = base_url is not None
         self.hosts = dict(hosts or {})
         self._by_arch: dict[str, Engine] = {}
+        self._guard = threading.Lock()
+        self._running: set[Any] = set()  # containers ``run`` is waiting on
+        self.stopping = False
         try:
             if base_url is None:
                 self.client = docker.from_env(timeout=600)
@@ -297,21 +301,26 @@ class Engine:
         ``volumes`` uses the SDK's ``{host_path: {"bind": path, "mode": "ro"}}`` form. After
         ``timeout`` seconds the container is killed and the status is ``TIMED_OUT`` (124,
         as coreutils' ``timeout`` exits). ``host_network`` shares the host's network (to
-        reach a service on its loopback); ``network=False`` gives none.
+        reach a service on its loopback); ``network=False`` gives none. ``Interrupted``
+        instead of starting once ``stop`` was called, and when ``stop`` removed the container.
         """
         with self.staged(image, volumes or {}, platform) as mounts:
-            try:
-                container = self.client.containers.create(
-                    image,
-                    command,
-                    volumes=mounts,
-                    environment=environment or {},
-                    user=user,
-                    platform=platform,
-                    network_mode="none" if not network else ("host" if host_network else None),
-                )
-            except docker.errors.APIError as e:
-                raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
+            with self._guard:
+                if self.stopping:
+                    raise Interrupted
+                try:
+                    container = self.client.containers.create(
+                        image,
+                        command,
+                        volumes=mounts,
+                        environment=environment or {},
+                        user=user,
+                        platform=platform,
+                        network_mode="none" if not network else ("host" if host_network else None),
+                    )
+                except docker.errors.APIError as e:
+                    raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
+                self._running.add(container)
             try:
                 container.start()
                 try:
@@ -320,9 +329,21 @@ class Engine:
                     container.kill()
                     status = TIMED_OUT
                 logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
-                return status, logs
+            except docker.errors.APIError:
+                if self.stopping:  # stop() removed it under us
+                    raise Interrupted from None
+                raise
             finally:
-                container.remove(force=True)
+                with self._guard:
+                    self._running.discard(container)
+                try:
+                    container.remove(force=True)
+                except docker.errors.APIError as e:  # gone, or being removed by stop()
+                    if not (isinstance(e, docker.errors.NotFound) or self.stopping):
+                        raise
+            if self.stopping:
+                raise Interrupted
+            return status, logs
 
     @contextlib.contextmanager
     def staged(self, image: str, volumes: Mapping[str, Mapping[str, str]], platform: str | None) -> Iterator[dict[str, dict[str, str]]]:
@@ -392,6 +413,22 @@ class Engine:
         except docker.errors.APIError as e:
             raise EngineError(f"cannot remove stale build containers: {e.explanation}", DOCKER_FIX) from None
         return len(containers)
+
+    def stop(self, label: str) -> int:
+        """End an interrupted run's containers here and on the per-arch hosts: ``run`` starts
+        no more, and those it is waiting on, and every container carrying ``label``
+        (``key=value``: cibuildwheel's, started outside this class), are force-removed.
+        Returns how many were removed. ``EngineError`` if the engine refuses."""
+        with self._guard:
+            self.stopping = True
+            running = list(self._running)
+        removed = 0
+        for container in running:
+            with contextlib.suppress(docker.errors.APIError):  # gone already, or being removed
+                container.remove(force=True)
+                removed += 1
+        removed += self.remove_labelled(label)
+        return removed + sum(engine.stop(label) for engine in self._by_arch.values())
 
     def exec_in(self, container: Any, command: list[str], user: str = "") -> tuple[int, bytes]:
         """Run ``command`` in a started test container as ``user`` (uid or name; default: the image's)."""

@@ -151,3 +151,13 @@ class UnknownCellError(FactoryError):
 class LibraryRecipeError(FactoryError):
     """A library recipe (``resources/libraries/*.toml``) is unknown or malformed, its source
     cannot be fetched or hashes otherwise, or its build failed."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was told to stop (SIGINT, SIGTERM) and is ending its builds: raised where a
+    child process or container would start, or returned from one it stopped. The CLI exits
+    with ``exit_code`` (128 + the signal's number, as shells report it)."""
+
+    def __init__(self, signum: int = 2) -> None:
+        super().__init__(f"signal {signum}")
+        self.exit_code = 128 + signum

@@ -591,7 +591,7 @@ def lane(tmp_path, resources_copy, monkeypatch):
     runs: list[dict[str, str]] = []
     exit_code = [0]
 
-    def run(sdist, target, env, work, timeout, docker_host=None, on_timeout=None):
+    def run(sdist, target, env, work, timeout, docker_host=None, on_timeout=None, running=None):
         runs.append(dict(env))
         (work / "build.log").write_text("Building wheel\n")
         wheels: tuple[Path, ...] = ()

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tinysrc import C_SOURCE, c_project
 from factory.cache import sha256_file
 from factory.cibw import container_label
 from factory.engine import Engine
+from factory.errors import Interrupted
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(1800)]
 
@@ -81,6 +83,63 @@ def test_sigkill_mid_sdist_build(project, cfg, bases):
     assert sha256_file(project / "wh-kill" / "manylinux_2_28_x86_64" / entry["filename"]) == entry["sha256"]
     assert ours_left(builds, project) == []
     assert_build_cache_sound(cfg.cache_dir)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_sdist_build_stops_it_and_removes_its_container(project, cfg, bases, signum):
+    # setup.py sleeps: the build is running inside cibuildwheel's container when the signal comes
+    files = c_project("stopme", "_stopme", C_SOURCE.replace("_tinyc", "_stopme"))
+    files["setup.py"] = f"import time; time.sleep(900)  # {os.getpid()} {time.time_ns()}\n" + files["setup.py"]
+    sdist = make_sdist("stopme", "1.0", files)
+    (project / "stop.lock").write_text(f"stopme==1.0 --hash=sha256:{sha256(sdist)}\n")
+    builds, label = cfg.cache_dir / "builds", container_label(cfg.cache_dir)
+    with FixtureIndex({"stopme": {"stopme-1.0.tar.gz": sdist}}, upstream=cfg.index_url) as idx:
+        args = ("wheelhouse", "--lock", "stop.lock", "--out", "wh-stop", "--target", "manylinux_2_28_x86_64")
+        # SIGINT as Ctrl-C sends it, even where this test runs with SIGINT ignored
+        proc = start_factory(
+            project, *args, env={"FACTORY_INDEX_URL": idx.url}, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+
+        def building() -> bool:
+            return bool(list(builds.glob(".*.tmp-*/build.log"))) and bool(Engine().client.containers.list(filters={"label": label}))
+
+        wait_for(building, 900, "cibuildwheel to start building")
+        time.sleep(5)  # well inside setup.py's sleep
+        sent = time.monotonic()
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=120)
+        stopped = time.monotonic() - sent
+    assert proc.returncode == 128 + signum, out
+    assert stopped < 60, f"{stopped:.0f} s to stop"  # not setup.py's 900 s
+    assert ("factory: terminated" if signum == signal.SIGTERM else "factory: interrupted") in out
+    assert Engine().client.containers.list(all=True, filters={"label": label}) == []  # removed by the run itself
+    assert not (project / "wh-stop").exists()
+    assert not (builds / "failed" / "stopme-1.0-manylinux_2_28_x86_64.log").exists()  # an interrupted build is no failure
+    assert ours_left(builds, project) == []
+
+
+def test_engine_stop_ends_the_containers_run_waits_on(bases):
+    # the Rust, pure-Python, recipe and import-check containers go through Engine.run
+    engine, outcome = Engine(), []
+    image = bases["bases"]["amd64"]["tag"]
+
+    def wait() -> None:
+        try:
+            outcome.append(engine.run(image, ["python3", "-c", "import time; time.sleep(900)"], network=False))
+        except Interrupted:
+            outcome.append("interrupted")
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    wait_for(lambda: bool(engine._running) and all(c.reload() or c.status == "running" for c in list(engine._running)), 120, "the container to run")
+    (container,) = list(engine._running)
+    assert engine.stop("io.factory.test=none") == 1
+    waiter.join(60)
+    assert outcome == ["interrupted"]
+    assert not engine.client.containers.list(all=True, filters={"id": container.id})
+    with pytest.raises(Interrupted):
+        engine.run(image, ["python3", "-c", "pass"])
 
 
 def test_sigkill_mid_bootstrap(project, cfg, tmp_path):

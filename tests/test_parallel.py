@@ -3,6 +3,9 @@ sharing a builder or a lock file do not step on each other. Unit level: no engin
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -14,9 +17,10 @@ from factory.build import SdistBuilder
 from factory.buildcache import cell_key
 from factory.builders import read_builders_lock, record_builder
 from factory.buildoutcome import BuildOutcome, BuildRequest
+from factory.children import Children
 from factory.cibw import Mounts, cibuildwheel_env
 from factory.config import load_config
-from factory.errors import ConfigError, EngineError
+from factory.errors import ConfigError, EngineError, Interrupted
 from factory.imagelock import BuilderImage
 from factory.lockfile import Pin
 from factory.targets import parse_target
@@ -101,13 +105,16 @@ def test_concurrent_builder_records_keep_both_arches(tmp_path):
 class _CellBuilder(SdistBuilder):
     """An SdistBuilder whose cells only record when and where they ran (no Docker)."""
 
-    def __init__(self, tmp_path: Path, jobs: int, fail_on: str = "", make_seconds: dict[str, float] | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, jobs: int, fail_on: str = "", make_seconds: dict[str, float] | None = None, child: list[str] | None = None
+    ) -> None:
         (tmp_path / "pyproject.toml").write_text(f"[tool.factory]\nbuild-jobs = {jobs}\ncache-dir = 'cache'\n")
         super().__init__(load_config(tmp_path / "pyproject.toml", env={}), index=None, connect=lambda: None)  # type: ignore[arg-type,return-value]
         self.started: list[tuple[str, str]] = []
         self.in_flight = self.peak = 0
         self.fail_on = fail_on
         self.make_seconds = make_seconds or {}
+        self.child = child  # a command each cell runs as the run's child, as cibuildwheel is
         self._count = threading.Lock()
 
     def request(self, pin, target):  # type: ignore[no-untyped-def]
@@ -122,6 +129,8 @@ class _CellBuilder(SdistBuilder):
             self.peak = max(self.peak, self.in_flight)
         if req.pin.name == self.fail_on:
             raise EngineError("the Docker engine stopped answering", "start it")
+        if self.child:
+            self.children.run(self.child)
         arch = req.target.docker_arch
         if not self.plan.builder_made(req.target):  # as builder_for: the first cell of an arch makes its builder
             time.sleep(self.make_seconds.get(arch, 0.2))
@@ -169,3 +178,47 @@ def test_cells_go_on_with_one_arch_while_the_other_arch_builder_is_made(tmp_path
     assert len(aarch64) == 2 and len(x86_64) == 4
     # every x86_64 cell starts while the arm64 builder is made, before the second aarch64 cell
     assert max(x86_64) < aarch64[1]
+
+
+def test_an_interrupt_ends_the_running_cells_and_starts_no_more(tmp_path):
+    # as SIGINT/SIGTERM reach the CLI: an Interrupted raised in the main thread while it waits
+    builder = _CellBuilder(tmp_path, jobs=2, child=["sleep", "120"])
+
+    def interrupted(signum, frame):
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGUSR1, interrupted)
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            builder.build_cells(_cells())  # type: ignore[arg-type]
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert time.monotonic() - started < 15  # not the children's 120 s
+    assert len(builder.started) == 2  # the two running cells; none started after
+    assert builder.children.stopping and not builder.children._running
+    sleeping = subprocess.run(["pgrep", "-f", "^sleep 120$", "-P", str(os.getpid())], capture_output=True, text=True)
+    assert sleeping.stdout == ""
+
+
+def test_children_run_to_their_status_or_timeout_and_refuse_after_stop(tmp_path):
+    children = Children()
+    assert children.run(["sh", "-c", "exit 3"]) == 3
+    assert children.run(["sleep", "30"], timeout=0.3) is None
+    waiter = threading.Thread(target=lambda: results.append(_outcome(children, ["sleep", "30"])))
+    results: list[object] = []
+    waiter.start()
+    time.sleep(0.5)
+    assert children.stop(grace=5) == 1
+    waiter.join(10)
+    assert results == ["interrupted"]
+    with pytest.raises(Interrupted):
+        children.run(["true"])
+
+
+def _outcome(children: Children, cmd: list[str]) -> object:
+    try:
+        return children.run(cmd)
+    except Interrupted:
+        return "interrupted"
