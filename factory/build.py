@@ -184,8 +184,9 @@ class SdistBuilder:
         of both arches at once and builds on one while the other is made. The first
         environment error (Docker down, registry down) is raised once the running cells
         end; cells not yet started are dropped.
-        On ``KeyboardInterrupt`` (``Interrupted``) the run's builds are stopped (``stop``)
-        before it is raised, so the workers end within seconds, not after their cells.
+        On ``KeyboardInterrupt`` (SIGINT; SIGTERM raises ``Interrupted`` meanwhile) the run's
+        builds are stopped (``stop``) before it is raised, so the workers end within seconds,
+        not after their cells.
         """
         pending = sorted(range(len(cells)), key=lambda i: (cells[i][0].name, cells[i][0].version, i))
         outcomes: dict[int, BuildOutcome] = {}
@@ -218,12 +219,12 @@ class SdistBuilder:
                     with guard:
                         making.discard(arch)
 
-        with ThreadPoolExecutor(max_workers=self.cfg.build_jobs, thread_name_prefix="cell") as pool:
+        with children.sigterm_interrupts(), ThreadPoolExecutor(max_workers=self.cfg.build_jobs, thread_name_prefix="cell") as pool:
             futures = [pool.submit(work) for _ in range(min(self.cfg.build_jobs, len(cells)))]
             try:
                 for future in futures:
                     future.result()
-            except KeyboardInterrupt:  # SIGINT, or SIGTERM (cli): the workers must not finish their cells
+            except KeyboardInterrupt:  # SIGINT, or SIGTERM here: the workers must not finish their cells
                 failed.set()
                 self.stop()
                 raise

@@ -6,6 +6,8 @@ writing into a temporary file the next run sweeps away.
 
 ``Children`` (one per run of builds) ends the long children of a run told to stop: the
 worker threads that wait on them are freed at once instead of after their builds.
+``sigterm_interrupts`` turns SIGTERM into ``Interrupted`` where such a stop exists; elsewhere
+SIGTERM keeps its default (the process ends, its children with it).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import ctypes
 import signal
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from .errors import Interrupted
@@ -77,3 +80,22 @@ class Children:
                 proc.kill()
         return len(running)
 
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While open, SIGTERM raises ``Interrupted(SIGTERM)`` in the main thread, as SIGINT
+    raises ``KeyboardInterrupt``, so the caller can stop its children and containers before
+    the process ends. Off the main thread (where Python cannot take signals) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

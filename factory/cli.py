@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -277,16 +276,10 @@ def _signing(args: argparse.Namespace, images_lock: Path) -> None:
         console.print(f"{images_lock.name}: {len(checked)} signatures, attestations, digests and tags verified")
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: exit status 0 on success, the error's ``exit_code`` on a ``FactoryError``,
-    128 + the signal's number on SIGINT or SIGTERM (both stop running builds first)."""
+    130 on SIGINT, 143 on a SIGTERM that reached the sdist lane (``Interrupted``)."""
     args = _parser().parse_args(argv)
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None
     try:
         return _run(args)
     except FactoryError as e:
@@ -296,9 +289,6 @@ def main(argv: list[str] | None = None) -> int:
         code = e.exit_code if isinstance(e, Interrupted) else 128 + signal.SIGINT
         print(f"factory: {'terminated' if code == 128 + signal.SIGTERM else 'interrupted'}", file=sys.stderr)
         return code
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

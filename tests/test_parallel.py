@@ -222,3 +222,14 @@ def _outcome(children: Children, cmd: list[str]) -> object:
         return children.run(cmd)
     except Interrupted:
         return "interrupted"
+
+
+def test_sigterm_interrupts_only_while_open():
+    from factory.children import sigterm_interrupts
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted) as raised, sigterm_interrupts():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+    assert raised.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) == before
