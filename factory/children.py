@@ -81,7 +81,6 @@ class Children:
         return len(running)
 
 
-
 def _interrupt(signum: int, frame: object) -> None:
     raise Interrupted(signum)
 
