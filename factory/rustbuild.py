@@ -97,31 +97,24 @@ def is_musl(target: Target) -> bool:
     return target.libc == "musllinux"
 
 
-def fetch_args(target: Target) -> list[str]:
-    """``cargo fetch`` arguments beyond ``--locked`` for ``target``: none for glibc (the
-    sdist's crates, every platform's), and for musl the crates std needs too."""
-    return ["-Z", f"build-std={BUILD_STD}", "--target", triple(target)] if is_musl(target) else []
-
-
 def fetch(
-    engine: Engine, image: str, sdist: Path, top: str, lock_dir: str, cargo_home: Path, ca_bundle: Path | None, timeout: float, target: Target
+    engine: Engine, image: str, sdist: Path, top: str, lock_dir: str, cargo_home: Path, ca_bundle: Path | None, timeout: float, with_std: bool
 ) -> tuple[int, str]:
-    """``cargo fetch --locked`` of the sdist's crates (for a musl ``target``, also those
-    std is built from, and every crate of std's own lock) into ``cargo_home`` (network on, the host's CA bundle mounted for the
-    proxy). Returns (exit status, output)."""
+    """``cargo fetch --locked`` of the sdist's crates, every platform's, into ``cargo_home``
+    (network on, the host's CA bundle mounted for the proxy); ``with_std`` (the musl route,
+    which builds std) also fetches every crate of std's own lock, every platform's too: a
+    directory source (``std_crates.py``) must hold each crate that lock names, not only those
+    a target compiles (wasip1…). Returns (exit status, output)."""
     manifest = f"/tmp/src/{top}/{lock_dir}/Cargo.toml".replace("//", "/")
     volumes = {str(sdist): {"bind": f"/opt/factory/sdist/{sdist.name}", "mode": "ro"}, str(cargo_home): {"bind": CARGO_HOME, "mode": "rw"}}
-    environment = {"CARGO_HOME": CARGO_HOME, **({"RUSTC_BOOTSTRAP": "1"} if is_musl(target) else {})}
+    environment = {"CARGO_HOME": CARGO_HOME, **({"RUSTC_BOOTSTRAP": "1"} if with_std else {})}
     if ca_bundle is not None:
         volumes[str(ca_bundle)] = {"bind": "/opt/factory/ca.crt", "mode": "ro"}
         environment |= {"CARGO_HTTP_CAINFO": "/opt/factory/ca.crt", "SSL_CERT_FILE": "/opt/factory/ca.crt"}
-    lines = ["set -e", *_unpack(sdist.name), " ".join(["cargo", "fetch", "--locked", *fetch_args(target), "--manifest-path", manifest])]
-    if is_musl(target):
-        # every platform's crates of std too: a directory source (std_crates.py) must hold
-        # each crate std's lock names, not only those this target compiles (wasip1…)
+    lines = ["set -e", *_unpack(sdist.name), f"cargo fetch --locked --manifest-path {manifest}"]
+    if with_std:
         lines.append(f"cargo fetch --locked --manifest-path {STD_WORKSPACE}")
-    script = "\n".join(lines)
-    return engine.run(image, ["sh", "-c", script], volumes=volumes, environment=environment, timeout=timeout)
+    return engine.run(image, ["sh", "-c", "\n".join(lines)], volumes=volumes, environment=environment, timeout=timeout)
 
 
 def environment(kind: str, target: Target, epoch: int, jobs: int) -> dict[str, str]:

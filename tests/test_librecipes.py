@@ -228,8 +228,6 @@ def test_rust_targets_and_the_musl_route():
 
     assert rustbuild.triple(parse_target("manylinux_2_28_aarch64")) == "aarch64-unknown-linux-gnu"
     musl = parse_target("musllinux_1_2_x86_64")
-    assert rustbuild.fetch_args(musl) == ["-Z", "build-std=std,panic_abort", "--target", "x86_64-unknown-linux-musl"]
-    assert rustbuild.fetch_args(parse_target("manylinux_2_28_x86_64")) == []
     for kind in (rustbuild.MATURIN, rustbuild.SETUPTOOLS_RUST):
         env = rustbuild.environment(kind, musl, 1, 2)
         assert (env["RUSTC_BOOTSTRAP"], env["CARGO_UNSTABLE_BUILD_STD"]) == ("1", "std,panic_abort")
@@ -247,10 +245,11 @@ def test_rust_targets_and_the_musl_route():
             return 0, ""
 
     engine = Recorder()
-    rustbuild.fetch(engine, "img", Path("/x/s.tar.gz"), "s-1.0", "", Path("/x/ch"), None, 60, musl)  # type: ignore[arg-type]
-    assert f"cargo fetch --locked --manifest-path {rustbuild.STD_WORKSPACE}" in engine.script.splitlines()
-    rustbuild.fetch(engine, "img", Path("/x/s.tar.gz"), "s-1.0", "", Path("/x/ch"), None, 60, parse_target("manylinux_2_28_x86_64"))  # type: ignore[arg-type]
-    assert rustbuild.STD_WORKSPACE not in engine.script
+    sdist_fetch = "cargo fetch --locked --manifest-path /tmp/src/s-1.0/Cargo.toml"  # every platform's crates: no --target
+    rustbuild.fetch(engine, "img", Path("/x/s.tar.gz"), "s-1.0", "", Path("/x/ch"), None, 60, with_std=True)  # type: ignore[arg-type]
+    assert engine.script.splitlines()[-2:] == [sdist_fetch, f"cargo fetch --locked --manifest-path {rustbuild.STD_WORKSPACE}"]
+    rustbuild.fetch(engine, "img", Path("/x/s.tar.gz"), "s-1.0", "", Path("/x/ch"), None, 60, with_std=False)  # type: ignore[arg-type]
+    assert engine.script.splitlines()[-1] == sdist_fetch and rustbuild.STD_WORKSPACE not in engine.script
     assert rustbuild.environment(rustbuild.MATURIN, musl, 1, 2)["MATURIN_PEP517_ARGS"].startswith(
         "--target x86_64-unknown-linux-musl --zig --compatibility musllinux_1_2"
     )

@@ -36,8 +36,8 @@ def vendor_directory(root: Path) -> Path | None:
     return None
 
 
-def package_id(manifest: Path) -> tuple[str, str] | None:
-    package = tomllib.loads(manifest.read_text()).get("package", {})
+def package_id(manifest: str) -> tuple[str, str] | None:
+    package = tomllib.loads(manifest).get("package", {})
     return (package["name"], str(package["version"])) if "name" in package and "version" in package else None
 
 
@@ -45,18 +45,17 @@ def main(root: str, cargo_home: str) -> None:
     directory = vendor_directory(Path(root))
     if directory is None:
         return
-    held = {pid for m in directory.glob("*/Cargo.toml") if (pid := package_id(m)) is not None}
+    held = {pid for m in directory.glob("*/Cargo.toml") if (pid := package_id(m.read_text())) is not None}
     added = 0
     for crate in sorted(Path(cargo_home).glob("registry/cache/*/*.crate")):
         with tarfile.open(crate) as tar:
             top = tar.getnames()[0].split("/")[0]
             place = directory / f"factory-{top}"
-            if place.exists():
+            manifest = tar.extractfile(f"{top}/Cargo.toml")
+            if place.exists() or manifest is None or package_id(manifest.read().decode()) in held:
                 continue
             tar.extractall(directory / ".factory-unpack", filter="data")
         unpacked = directory / ".factory-unpack" / top
-        if package_id(unpacked / "Cargo.toml") in held:
-            continue
         digest = hashlib.sha256(crate.read_bytes()).hexdigest()
         (unpacked / ".cargo-checksum.json").write_text(json.dumps({"files": {}, "package": digest}))
         unpacked.rename(place)
