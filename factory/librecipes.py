@@ -155,17 +155,26 @@ def providing(section: str, key: str, directory: Path) -> LibraryRecipe | None:
 
 def included_headers(sdist: Path) -> set[str]:
     """The header names that the C, C++ and Cython sources of the sdist at ``sdist`` include
-    (``#include <x.h>``, ``cdef extern from "x.h"``), as written. Unreadable members are
-    skipped; ``tarfile.TarError``/``OSError`` if the archive is unreadable."""
+    (``#include <x.h>``, ``cdef extern from "x.h"``), as written, less those written with a
+    directory that the sdist ships itself (a member whose path ends with ``/<name>``):
+    grpcio's BoringSSL brings its own ``openssl/ssl.h``, and OpenSSL's would clash with it. A
+    bare name (``ffi.h``) stays: sdists ship those as copies for Windows (cffi) and use the
+    system's elsewhere. Unreadable members are skipped; ``tarfile.TarError``/``OSError`` if
+    the archive is unreadable."""
     found: set[str] = set()
+    ships: set[str] = set()  # every trailing part with a directory of every member path: "openssl/ssl.h"
     with tarfile.open(sdist) as tar:
         for member in tar:
-            if not member.isfile() or not member.name.endswith(_SCANNED) or member.size > 8 << 20:
+            if not member.isfile():
+                continue
+            parts = member.name.split("/")
+            ships.update("/".join(parts[i:]) for i in range(1, len(parts) - 1))
+            if not member.name.endswith(_SCANNED) or member.size > 8 << 20:
                 continue
             f = tar.extractfile(member)
             if f is not None:
                 found.update(m.decode() for m in _INCLUDE.findall(f.read()))
-    return found
+    return found - ships
 
 
 def wanted_by(sdist: Path, directory: Path) -> tuple[str, ...]:

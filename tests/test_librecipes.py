@@ -98,6 +98,16 @@ def test_the_headers_an_sdist_includes_pick_its_recipes(tmp_path):
     cython = tmp_path / "cy-1.0.tar.gz"
     cython.write_bytes(make_sdist("cy", "1.0", {"cy/_x.pyx": 'cdef extern from "yaml.h":\n    pass\n'}))
     assert wanted_by(cython, recipe_dir()) == ("libyaml",)
+    # a header the sdist ships itself is its own (grpcio's BoringSSL): no recipe shadows it
+    bundled = tmp_path / "bundled-1.0.tar.gz"
+    # a bare name shipped as a copy for Windows (cffi's ffi.h) still wants its recipe
+    bundled.write_bytes(make_sdist("bundled", "1.0", {
+        "src/tls.c": "#include <openssl/ssl.h>\n#include <ffi.h>\n",
+        "third_party/boringssl/include/openssl/ssl.h": "/* BoringSSL */\n",
+        "src/c/libffi_x86_x64/ffi.h": "/* libffi for MSVC */\n",
+    }))  # fmt: skip
+    assert "openssl/ssl.h" not in included_headers(bundled) and "ffi.h" in included_headers(bundled)
+    assert wanted_by(bundled, recipe_dir()) == ("libffi",)
 
 
 @pytest.mark.parametrize(
