@@ -329,7 +329,7 @@ class SdistBuilder:
         with self._once(("cargo-fetch", *fetched)):  # once a run per sdist (and std's crates, for musl), every platform's
             cargo_home.mkdir(parents=True, exist_ok=True)
             status, output = (0, "") if fetched in self._fetched else rustbuild.fetch(
-                self.connection().engine, image, sdist, info.top, lock_dir, cargo_home, self.cfg.ca_bundle, self.cfg.build_timeout,
+                self.connection().engine, image, sdist, info.top, lock_dir, cargo_home, self.cfg.ca_bundle, self.cfg.build_timeout_for(req.pin.name),
                 with_std=fetched[1],
             )  # fmt: skip
             if status == 0:
@@ -348,7 +348,7 @@ class SdistBuilder:
                 console.print(f"building {req.pin.name}=={req.pin.version} for {target.name} (Rust, {kind}; sdist {req.sdist.filename}{''.join(f'; {a}' for a in added)})")
                 result = rustbuild.run(
                     self.connection().engine, image, kind, target, sdist, info.top, mounts, work, epoch, self.compile_jobs,
-                    self.cfg.build_timeout, env,
+                    self.cfg.build_timeout_for(req.pin.name), env,
                 )  # fmt: skip
                 outcome, cause = self._finish(result, work, target, image, dataclasses.replace(base, environment=added))
                 return self._with_upgrade(outcome, cause, req)
@@ -429,7 +429,7 @@ class SdistBuilder:
                 labels = (cibw.container_label(self.cfg.cache_dir), cell)
                 env = cibw.cibuildwheel_env(self.cfg.python, target, builder, mounts, epoch, labels, self.compile_jobs, options, sources)
                 result = cibw.run(
-                    sdist, target, env, work, self.cfg.build_timeout, docker_host=engine.base_url if engine else None,
+                    sdist, target, env, work, self.cfg.build_timeout_for(pin.name), docker_host=engine.base_url if engine else None,
                     on_timeout=lambda: (engine or self.connection().engine).remove_labelled(cell), running=self.children,
                 )  # fmt: skip
             outcome, cause = self._finish(result, work, target, builder, base, cross_built=target.libc == "musllinux" and not upstream)
@@ -450,7 +450,7 @@ class SdistBuilder:
         if result.failure:
             if result.returncode == 0:
                 return dataclasses.replace(failed, reason=result.failure), None
-            cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None, limit=self.cfg.build_timeout)
+            cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None, limit=self.cfg.build_timeout_for(base.name))
             return dataclasses.replace(failed, reason=f"{cause} [{result.failure}]"), cause
         wheel = work / result.wheels[0].name
         os.replace(result.wheels[0], wheel)
@@ -661,11 +661,11 @@ class SdistBuilder:
         def run(work: Path) -> BuildOutcome:
             console.print(f"building {req.pin.name}=={req.pin.version} once for every target (pure Python; sdist {req.sdist.filename})")
             result = purebuild.run(
-                self.connection().engine, builder, native.docker_arch.platform, sdist, info.top, deps, work, epoch, self.cfg.build_timeout
+                self.connection().engine, builder, native.docker_arch.platform, sdist, info.top, deps, work, epoch, self.cfg.build_timeout_for(req.pin.name)
             )
             failed = dataclasses.replace(base, seconds=result.seconds, log_tail=result.tail)
             if result.failure:
-                cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None, limit=self.cfg.build_timeout)
+                cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None, limit=self.cfg.build_timeout_for(req.pin.name))
                 return dataclasses.replace(failed, reason=f"{cause} [{result.failure}]")
             if not purebuild.is_pure(result.wheels[0]):
                 return dataclasses.replace(failed, reason=NOT_PURE)

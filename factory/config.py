@@ -301,6 +301,11 @@ class Config:
 
         return dict(self.sdist_options).get(canonicalize_name(project), SdistOptions())
 
+    def build_timeout_for(self, project: str) -> int:
+        """Seconds a cell of ``project`` may build: its ``[tool.factory.sdist.<project>]``
+        ``build-timeout``, else the run's ``build-timeout``."""
+        return self.sdist_options_for(project).build_timeout or self.build_timeout
+
     def with_targets(self, names: list[str]) -> Config:
         """A copy restricted to the targets ``names`` (``UnknownTargetError`` if one is bad)."""
         return replace(self, targets=tuple(parse_target(n, self.abi) for n in names))
@@ -489,7 +494,9 @@ class SdistOptions:
     ``environment``: variables added to the build's (values as shell words);
     ``repair_wheel_command``: replaces the factory's repair (``{wheel}``, ``{dest_dir}``);
     ``libraries``: library recipes (``resources/libraries``) to build and link, added to
-    those the sdist's includes ask for. Empty strings and tables mean "not set".
+    those the sdist's includes ask for; ``build_timeout``: seconds each of its cells may
+    build, replacing the run's ``build-timeout`` (a large C++ sdist such as grpcio). Empty
+    strings and tables, and 0, mean "not set".
     """
 
     before_all: str = ""
@@ -497,9 +504,10 @@ class SdistOptions:
     environment: tuple[tuple[str, str], ...] = ()
     repair_wheel_command: str = ""
     libraries: tuple[str, ...] = ()
+    build_timeout: int = 0
 
 
-_SDIST_KEYS = {"before-all", "before-build", "environment", "repair-wheel-command", "libraries"}
+_SDIST_KEYS = {"before-all", "before-build", "environment", "repair-wheel-command", "libraries", "build-timeout"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -527,12 +535,15 @@ def _load_sdist_options(table: Mapping[str, Any]) -> tuple[tuple[str, SdistOptio
         libraries = opts.get("libraries", [])
         if not isinstance(libraries, list) or not all(isinstance(v, str) for v in libraries):
             raise ConfigError(f"{where}.libraries must be a list of recipe names", 'write it as libraries = ["zlib"]')
+        timeout = opts.get("build-timeout", 0)
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or (timeout and timeout < 60):
+            raise ConfigError(f"{where}.build-timeout must be whole seconds, at least 60", "write it as build-timeout = 3600")
         out.append((
             canonicalize_name(name),
             SdistOptions(
                 before_all=opts.get("before-all", ""), before_build=opts.get("before-build", ""),
                 environment=tuple(sorted(env.items())), repair_wheel_command=opts.get("repair-wheel-command", ""),
-                libraries=tuple(sorted(set(libraries))),
+                libraries=tuple(sorted(set(libraries))), build_timeout=timeout,
             ),
         ))  # fmt: skip
     return tuple(sorted(out))

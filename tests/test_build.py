@@ -592,7 +592,7 @@ def lane(tmp_path, resources_copy, monkeypatch):
     exit_code = [0]
 
     def run(sdist, target, env, work, timeout, docker_host=None, on_timeout=None, running=None):
-        runs.append(dict(env))
+        runs.append({**env, "timeout": str(timeout)})
         (work / "build.log").write_text("Building wheel\n")
         wheels: tuple[Path, ...] = ()
         if exit_code[0] == 0:
@@ -750,3 +750,14 @@ def test_a_wheel_whose_dependency_cell_failed_is_blocked_by_it_not_broken(tmp_pa
     traceback = "Traceback (most recent call last):\n  File \"x\", line 1\nImportError: cannot import name 'BaseDefaultEventLoopPolicy' from 'asyncio.events'\n"
     assert _error_line(traceback) == "ImportError: cannot import name 'BaseDefaultEventLoopPolicy' from 'asyncio.events'"
     assert _error_line("imported nothing useful\n") == ""
+
+
+def test_a_project_s_build_timeout_reaches_its_cells_only(lane):
+    import dataclasses
+
+    from factory.config import SdistOptions
+
+    builder, pins, runs, _ = lane
+    builder.cfg = dataclasses.replace(builder.cfg, sdist_options=(("tinyc", SdistOptions(build_timeout=4000)),))
+    assert _build(builder, pins["tinyc"]).ok
+    assert runs[0]["timeout"] == "4000" and builder.cfg.build_timeout_for("other") == 1800

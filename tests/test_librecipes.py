@@ -160,12 +160,15 @@ def test_a_cell_with_libraries_and_options_gets_them_in_its_environment():
 def test_sdist_options_are_read_per_project(tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         "[tool.factory.sdist.My_Pkg]\n"
-        'before-all = "echo hi"\nenvironment = { CFLAGS = "-O1" }\nlibraries = ["zlib", "zlib", "libffi"]\n'
+        'before-all = "echo hi"\nenvironment = { CFLAGS = "-O1" }\nlibraries = ["zlib", "zlib", "libffi"]\nbuild-timeout = 3600\n'
     )
     cfg = load_config(tmp_path / "pyproject.toml", env={})
     options = cfg.sdist_options_for("my-pkg")
-    assert options == SdistOptions(before_all="echo hi", environment=(("CFLAGS", "-O1"),), libraries=("libffi", "zlib"))
+    assert options == SdistOptions(
+        before_all="echo hi", environment=(("CFLAGS", "-O1"),), libraries=("libffi", "zlib"), build_timeout=3600
+    )
     assert cfg.sdist_options_for("other") == SdistOptions()
+    assert (cfg.build_timeout_for("My.Pkg"), cfg.build_timeout_for("other")) == (3600, cfg.build_timeout) == (3600, 1800)
 
 
 @pytest.mark.parametrize(
@@ -175,6 +178,8 @@ def test_sdist_options_are_read_per_project(tmp_path):
         ("before-all = 1", "sdist.p.before-all must be a string"),
         ('environment = { "1X" = "y" }', "environment must map variable names"),
         ('libraries = "zlib"', "libraries must be a list"),
+        ("build-timeout = 30", "build-timeout must be whole seconds, at least 60"),
+        ('build-timeout = "1h"', "build-timeout must be whole seconds"),
     ],
 )
 def test_bad_sdist_options_are_one_line(tmp_path, table, message):
