@@ -109,7 +109,7 @@ class SdistBuilder:
         self._pure_outcomes: dict[str, BuildOutcome] = {}
         self._zig_roots: dict[str | None, Path] = {}
         self.children = children.Children()
-        self._fetched: set[tuple[str, bool]] = set()  # (sdist sha256, with std's crates) fetched into cargo-home
+        self._fetched: set[str] = set()  # sdist sha256s, and "std", whose crates are in cargo-home
         self.plan = CellPlanner(cfg, index, self.connection, self._once)
         self.checks = WheelChecks(cfg, self.connection)
         self.cache = BuildCache(cfg.cache_dir / "builds", remote_cache(cfg))
@@ -325,18 +325,21 @@ class SdistBuilder:
         except BuildDependencyError as e:
             return dataclasses.replace(base, reason=str(e))
         cargo_home = self.cfg.cache_dir / "cargo-home"
-        fetched = (req.sdist_sha256, rustbuild.is_musl(target))
-        with self._once(("cargo-fetch", *fetched)):  # once a run per sdist (and std's crates, for musl), every platform's
-            cargo_home.mkdir(parents=True, exist_ok=True)
-            status, output = (0, "") if fetched in self._fetched else rustbuild.fetch(
-                self.connection().engine, image, sdist, info.top, lock_dir, cargo_home, self.cfg.ca_bundle, self.cfg.build_timeout_for(req.pin.name),
-                with_std=fetched[1],
-            )  # fmt: skip
-            if status == 0:
-                self._fetched.add(fetched)
-        if status != 0:
-            tail = tuple(output.strip().splitlines()[-rustbuild.LOG_TAIL:])
-            return dataclasses.replace(base, reason=f"cargo fetch --locked failed: {' | '.join(tail[-2:])[:300]}", log_tail=tail)
+        # every platform's crates, once a run: the sdist's, and std's own lock for musl (it builds std)
+        fetches: list[tuple[str, str, Path | None]] = [(req.sdist_sha256, rustbuild.sdist_manifest(info.top, lock_dir), sdist)]
+        if rustbuild.is_musl(target):
+            fetches.append(("std", rustbuild.STD_WORKSPACE, None))
+        for fetched, manifest, unpacked in fetches:
+            with self._once(("cargo-fetch", fetched)):
+                cargo_home.mkdir(parents=True, exist_ok=True)
+                status, output = (0, "") if fetched in self._fetched else rustbuild.fetch(
+                    self.connection().engine, image, cargo_home, self.cfg.ca_bundle, self.cfg.build_timeout_for(req.pin.name), manifest, unpacked
+                )  # fmt: skip
+                if status == 0:
+                    self._fetched.add(fetched)
+            if status != 0:
+                tail = tuple(output.strip().splitlines()[-rustbuild.LOG_TAIL:])
+                return dataclasses.replace(base, reason=f"cargo fetch --locked failed: {' | '.join(tail[-2:])[:300]}", log_tail=tail)
         zig_cache = self.cfg.cache_dir / "zig-cache"
         zig_cache.mkdir(parents=True, exist_ok=True)
         with self._once("rust-tools"):

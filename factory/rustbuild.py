@@ -98,23 +98,29 @@ def is_musl(target: Target) -> bool:
 
 
 def fetch(
-    engine: Engine, image: str, sdist: Path, top: str, lock_dir: str, cargo_home: Path, ca_bundle: Path | None, timeout: float, with_std: bool
+    engine: Engine, image: str, cargo_home: Path, ca_bundle: Path | None, timeout: float, manifest: str, sdist: Path | None = None
 ) -> tuple[int, str]:
-    """``cargo fetch --locked`` of the sdist's crates, every platform's, into ``cargo_home``
-    (network on, the host's CA bundle mounted for the proxy); ``with_std`` (the musl route,
-    which builds std) also fetches every crate of std's own lock, every platform's too: a
-    directory source (``std_crates.py``) must hold each crate that lock names, not only those
-    a target compiles (wasip1…). Returns (exit status, output)."""
-    manifest = f"/tmp/src/{top}/{lock_dir}/Cargo.toml".replace("//", "/")
-    volumes = {str(sdist): {"bind": f"/opt/factory/sdist/{sdist.name}", "mode": "ro"}, str(cargo_home): {"bind": CARGO_HOME, "mode": "rw"}}
-    environment = {"CARGO_HOME": CARGO_HOME, **({"RUSTC_BOOTSTRAP": "1"} if with_std else {})}
+    """``cargo fetch --locked`` of the lock beside ``manifest`` (a ``Cargo.toml`` path in the
+    container), every platform's crates, into ``cargo_home`` (network on, the host's CA
+    bundle mounted for the proxy). ``sdist``, when given, is unpacked under ``/tmp/src``
+    first (``sdist_manifest`` names its manifest there); ``STD_WORKSPACE`` fetches std's own
+    lock, every crate of it: a directory source (``std_crates.py``) must hold each one, not
+    only those a target compiles (wasip1…). Returns (exit status, output)."""
+    volumes = {str(cargo_home): {"bind": CARGO_HOME, "mode": "rw"}}
+    environment = {"CARGO_HOME": CARGO_HOME, **({"RUSTC_BOOTSTRAP": "1"} if manifest == STD_WORKSPACE else {})}
+    if sdist is not None:
+        volumes[str(sdist)] = {"bind": f"/opt/factory/sdist/{sdist.name}", "mode": "ro"}
     if ca_bundle is not None:
         volumes[str(ca_bundle)] = {"bind": "/opt/factory/ca.crt", "mode": "ro"}
         environment |= {"CARGO_HTTP_CAINFO": "/opt/factory/ca.crt", "SSL_CERT_FILE": "/opt/factory/ca.crt"}
-    lines = ["set -e", *_unpack(sdist.name), f"cargo fetch --locked --manifest-path {manifest}"]
-    if with_std:
-        lines.append(f"cargo fetch --locked --manifest-path {STD_WORKSPACE}")
+    lines = ["set -e", *(_unpack(sdist.name) if sdist is not None else []), f"cargo fetch --locked --manifest-path {manifest}"]
     return engine.run(image, ["sh", "-c", "\n".join(lines)], volumes=volumes, environment=environment, timeout=timeout)
+
+
+def sdist_manifest(top: str, lock_dir: str) -> str:
+    """The container path of the ``Cargo.toml`` beside an unpacked sdist's ``Cargo.lock``
+    (``cargo_lock``'s ``lock_dir`` under its top directory ``top``)."""
+    return f"/tmp/src/{top}/{lock_dir}/Cargo.toml".replace("//", "/")
 
 
 def environment(kind: str, target: Target, epoch: int, jobs: int) -> dict[str, str]:

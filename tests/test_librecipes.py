@@ -261,10 +261,11 @@ def test_rust_targets_and_the_musl_route():
 
     engine = Recorder()
     sdist_fetch = "cargo fetch --locked --manifest-path /tmp/src/s-1.0/Cargo.toml"  # every platform's crates: no --target
-    rustbuild.fetch(engine, "img", Path("/x/s.tar.gz"), "s-1.0", "", Path("/x/ch"), None, 60, with_std=True)  # type: ignore[arg-type]
-    assert engine.script.splitlines()[-2:] == [sdist_fetch, f"cargo fetch --locked --manifest-path {rustbuild.STD_WORKSPACE}"]
-    rustbuild.fetch(engine, "img", Path("/x/s.tar.gz"), "s-1.0", "", Path("/x/ch"), None, 60, with_std=False)  # type: ignore[arg-type]
-    assert engine.script.splitlines()[-1] == sdist_fetch and rustbuild.STD_WORKSPACE not in engine.script
+    rustbuild.fetch(engine, "img", Path("/x/ch"), None, 60, rustbuild.sdist_manifest("s-1.0", ""), Path("/x/s.tar.gz"))  # type: ignore[arg-type]
+    assert engine.script.splitlines()[-1] == sdist_fetch and "tar -xf /opt/factory/sdist/s.tar.gz" in engine.script
+    assert rustbuild.STD_WORKSPACE not in engine.script
+    rustbuild.fetch(engine, "img", Path("/x/ch"), None, 60, rustbuild.STD_WORKSPACE)  # type: ignore[arg-type]
+    assert engine.script.splitlines() == ["set -e", f"cargo fetch --locked --manifest-path {rustbuild.STD_WORKSPACE}"]
     assert rustbuild.environment(rustbuild.MATURIN, musl, 1, 2)["MATURIN_PEP517_ARGS"].startswith(
         "--target x86_64-unknown-linux-musl --zig --compatibility musllinux_1_2"
     )
