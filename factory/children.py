@@ -5,7 +5,10 @@ child SIGKILL when the factory dies, even by SIGKILL, so a killed run leaves no 
 writing into a temporary file the next run sweeps away.
 
 ``Children`` (one per run of builds) ends the long children of a run told to stop: the
-worker threads that wait on them are freed at once instead of after their builds.
+worker threads that wait on them are freed at once instead of after their builds. Each
+child starts a session of its own, so a terminal's Ctrl-C (SIGINT to the whole foreground
+process group) reaches only the factory, which then stops its children in order; the
+children cannot end first and read as failed builds.
 ``sigterm_interrupts`` turns SIGTERM into ``Interrupted`` where such a stop exists; elsewhere
 SIGTERM keeps its default (the process ends, its children with it).
 """
@@ -40,16 +43,19 @@ class Children:
         self.stopping = False
 
     def run(self, cmd: Sequence[str], timeout: float | None = None, **popen: Any) -> int | None:
-        """Run ``cmd`` (``subprocess.Popen`` keywords; it dies with this process) to its end.
+        """Run ``cmd`` (``subprocess.Popen`` keywords; in a session of its own; it dies with
+        this process) to its end.
 
         Returns its exit status, or None when it was killed after ``timeout`` seconds.
         ``Interrupted`` instead of starting it once ``stop`` was called, and instead of its
-        status when ``stop`` ended it. ``OSError`` if it cannot be started.
+        status when ``stop`` ended it. ``OSError`` if it cannot be started. A
+        ``KeyboardInterrupt`` while waiting (run on the main thread) ends the child as
+        ``stop`` does before it is raised.
         """
         with self._guard:
             if self.stopping:
                 raise Interrupted
-            proc = subprocess.Popen(cmd, preexec_fn=die_with_parent, **popen)
+            proc = subprocess.Popen(cmd, preexec_fn=die_with_parent, start_new_session=True, **popen)
             self._running.add(proc)
         try:
             try:
@@ -58,6 +64,10 @@ class Children:
                 proc.kill()
                 proc.wait()
                 rc = None
+            except KeyboardInterrupt:
+                proc.terminate()
+                _reap(proc, GRACE_SECONDS)
+                raise
         finally:
             with self._guard:
                 self._running.discard(proc)
@@ -74,11 +84,17 @@ class Children:
         for proc in running:
             proc.terminate()
         for proc in running:
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _reap(proc, grace)
         return len(running)
+
+
+def _reap(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """Wait ``grace`` seconds for a terminated ``proc`` to exit, then SIGKILL it."""
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _interrupt(signum: int, frame: object) -> None:

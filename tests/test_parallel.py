@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -222,6 +223,75 @@ def _outcome(children: Children, cmd: list[str]) -> object:
         return children.run(cmd)
     except Interrupted:
         return "interrupted"
+
+
+# A stand-in for cibuildwheel: says when it runs, records a SIGINT it gets, exits 1 on it.
+_CHILD = """
+import os, pathlib, signal, sys, time
+mark = pathlib.Path(sys.argv[1])
+def on_sigint(*_):
+    mark.with_suffix(".sigint").write_text("")
+    sys.exit(1)
+signal.signal(signal.SIGINT, on_sigint)
+mark.write_text(str(os.getpid()))
+time.sleep(60)
+"""
+
+# A factory stand-in in a process group of its own: a worker thread runs the child, then
+# Ctrl-C is sent as a terminal sends it, to the whole group, and the main thread stops.
+_CTRL_C = """
+import os, signal, sys, threading, time
+from factory.children import Children
+from factory.errors import Interrupted
+children, outcome = Children(), []
+def work():
+    try:
+        outcome.append(children.run([sys.executable, "-c", sys.argv[1], sys.argv[2]]))
+    except Interrupted:
+        outcome.append("interrupted")
+worker = threading.Thread(target=work)
+worker.start()
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+try:
+    os.killpg(0, signal.SIGINT)
+    time.sleep(30)
+except KeyboardInterrupt:
+    time.sleep(1)  # the main thread may take a moment to get here; the child must not end first
+    children.stop(grace=5)
+worker.join(30)
+print(outcome)
+"""
+
+
+def test_a_terminal_ctrl_c_reaches_the_factory_not_its_children(tmp_path):
+    mark = tmp_path / "child"
+    proc = subprocess.run(
+        [sys.executable, "-c", _CTRL_C, _CHILD, str(mark)], capture_output=True, text=True, timeout=60,
+        start_new_session=True,  # the group the Ctrl-C goes to holds pytest otherwise
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not mark.with_suffix(".sigint").exists()  # the child had its own session
+    assert proc.stdout.strip() == "['interrupted']"  # ended by stop, not a failed build
+
+
+def test_a_keyboard_interrupt_while_running_on_the_main_thread_ends_the_child(tmp_path):
+    mark = tmp_path / "child"
+
+    def interrupt_once_started() -> None:
+        while not mark.exists() or not mark.read_text():
+            time.sleep(0.05)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    sender = threading.Thread(target=interrupt_once_started)
+    sender.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        Children().run([sys.executable, "-c", _CHILD, str(mark)])
+    sender.join(10)
+    assert time.monotonic() - started < 20  # not the child's 60 s
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(mark.read_text()), 0)  # ended and reaped
 
 
 def test_sigterm_interrupts_only_while_open():
