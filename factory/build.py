@@ -222,13 +222,12 @@ class SdistBuilder:
 
         with children.sigterm_interrupts(), ThreadPoolExecutor(max_workers=self.cfg.build_jobs, thread_name_prefix="cell") as pool:
             futures = [pool.submit(work) for _ in range(min(self.cfg.build_jobs, len(cells)))]
-            try:
-                for future in futures:
-                    future.result()
-            except KeyboardInterrupt:  # SIGINT, or SIGTERM here: the workers must not finish their cells
+
+            def stop() -> None:  # the workers must not finish their cells, nor take new ones
                 failed.set()
                 self.stop()
-                raise
+
+            children.results_or_stop(futures, stop)
         return [outcomes[i] for i in range(len(cells))]
 
     def stop(self) -> None:

@@ -9,8 +9,9 @@ worker threads that wait on them are freed at once instead of after their builds
 child starts a session of its own, so a terminal's Ctrl-C (SIGINT to the whole foreground
 process group) reaches only the factory, which then stops its children in order; the
 children cannot end first and read as failed builds.
-``sigterm_interrupts`` turns SIGTERM into ``Interrupted`` where such a stop exists; elsewhere
-SIGTERM keeps its default (the process ends, its children with it).
+``sigterm_interrupts`` turns SIGTERM into ``Interrupted`` where such a stop exists (the sdist
+lane, images, smoke: ``results_or_stop``); elsewhere SIGTERM keeps its default (the process
+ends, its children with it).
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import ctypes
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import Interrupted
+
+T = TypeVar("T")
 
 PR_SET_PDEATHSIG = 1
 # What a terminated child gets to exit on its own (cibuildwheel removes its container then).
@@ -114,3 +118,15 @@ def sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def results_or_stop(futures: Iterable[Future[T]], stop: Callable[[], object]) -> list[T]:
+    """The results of ``futures`` in order (what a future raises is raised). On
+    ``KeyboardInterrupt`` (SIGINT; SIGTERM under ``sigterm_interrupts``) ``stop`` is called
+    first, to end what the worker threads wait on (containers, children), so that the
+    executor's exit does not wait for their work to finish; then it is raised."""
+    try:
+        return [future.result() for future in futures]
+    except KeyboardInterrupt:
+        stop()
+        raise

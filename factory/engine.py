@@ -414,11 +414,11 @@ class Engine:
             raise EngineError(f"cannot remove stale build containers: {e.explanation}", DOCKER_FIX) from None
         return len(containers)
 
-    def stop(self, label: str) -> int:
-        """End an interrupted run's containers here and on the per-arch hosts: ``run`` starts
-        no more, and those it is waiting on, and every container carrying ``label``
-        (``key=value``: cibuildwheel's, started outside this class), are force-removed.
-        Returns how many were removed. ``EngineError`` if the engine refuses."""
+    def stop(self, label: str | None = None) -> int:
+        """End an interrupted run's containers here and on the per-arch hosts: ``run`` and
+        ``test_container`` start no more, and those they are waiting on, and every container
+        carrying ``label`` (``key=value``: cibuildwheel's, started outside this class), are
+        force-removed. Returns how many were removed. ``EngineError`` if the engine refuses."""
         with self._guard:
             self.stopping = True
             running = list(self._running)
@@ -427,12 +427,22 @@ class Engine:
             with contextlib.suppress(docker.errors.APIError):  # gone already, or being removed
                 container.remove(force=True)
                 removed += 1
-        removed += self.remove_labelled(label)
+        if label is not None:
+            removed += self.remove_labelled(label)
         return removed + sum(engine.stop(label) for engine in self._by_arch.values())
 
     def exec_in(self, container: Any, command: list[str], user: str = "") -> tuple[int, bytes]:
-        """Run ``command`` in a started test container as ``user`` (uid or name; default: the image's)."""
-        result = container.get_wrapped_container().exec_run(command, user=user)
+        """Run ``command`` in a started test container as ``user`` (uid or name; default: the
+        image's). ``Interrupted`` when ``stop`` removed the container (the command was
+        killed with it: its status says nothing about the image)."""
+        try:
+            result = container.get_wrapped_container().exec_run(command, user=user)
+        except docker.errors.APIError:
+            if self.stopping:
+                raise Interrupted from None
+            raise
+        if self.stopping:
+            raise Interrupted
         return int(result.exit_code), result.output
 
     @contextlib.contextmanager
@@ -442,7 +452,8 @@ class Engine:
         tmpfs ``/tmp``; stopped on exit.
 
         ``exec([...])`` on it runs checks inside. ``volumes`` are (host path, container path)
-        pairs mounted read-only (on a configured host, staged into its volumes: ``staged``). Raises ``EngineError`` if the engine cannot start it.
+        pairs mounted read-only (on a configured host, staged into its volumes: ``staged``). Raises ``EngineError`` if the engine cannot start it,
+        ``Interrupted`` instead of starting it once ``stop`` was called.
         """
         from testcontainers.core.container import DockerContainer
 
@@ -452,16 +463,27 @@ class Engine:
             c = DockerContainer(image, read_only=True, docker_client_kw=client_kw).with_tmpfs_mount("/tmp", "size=64m").with_command(IDLE)
             for host, spec in mounts.items():
                 c = c.with_volume_mapping(host, spec["bind"], "ro")
-            try:
-                c.start()
-            except docker.errors.APIError as e:
-                with contextlib.suppress(Exception):
-                    c.stop()
-                raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
+            with self._guard:
+                if self.stopping:
+                    raise Interrupted
+                try:
+                    c.start()
+                except docker.errors.APIError as e:
+                    with contextlib.suppress(Exception):
+                        c.stop()
+                    raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
+                wrapped = c.get_wrapped_container()
+                self._running.add(wrapped)
             try:
                 yield c
             finally:
-                c.stop()
+                with self._guard:
+                    self._running.discard(wrapped)
+                try:
+                    c.stop()
+                except docker.errors.APIError:
+                    if not self.stopping:  # else stop() removed it already
+                        raise
 
 
 def staged_mounts(volumes: Mapping[str, Mapping[str, str]]) -> dict[str, list[tuple[Path, str]]]:

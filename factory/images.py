@@ -40,7 +40,7 @@ from pathlib import Path
 from platform import machine
 from typing import Any
 
-from . import atomic, binfmt, hostlayer, layerimage, oci, perf, probes, resources
+from . import atomic, binfmt, children, hostlayer, layerimage, oci, perf, probes, resources
 from .cache import sha256_file
 from .config import Config
 from .engine import Engine
@@ -390,8 +390,10 @@ def build_images(
     # The arches are built at once (the SBOM probe, and on the Dockerfile route pip and
     # compileall, run arm64 under QEMU on one core); they are measured one after the other,
     # so neither's timings carry the other's load.
-    with Progress() as progress, ThreadPoolExecutor(max_workers=len(plans) or 1, thread_name_prefix="image") as pool:
-        assembled = [f.result() for f in [pool.submit(assemble, progress, *plan) for plan in plans]]
+    # An interrupt removes the containers they run (SBOM probe, compileall), so the threads
+    # end within seconds.
+    with children.sigterm_interrupts(), Progress() as progress, ThreadPoolExecutor(max_workers=len(plans) or 1, thread_name_prefix="image") as pool:
+        assembled = children.results_or_stop([pool.submit(assemble, progress, *plan) for plan in plans], engine.stop)
     pushed: list[Pushed] = []
     for (image, image_manifest), fresh in assembled:
         if fresh:

@@ -29,7 +29,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from . import binfmt, probes
+from . import binfmt, children, probes
 from .engine import Engine
 from .errors import SmokeError
 from .imagelock import ArchImage, ImagesLock
@@ -167,8 +167,9 @@ def smoke(engine: Engine, images: ImagesLock, python: str, pip_wheel: Path, pinn
         return r
 
     # The arches at once: smoke checks outcomes, not timings, so one may load the other.
-    with Progress() as progress, ThreadPoolExecutor(max_workers=len(images.images) or 1, thread_name_prefix="smoke") as pool:
-        results = [f.result() for f in [pool.submit(one, progress, image) for image in images.images]]
+    # An interrupt removes the test containers, so the threads end within seconds.
+    with children.sigterm_interrupts(), Progress() as progress, ThreadPoolExecutor(max_workers=len(images.images) or 1, thread_name_prefix="smoke") as pool:
+        results = children.results_or_stop([pool.submit(one, progress, image) for image in images.images], engine.stop)
     failures = [f for r in results for f in r.failures]
     for f in failures:
         console.print(f"[red]FAIL[/red] {f}")

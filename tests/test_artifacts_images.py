@@ -309,6 +309,9 @@ class UnusedEngine:
     def emulates(self, arch):
         return True
 
+    def stop(self, label=None):  # what an interrupt would call
+        raise AssertionError("no interrupt here")
+
 
 class SbomEngine:
     """An image with dpkg's one status file, or (``status_d``) distroless status.d records."""

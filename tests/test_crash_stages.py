@@ -119,6 +119,30 @@ def test_a_signal_mid_sdist_build_stops_it_and_removes_its_container(project, cf
     assert ours_left(builds, project) == []
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_smoke_removes_its_test_containers(project, images, signum):
+    # smoke's test containers idle in python3 until removed: one left behind runs for ever
+    engine, tc = Engine(), {"label": "org.testcontainers=true"}
+    before = {c.id for c in engine.client.containers.list(all=True, filters=tc)}
+    proc = start_factory(
+        project, "smoke", stderr=subprocess.STDOUT, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+
+    def ours() -> list:
+        return [c for c in engine.client.containers.list(all=True, filters=tc) if c.id not in before]
+
+    wait_for(lambda: any(c.status == "running" for c in ours()) or proc.poll() is not None, 300, "a smoke container")
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=120)
+    stopped = time.monotonic() - sent
+    assert proc.returncode == 128 + signum, out  # 0 would mean smoke ended before the signal
+    assert stopped < 30, f"{stopped:.0f} s to stop"
+    assert ("factory: terminated" if signum == signal.SIGTERM else "factory: interrupted") in out
+    assert "failure" not in out  # a probe killed with its container says nothing of the image
+    assert ours() == []
+
+
 def test_engine_stop_ends_the_containers_run_waits_on(bases):
     # the Rust, pure-Python, recipe and import-check containers go through Engine.run
     engine, outcome = Engine(), []
