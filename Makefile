@@ -33,6 +33,7 @@ deps:
 	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
 	[ -e /usr/bin/qemu-aarch64-static ] || missing="$$missing qemu-user-static"; \
 	command -v dpkg-deb >/dev/null || missing="$$missing dpkg"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \

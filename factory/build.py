@@ -36,7 +36,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import atomic, buildcache, builddeps, buildlocks, children, cibw, libbuild, librecipes, parallel, purebuild, resources, rustbuild, toolchain
+from . import (
+    atomic,
+    buildcache,
+    builddeps,
+    buildlocks,
+    children,
+    cibw,
+    libbuild,
+    librecipes,
+    parallel,
+    purebuild,
+    resources,
+    rustbuild,
+    stableabi,
+    toolchain,
+)
 from .buildcache import BuildCache
 from .buildchecks import WheelChecks, best_tag
 from .builddeps import builddeps_dir, check_requires
@@ -74,6 +89,11 @@ RUST_TOOLS = ("build", "packaging", "pyproject-hooks")
 NOT_PURE = "the built wheel is not pure Python"
 # Causes that say the pinned release's source is not ready for 3.14 (no recipe or option fixes
 # it): the reason then names the first later release with a wheel for the target.
+def _forward(env: tuple[tuple[str, str], ...]) -> bool:
+    """Whether a Rust cell's variables build it with PyO3's forward compatibility (abi3)."""
+    return dict(env).get(PYO3_FORWARD) == "1"
+
+
 _NOT_READY = frozenset({CauseKind.PYO3_TOO_OLD, CauseKind.CAPI_REMOVED, CauseKind.CYTHON3, CauseKind.PURE_FALLBACK, CauseKind.BACKEND_IMPORT, CauseKind.BACKEND_HOOK})
 
 
@@ -313,10 +333,13 @@ class SdistBuilder:
         # a crate whose PyO3 predates 3.14, built again as PyO3's own error suggests
         forward = None if PYO3_FORWARD in dict(user_env) else (*user_env, (PYO3_FORWARD, "1"))
         forward_key = None if forward is None else self._rust_key(req, kind, epoch, build_lock, forward)
-        for known in (key, forward_key):
-            cached = None if known is None else self.cache.get(known)
-            if cached is not None:
-                return cached
+        for known, env in ((key, user_env), (forward_key, forward)):
+            if known is None or env is None or (cached := self.cache.get(known)) is None:
+                continue
+            if _forward(env) and self._outside_stable_abi(self.cache.entry(known) / cached.filename):
+                shutil.rmtree(self.cache.entry(known), ignore_errors=True)  # an entry from before the check: built again, and refused
+                continue
+            return cached
         native = self._native()
         try:
             with self._once(("builddeps", native.name, build_lock.sha256)):
@@ -353,6 +376,10 @@ class SdistBuilder:
                     self.cfg.build_timeout_for(req.pin.name), env,
                 )  # fmt: skip
                 outcome, cause = self._finish(result, work, target, image, dataclasses.replace(base, environment=added))
+                if outcome.ok and _forward(env) and (outside := self._outside_stable_abi(work / outcome.filename)):
+                    cause = Cause(CauseKind.PYO3_TOO_OLD, outside, "use a release built with PyO3 0.25 or later")
+                    (work / outcome.filename).unlink()
+                    outcome = dataclasses.replace(base, environment=added, seconds=outcome.seconds, reason=str(cause))
                 return self._with_upgrade(outcome, cause, req)
 
             return run
@@ -363,6 +390,19 @@ class SdistBuilder:
         again = self.cache.put(forward_key, runner(forward, (f"{PYO3_FORWARD}=1",)))
         # the first attempt's fix was this retry: keep what it found, not its advice
         return again if again.ok else dataclasses.replace(again, reason=f"{headline(first.reason)}; built again with {PYO3_FORWARD}=1: {again.reason}")
+
+    @staticmethod
+    def _outside_stable_abi(wheel: Path) -> str:
+        """What of ``wheel``, built with ``PYO3_FORWARD`` (so meant for the stable ABI), is
+        outside stable ABI (``stableabi``), as a cause's detail; "" when nothing is."""
+        try:
+            outside = sorted({symbol for symbols in stableabi.outside_stable_abi(wheel).values() for symbol in symbols})
+        except WheelContentError as e:
+            return f"built with {PYO3_FORWARD}=1, and its extension modules cannot be read to check the stable ABI: {e}"
+        if not outside:
+            return ""
+        shown = ", ".join(outside[:4]) + (f" and {len(outside) - 4} more" if len(outside) > 4 else "")
+        return f"built with {PYO3_FORWARD}=1 but not against the stable ABI: it imports {shown} (the variable did not reach this PyO3's cross-compile configuration)"
 
     def _rust_key(self, req: BuildRequest, kind: str, epoch: int, build_lock: Lock, user_env: tuple[tuple[str, str], ...]) -> buildcache.BuildKey:
         return buildcache.rust_key(

@@ -35,7 +35,7 @@ STAGES = [
     {"rootfs"},
     {"bootstrap"},
     {"builders"},
-    {"failures", "sdistplan", "buildcache", "cibw", "purebuild", "buildchecks", "builddeps", "buildlocks", "libbuild", "rustbuild", "build"},  # the sdist lane
+    {"failures", "sdistplan", "buildcache", "cibw", "purebuild", "buildchecks", "stableabi", "builddeps", "buildlocks", "libbuild", "rustbuild", "build"},  # the sdist lane
     {"wheelhouse"},
     {"sbom"},
     {"perf"},
