@@ -89,12 +89,12 @@ RUST_TOOLS = ("build", "packaging", "pyproject-hooks")
 NOT_PURE = "the built wheel is not pure Python"
 # Causes that say the pinned release's source is not ready for 3.14 (no recipe or option fixes
 # it): the reason then names the first later release with a wheel for the target.
+_NOT_READY = frozenset({CauseKind.PYO3_TOO_OLD, CauseKind.CAPI_REMOVED, CauseKind.CYTHON3, CauseKind.PURE_FALLBACK, CauseKind.BACKEND_IMPORT, CauseKind.BACKEND_HOOK})
+
+
 def _forward(env: tuple[tuple[str, str], ...]) -> bool:
     """Whether a Rust cell's variables build it with PyO3's forward compatibility (abi3)."""
     return dict(env).get(PYO3_FORWARD) == "1"
-
-
-_NOT_READY = frozenset({CauseKind.PYO3_TOO_OLD, CauseKind.CAPI_REMOVED, CauseKind.CYTHON3, CauseKind.PURE_FALLBACK, CauseKind.BACKEND_IMPORT, CauseKind.BACKEND_HOOK})
 
 
 def sweep(cache_dir: Path) -> list[Path]:
@@ -394,7 +394,7 @@ class SdistBuilder:
     @staticmethod
     def _outside_stable_abi(wheel: Path) -> str:
         """What of ``wheel``, built with ``PYO3_FORWARD`` (so meant for the stable ABI), is
-        outside stable ABI (``stableabi``), as a cause's detail; "" when nothing is."""
+        outside the stable ABI (``stableabi``), as a cause's detail; "" when nothing is."""
         try:
             outside = sorted({symbol for symbols in stableabi.outside_stable_abi(wheel).values() for symbol in symbols})
         except WheelContentError as e:
