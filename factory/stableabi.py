@@ -13,16 +13,14 @@ the stable ABI, as ``abi3info`` lists them (from CPython's ``Misc/stable_abi.tom
 from __future__ import annotations
 
 import functools
-import io
 import zipfile
 from pathlib import Path
 
 import abi3info
 from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
 
 from .errors import WheelContentError
+from .verify import elf_imports, elf_members
 
 
 @functools.cache
@@ -32,15 +30,9 @@ def stable_abi_symbols() -> frozenset[str]:
 
 
 def imported_cpython_symbols(module: bytes) -> frozenset[str]:
-    """The CPython symbols (``Py…``, ``_Py…``) an ELF shared object (its bytes) imports: its
-    undefined dynamic symbols. ``ELFError`` if ``module`` is not ELF."""
-    elf = ELFFile(io.BytesIO(module))
-    table = elf.get_section_by_name(".dynsym")
-    if not isinstance(table, SymbolTableSection):
-        return frozenset()
-    return frozenset(
-        s.name for s in table.iter_symbols() if s["st_shndx"] == "SHN_UNDEF" and s.name.startswith(("Py", "_Py"))
-    )
+    """The CPython symbols (``Py…``, ``_Py…``) an ELF shared object (its bytes) imports
+    (``verify.elf_imports``). ``ELFError`` if ``module`` is not ELF."""
+    return frozenset(name for name in elf_imports(module) if name.startswith(("Py", "_Py")))
 
 
 def outside_stable_abi(wheel: Path) -> dict[str, tuple[str, ...]]:
@@ -51,11 +43,10 @@ def outside_stable_abi(wheel: Path) -> dict[str, tuple[str, ...]]:
     allowed = stable_abi_symbols()
     found: dict[str, tuple[str, ...]] = {}
     try:
-        with zipfile.ZipFile(wheel) as z:
-            for name in sorted(n for n in z.namelist() if n.endswith(".so") or ".so." in n.rsplit("/", 1)[-1]):
-                outside = imported_cpython_symbols(z.read(name)) - allowed
-                if outside:
-                    found[name] = tuple(sorted(outside))
+        for name, data in elf_members(wheel):
+            outside = imported_cpython_symbols(data) - allowed
+            if outside:
+                found[name] = tuple(sorted(outside))
     except (zipfile.BadZipFile, ELFError, OSError) as e:
         raise WheelContentError(f"{wheel.name}: cannot read its extension modules: {e}", "rebuild the wheel") from None
     return found

@@ -63,7 +63,9 @@ def check_wheel(path: Path, target: Target) -> None:
         raise WheelContentError(f"{name}: not a valid zip archive", FIX) from None
 
 
-def _elf_members(path: Path) -> list[tuple[str, bytes]]:
+def elf_members(path: Path) -> list[tuple[str, bytes]]:
+    """(member name, bytes) of the wheel's shared objects (``*.so``, ``*.so.N``).
+    ``zipfile.BadZipFile`` if it is not a zip."""
     with zipfile.ZipFile(path) as z:
         return [(m, z.read(m)) for m in z.namelist() if (m.endswith(".so") or ".so." in m.rsplit("/", 1)[-1])]
 
@@ -75,7 +77,7 @@ def glibc_versions_above(path: Path, floor: tuple[int, int]) -> list[str]:
     entries with pyelftools. Empty when the wheel fits the floor (PEP 600).
     """
     above: set[str] = set()
-    for member, data in _elf_members(path):
+    for member, data in elf_members(path):
         if not data.startswith(b"\x7fELF"):
             continue
         elf = ELFFile(io.BytesIO(data))
@@ -110,6 +112,16 @@ def elf_exports(data: bytes) -> set[str]:
     }
 
 
+def elf_imports(data: bytes) -> set[str]:
+    """Names of the symbols an ELF shared object leaves undefined in ``.dynsym`` (what it
+    imports). ``ELFError`` if ``data`` is not ELF."""
+    elf = ELFFile(io.BytesIO(data))
+    dynsym = elf.get_section_by_name(".dynsym")
+    if not isinstance(dynsym, SymbolTableSection):
+        return set()
+    return {s.name for s in dynsym.iter_symbols() if s.name and s["st_shndx"] == "SHN_UNDEF"}
+
+
 def check_musl_wheel(path: Path, target: Target, exports: set[str]) -> None:
     """Static checks for a cross-built musllinux wheel (it cannot be import-tested here).
 
@@ -120,7 +132,7 @@ def check_musl_wheel(path: Path, target: Target, exports: set[str]) -> None:
     file and the symbols.
     """
     fix = "the extension needs more than musl and CPython provide; report it, or vendor the library into the wheel"
-    members = _elf_members(path)
+    members = elf_members(path)
     bundled = {m.rsplit("/", 1)[-1] for m, _ in members}
     provided = set(exports)
     for _, data in members:
