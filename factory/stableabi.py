@@ -1,11 +1,11 @@
 """Whether a built wheel's extension modules keep to CPython's stable ABI (PEP 384, PEP 652).
 
 A crate whose PyO3 predates 3.14 is built again with ``PYO3_USE_ABI3_FORWARD_COMPATIBILITY=1``,
-which should compile it against the limited API. PyO3 before 0.24 does not apply that
-variable to a configuration read from a file, which is how maturin cross-compiles (any
-target but the host's), so such a build can succeed against the full API of a CPython its
-PyO3 does not know (measured: pydantic-core 2.27.2 for ``manylinux_2_28_aarch64`` imports
-``PyUnicode_New``). The check reads what each module imports: every CPython symbol
+which should compile it against the limited API. When maturin cross-compiles (any target
+but the host's) such a build can still succeed against the full API of a CPython its PyO3
+does not know (measured: pydantic-core 2.27.2, PyO3 0.22.6, for ``manylinux_2_28_aarch64``
+imports ``PyUnicode_New``; rpds-py 0.24.0, PyO3 0.23, keeps to the stable ABI on all four
+targets). The check reads what each module imports: every CPython symbol
 (``Py…``/``_Py…``) among its undefined dynamic symbols must be a function or data member of
 the stable ABI, as ``abi3info`` lists them (from CPython's ``Misc/stable_abi.toml``).
 """
