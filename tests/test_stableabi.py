@@ -1,18 +1,25 @@
 """The stable-ABI check of a PYO3_USE_ABI3_FORWARD_COMPATIBILITY build (factory/stableabi.py),
 on shared objects the host's C compiler makes: one importing only stable-ABI symbols, one
-importing what the full API has (PyUnicode_New, as pydantic-core 2.27.2's aarch64 build did)."""
+importing what the full API has (PyUnicode_New, as pydantic-core 2.27.2's aarch64 build did),
+and its wiring into the Rust cell's PYO3_USE_ABI3_FORWARD_COMPATIBILITY retry (the engine a
+stand-in: a real PyO3 0.22 crate cross-compiled would need about 10 minutes)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
+import types
 import zipfile
 from pathlib import Path
 
 import pytest
+from indexserver import FixtureIndex, make_sdist, make_wheel, sha256
 
 from factory.build import SdistBuilder
 from factory.errors import WheelContentError
 from factory.stableabi import imported_cpython_symbols, outside_stable_abi, stable_abi_symbols
+from factory.targets import parse_target
 
 # Declared here, not from Python.h: the check reads only the names a module imports.
 STABLE = "extern void *PyLong_FromLong(long); extern void Py_IncRef(void *);\nvoid *f(void *o) { Py_IncRef(o); return PyLong_FromLong(1); }\n"
@@ -61,3 +68,92 @@ def test_a_module_that_is_not_elf_is_a_wheel_content_error(tmp_path):
     bogus.write_bytes(b"not an ELF file")
     with pytest.raises(WheelContentError, match="cannot read its extension modules"):
         outside_stable_abi(wheel_of(tmp_path, "bad", {"bad/_bad.so": bogus}))
+
+
+class RustEngine:
+    """A stand-in engine for the Rust cell: ``cargo fetch`` succeeds; the build refuses 3.14
+    as PyO3 before 0.25 does, unless the forward-compatibility variable is exported, when
+    it writes ``wheel`` (a ``cp314-abi3`` wheel) into the container's output directory."""
+
+    WHEEL = "rustabi-1.0-cp314-abi3-manylinux_2_28_x86_64.whl"
+
+    def __init__(self, wheel: bytes) -> None:
+        self.wheel, self.builds = wheel, 0
+
+    def inspect(self, ref: str) -> dict[str, str]:
+        return {"Id": ref}  # the host builder image is there
+
+    def remove_labelled(self, label: str) -> None:
+        pass
+
+    def run(self, image, cmd, volumes, environment, timeout, network=True):
+        script = cmd[-1]
+        if "cargo fetch" in script:
+            return 0, ""
+        self.builds += 1
+        if 'export PYO3_USE_ABI3_FORWARD_COMPATIBILITY="1"' not in script:
+            return 1, "error: the configured Python interpreter version (3.14) is newer than PyO3's maximum supported version (3.13)\n"
+        out = next(Path(host) for host, spec in volumes.items() if spec["bind"] == "/opt/factory/out")
+        (out / self.WHEEL).write_bytes(self.wheel)
+        return 0, "Built wheel\n"
+
+
+@pytest.fixture
+def rust_lane(tmp_path):
+    """An ``SdistBuilder`` over a real index on loopback holding a maturin sdist with a
+    ``Cargo.lock``; its engine is set per test (``RustEngine``)."""
+    from factory.cache import FileCache
+    from factory.config import load_config
+    from factory.index import Index
+    from factory.lockfile import Pin
+
+    pyproject = '[build-system]\nrequires = []\nbuild-backend = "maturin"\n[project]\nname = "rustabi"\nversion = "1.0"\n'
+    sdist = make_sdist("rustabi", "1.0", {"pyproject.toml": pyproject, "Cargo.toml": "[package]\n", "Cargo.lock": "version = 3\n", "src/lib.rs": ""})
+    (tmp_path / "toolchain.txt").write_text("pip==25.0 --hash=sha256:" + "0" * 64 + "\n")
+    setuptools = make_wheel("setuptools-80.0.0-py3-none-any.whl")
+    (tmp_path / "build.txt").write_text(f"setuptools==80.0.0 --hash=sha256:{sha256(setuptools)}\n")
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.factory]\ncache-dir = "{tmp_path / "cache"}"\ntoolchain = "toolchain.txt"\nbuild-constraints = "build.txt"\n'
+        'build-overrides-dir = ""\nbuild-jobs = 1\n'
+    )
+    cfg = load_config(tmp_path / "pyproject.toml", env={})
+    engine: list[RustEngine] = []
+    with FixtureIndex({"rustabi": {"rustabi-1.0.tar.gz": sdist}, "setuptools": {"setuptools-80.0.0-py3-none-any.whl": setuptools}}) as idx:
+        builder = SdistBuilder(cfg, Index(idx.url, FileCache(cfg.cache_dir)), lambda: types.SimpleNamespace(engine=engine[0]))
+        builder._zig_roots[None] = tmp_path / "zig"
+        builder.__dict__["_tools"] = tmp_path / "tools"
+        req = builder.request(Pin("rustabi", "1.0", frozenset({sha256(sdist)}), None, 1), parse_target("manylinux_2_28_x86_64"))
+        yield builder, req, engine
+
+
+def test_a_forward_compatible_rust_build_must_keep_to_the_stable_abi(tmp_path, rust_lane):
+    """The Rust cell's retry with PYO3_USE_ABI3_FORWARD_COMPATIBILITY=1: a wheel importing
+    only stable-ABI symbols is the cell's; one importing PyUnicode_New fails with the check's
+    reason, is not cached, and a cached one (from before the check) is dropped and rebuilt."""
+    builder, req, engine = rust_lane
+    full, stable = (
+        make_wheel(RustEngine.WHEEL, {"rustabi/_rustabi.abi3.so": shared_object(tmp_path, name, source).read_bytes()})
+        for name, source in (("full", FULL), ("stable", STABLE))
+    )
+
+    engine.append(RustEngine(full))
+    refused = builder.build(req)
+    assert not refused.ok and engine[0].builds == 2
+    assert refused.reason.startswith("PyO3 older than CPython 3.14: PyO3 supports up to 3.13")
+    assert "built again with PYO3_USE_ABI3_FORWARD_COMPATIBILITY=1: PyO3 older than CPython 3.14: built with" in refused.reason
+    assert "not against the stable ABI: it imports PyUnicode_New, _PyObject_MakeTpCall" in refused.reason
+    assert not list((builder.cfg.cache_dir / "builds").glob("*/*.whl"))  # nothing of it cached
+
+    engine[0].wheel, engine[0].builds = stable, 0  # the builder keeps its first connection
+    built = builder.build(req)
+    assert built.ok and not built.cached and built.filename == RustEngine.WHEEL, built.reason
+    assert builder.build(req).cached and engine[0].builds == 2  # the first build is not cached (it failed); the retry is
+
+    # a full-API wheel cached before the check existed: dropped, built again and refused
+    (entry,) = {w.parent for w in (builder.cfg.cache_dir / "builds").glob("*/*.whl")}
+    (entry / built.filename).write_bytes(full)
+    record = json.loads((entry / "outcome.json").read_text())
+    (entry / "outcome.json").write_text(json.dumps({**record, "sha256": hashlib.sha256(full).hexdigest()}))  # a sound entry
+    engine[0].wheel, engine[0].builds = full, 0
+    again = builder.build(req)
+    assert not again.ok and "it imports PyUnicode_New" in again.reason and engine[0].builds == 2 and not entry.exists()
