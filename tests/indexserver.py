@@ -15,6 +15,7 @@ import time
 import zipfile
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
@@ -61,6 +62,23 @@ def make_sdist(name: str, version: str, files: dict[str, str], requires: tuple[s
             info.size, info.mtime, info.mode = len(data), 1700000000, 0o644
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+SETUPTOOLS = make_wheel("setuptools-80.0.0-py3-none-any.whl")
+
+
+def lane_project(root: Path, extra: str = "") -> dict[str, dict[str, bytes]]:
+    """Write an sdist-lane project into ``root``: ``pyproject.toml`` (cache in ``root/cache``,
+    no build overrides, then ``extra`` TOML), a toolchain lock pinning only pip and build
+    constraints pinning only setuptools 80.0.0. Returns what the index must serve for those
+    constraints (setuptools' wheel), as ``FixtureIndex`` projects."""
+    (root / "toolchain.txt").write_text("pip==25.0 --hash=sha256:" + "0" * 64 + "\n")
+    (root / "build.txt").write_text(f"setuptools==80.0.0 --hash=sha256:{sha256(SETUPTOOLS)}\n")
+    (root / "pyproject.toml").write_text(
+        f'[tool.factory]\ncache-dir = "{root / "cache"}"\ntoolchain = "toolchain.txt"\nbuild-constraints = "build.txt"\n'
+        f'build-overrides-dir = ""\n{extra}'
+    )
+    return {"setuptools": {"setuptools-80.0.0-py3-none-any.whl": SETUPTOOLS}}
 
 
 def free_port() -> int:

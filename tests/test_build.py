@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from indexserver import FixtureIndex, make_sdist, make_wheel, sha256
+from indexserver import FixtureIndex, lane_project, make_sdist, make_wheel, sha256
 from pypi_simple import DistributionPackage
 
 from factory import atomic, cibw, resources, toolchain
@@ -563,7 +563,6 @@ def test_cibw_run_failures_are_results(tmp_path, monkeypatch):
 
 # -- the orchestrator, with only cibuildwheel stood in ---------------------------------
 UPSTREAM = "quay.io/pypa/manylinux_2_28_x86_64:2026.11.01-1@sha256:" + "c" * 64
-SETUPTOOLS = make_wheel("setuptools-80.0.0-py3-none-any.whl")
 
 
 @pytest.fixture
@@ -579,14 +578,7 @@ def lane(tmp_path, resources_copy, monkeypatch):
         "needsmaturin": make_sdist("needsmaturin", "1.0", {}, requires=("maturin>=1",)),
     }
     projects = {name: {f"{name}-1.0.tar.gz": data} for name, data in sdists.items()}
-    projects["setuptools"] = {"setuptools-80.0.0-py3-none-any.whl": SETUPTOOLS}
-    (tmp_path / "toolchain.txt").write_text("pip==25.0 --hash=sha256:" + "0" * 64 + "\n")
-    (tmp_path / "build.txt").write_text(f"setuptools==80.0.0 --hash=sha256:{hashlib.sha256(SETUPTOOLS).hexdigest()}\n")
-    (tmp_path / "pyproject.toml").write_text(
-        f'[tool.factory]\ncache-dir = "{tmp_path / "cache"}"\ntoolchain = "toolchain.txt"\nbuild-constraints = "build.txt"\n'
-        'build-overrides-dir = ""\n'
-        f'[tool.factory.builders]\nmanylinux_2_28_x86_64 = "{UPSTREAM}"\n'
-    )
+    projects |= lane_project(tmp_path, f'[tool.factory.builders]\nmanylinux_2_28_x86_64 = "{UPSTREAM}"\n')
     cfg = load_config(tmp_path / "pyproject.toml", env={})
     runs: list[dict[str, str]] = []
     exit_code = [0]

@@ -6,7 +6,6 @@ stand-in: a real PyO3 0.22 crate cross-compiled would need about 10 minutes)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import types
@@ -14,10 +13,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from indexserver import FixtureIndex, make_sdist, make_wheel, sha256
+from indexserver import FixtureIndex, lane_project, make_sdist, make_wheel, sha256
 
 from factory.build import SdistBuilder
+from factory.cache import FileCache
+from factory.config import load_config
 from factory.errors import WheelContentError
+from factory.index import Index
+from factory.lockfile import Pin
 from factory.stableabi import imported_cpython_symbols, outside_stable_abi, stable_abi_symbols
 from factory.targets import parse_target
 
@@ -101,25 +104,14 @@ class RustEngine:
 @pytest.fixture
 def rust_lane(tmp_path):
     """An ``SdistBuilder`` over a real index on loopback holding a maturin sdist with a
-    ``Cargo.lock``; its engine is set per test (``RustEngine``)."""
-    from factory.cache import FileCache
-    from factory.config import load_config
-    from factory.index import Index
-    from factory.lockfile import Pin
-
+    ``Cargo.lock``, its engine a ``RustEngine`` whose wheel each test sets."""
     pyproject = '[build-system]\nrequires = []\nbuild-backend = "maturin"\n[project]\nname = "rustabi"\nversion = "1.0"\n'
     sdist = make_sdist("rustabi", "1.0", {"pyproject.toml": pyproject, "Cargo.toml": "[package]\n", "Cargo.lock": "version = 3\n", "src/lib.rs": ""})
-    (tmp_path / "toolchain.txt").write_text("pip==25.0 --hash=sha256:" + "0" * 64 + "\n")
-    setuptools = make_wheel("setuptools-80.0.0-py3-none-any.whl")
-    (tmp_path / "build.txt").write_text(f"setuptools==80.0.0 --hash=sha256:{sha256(setuptools)}\n")
-    (tmp_path / "pyproject.toml").write_text(
-        f'[tool.factory]\ncache-dir = "{tmp_path / "cache"}"\ntoolchain = "toolchain.txt"\nbuild-constraints = "build.txt"\n'
-        'build-overrides-dir = ""\nbuild-jobs = 1\n'
-    )
+    projects = {"rustabi": {"rustabi-1.0.tar.gz": sdist}, **lane_project(tmp_path)}
     cfg = load_config(tmp_path / "pyproject.toml", env={})
-    engine: list[RustEngine] = []
-    with FixtureIndex({"rustabi": {"rustabi-1.0.tar.gz": sdist}, "setuptools": {"setuptools-80.0.0-py3-none-any.whl": setuptools}}) as idx:
-        builder = SdistBuilder(cfg, Index(idx.url, FileCache(cfg.cache_dir)), lambda: types.SimpleNamespace(engine=engine[0]))
+    engine = RustEngine(b"")
+    with FixtureIndex(projects) as idx:
+        builder = SdistBuilder(cfg, Index(idx.url, FileCache(cfg.cache_dir)), lambda: types.SimpleNamespace(engine=engine))
         builder._zig_roots[None] = tmp_path / "zig"
         builder.__dict__["_tools"] = tmp_path / "tools"
         req = builder.request(Pin("rustabi", "1.0", frozenset({sha256(sdist)}), None, 1), parse_target("manylinux_2_28_x86_64"))
@@ -136,24 +128,24 @@ def test_a_forward_compatible_rust_build_must_keep_to_the_stable_abi(tmp_path, r
         for name, source in (("full", FULL), ("stable", STABLE))
     )
 
-    engine.append(RustEngine(full))
+    engine.wheel = full
     refused = builder.build(req)
-    assert not refused.ok and engine[0].builds == 2
+    assert not refused.ok and engine.builds == 2
     assert refused.reason.startswith("PyO3 older than CPython 3.14: PyO3 supports up to 3.13")
     assert "built again with PYO3_USE_ABI3_FORWARD_COMPATIBILITY=1: PyO3 older than CPython 3.14: built with" in refused.reason
     assert "not against the stable ABI: it imports PyUnicode_New, _PyObject_MakeTpCall" in refused.reason
     assert not list((builder.cfg.cache_dir / "builds").glob("*/*.whl"))  # nothing of it cached
 
-    engine[0].wheel, engine[0].builds = stable, 0  # the builder keeps its first connection
+    engine.wheel, engine.builds = stable, 0
     built = builder.build(req)
     assert built.ok and not built.cached and built.filename == RustEngine.WHEEL, built.reason
-    assert builder.build(req).cached and engine[0].builds == 2  # the first build is not cached (it failed); the retry is
+    assert builder.build(req).cached and engine.builds == 2  # the first build is not cached (it failed); the retry is
 
     # a full-API wheel cached before the check existed: dropped, built again and refused
     (entry,) = {w.parent for w in (builder.cfg.cache_dir / "builds").glob("*/*.whl")}
     (entry / built.filename).write_bytes(full)
     record = json.loads((entry / "outcome.json").read_text())
-    (entry / "outcome.json").write_text(json.dumps({**record, "sha256": hashlib.sha256(full).hexdigest()}))  # a sound entry
-    engine[0].wheel, engine[0].builds = full, 0
+    (entry / "outcome.json").write_text(json.dumps({**record, "sha256": sha256(full)}))  # a sound entry
+    engine.wheel, engine.builds = full, 0
     again = builder.build(req)
-    assert not again.ok and "it imports PyUnicode_New" in again.reason and engine[0].builds == 2 and not entry.exists()
+    assert not again.ok and "it imports PyUnicode_New" in again.reason and engine.builds == 2 and not entry.exists()
