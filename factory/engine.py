@@ -37,6 +37,8 @@ TIMED_OUT = 124
 # SIGTERM handler, or `docker stop` would wait out its grace period).
 IDLE = ["python3", "-c", "import signal, sys; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); signal.pause()"]
 DOCKER_FIX = "start the engine (`dockerd &` as root, or `systemctl start docker`) and check `docker info`"
+# Containers are created without a pull: an image must be pulled (ensure_local) or built first.
+MISSING_IMAGE_FIX = "pull it from its registry, or build it again (`factory bootstrap` for a base image)"
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,8 @@ class Engine:
                         platform=platform,
                         network_mode="none" if not network else ("host" if host_network else None),
                     )
+                except docker.errors.ImageNotFound:
+                    raise EngineError(f"cannot start a container of {image}: the engine does not have it", MISSING_IMAGE_FIX) from None
                 except docker.errors.APIError as e:
                     raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
                 self._running.add(container)
@@ -471,7 +475,11 @@ class Engine:
                 except docker.errors.APIError as e:
                     with contextlib.suppress(Exception):
                         c.stop()
-                    raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
+                    missing = isinstance(e, docker.errors.ImageNotFound)
+                    raise EngineError(
+                        f"cannot start a container of {image}: {'the engine does not have it' if missing else e.explanation}",
+                        MISSING_IMAGE_FIX if missing else DOCKER_FIX,
+                    ) from None
                 wrapped = c.get_wrapped_container()
                 self._running.add(wrapped)
             try:

@@ -130,6 +130,24 @@ def bases_for(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
     return bases
 
 
+def runtime_bases(cfg: Config, engine: Engine, registry: Registry) -> dict[str, bootstrap_stage.BaseImage]:
+    """The recorded base images (``bases_for``), each made local to the engine that runs its
+    arch, pulled from ``registry`` when that engine lacks it: the sdist lane runs them for
+    build locks and import checks. ``BootstrapError`` before any build when a bootstrapped
+    base is in neither, as on a fresh machine whose bases.lock came with the checkout;
+    ``RegistryError`` if the pull fails."""
+    bases = bases_for(cfg)
+    for arch, base in bases.items():
+        local = engine.for_arch(arch)
+        if base.source == "bootstrap" and local.inspect(base.ref) is None and registry.manifest_of_ref(base.ref) is None:
+            raise BootstrapError(
+                f"the {arch} base image {base.ref} that {cfg.bases_lock.name} records is neither in the engine nor in the registry",
+                "run `factory bootstrap` (it builds the base again from its recipe), then this command",
+            )
+        local.ensure_local(base.ref, f"linux/{arch}", registry.auth)
+    return bases
+
+
 def run_bootstrap(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
     engine = connect_engine(cfg)
     with exclusive(cfg.cache_dir, cfg.bases_lock):
@@ -143,7 +161,7 @@ def sdist_builder(cfg: Config, index: Index, engine: Engine | None = None, regis
     def connect() -> Connection:
         eng = engine or connect_engine(cfg)
         reg = registry or connect_registry(cfg)
-        return Connection(engine=eng, registry=reg, bases=bases_for(cfg), pip_wheel=tool_wheel(cfg, index, "pip"))
+        return Connection(engine=eng, registry=reg, bases=runtime_bases(cfg, eng, reg), pip_wheel=tool_wheel(cfg, index, "pip"))
 
     return lambda: SdistBuilder(cfg, index, connect)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from tinysrc import (
 )
 
 from factory.engine import Engine
+from factory.errors import EngineError
 from factory.imagelock import BuilderImagesLock
 from factory.lockfile import read_lock
 
@@ -236,6 +238,38 @@ def test_a_failing_sdist_publishes_nothing(project, built, sdist_index):
     assert cells["broken"]["reason"].startswith("missing header: frobnicate/frob.h"), cells["broken"]
     assert any("error" in line for line in cells["broken"]["log_tail"]), cells["broken"]
     assert Path(cells["broken"]["log"]).is_file()
+
+
+def test_a_recorded_base_in_neither_engine_nor_registry_is_named_with_its_fix(project, bases, built, sdist_index, tmp_path):
+    """A bases.lock that names a base no one has (a fresh machine with a committed lock):
+    one line naming the base and `factory bootstrap` as the lane connects to the engine. It
+    used to fail later, at a generated build lock ("start the engine") or at an import check
+    ("cannot pull … check the registry")."""
+    source = f"/* {uuid.uuid4()} */\n" + C_SOURCE.replace("_tinyc", "_tinylost")  # new bytes: no cached cell
+    sdist = make_sdist("tinylost", "1.0", c_project("tinylost", "_tinylost", source))
+    recorded = json.loads((project / "bases.lock").read_text())
+    repo = recorded["bases"]["amd64"]["ref"].split("@")[0]
+    recorded["bases"]["amd64"]["ref"] = f"{repo}@sha256:{hashlib.sha256(b'never pushed').hexdigest()}"
+    (tmp_path / "bases.lock").write_text(json.dumps(recorded))
+    pyproject = (project / "pyproject.toml").read_text()
+    for key, where in (("bases-lock", tmp_path), ("builders-lock", project)):  # this project's, but the bases.lock above
+        pyproject = pyproject.replace(f'\n{key} = "', f'\n{key} = "{where}/', 1)
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    (tmp_path / "lost.lock").write_text(f"tinylost==1.0 --hash=sha256:{sha256(sdist)}\n")
+    with FixtureIndex({"tinylost": {"tinylost-1.0.tar.gz": sdist}}, upstream=sdist_index.url) as idx:
+        proc = run(tmp_path, "wheelhouse", "--lock", "lost.lock", "--out", "wh", "--target", "manylinux_2_28_x86_64", check=False, env={"FACTORY_INDEX_URL": idx.url})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("factory: error:")]
+    assert len(errors) == 1 and recorded["bases"]["amd64"]["ref"] in errors[0] and "neither in the engine nor in the registry" in errors[0], proc.stderr
+    assert "factory bootstrap" in errors[0]
+    assert not (tmp_path / "wh").exists()
+
+
+def test_a_container_of_an_image_the_engine_lacks_is_named_as_missing():
+    missing = f"127.0.0.1:9/factory-test/none@sha256:{hashlib.sha256(b'none').hexdigest()}"
+    with pytest.raises(EngineError, match="the engine does not have it") as e:
+        Engine().run(missing, ["true"], network=False)
+    assert "factory bootstrap" in e.value.fix and "dockerd" not in e.value.fix
 
 
 def test_an_sdist_that_asks_pg_config_links_the_libpq_recipe(project, cfg, bases, built, sdist_index):
