@@ -152,9 +152,8 @@ def _run(args: argparse.Namespace) -> int:
             )
         out = Path(args.out).resolve() if args.out else (cfg.toolchain if args.toolchain else cfg.lock)
         source = Path(args.source).resolve() if args.source else out.with_suffix(".in")
-        base_ref = pipeline.bases_for(cfg)["amd64"].ref
         engine = Engine()
-        pipeline.connect_registry(cfg)
+        base_ref = pipeline.runtime_bases(cfg, engine, pipeline.connect_registry(cfg))["amd64"].ref
         command = "factory lock --toolchain" if args.toolchain else "factory lock"
         lock = compile_lock(cfg, engine, pipeline.make_index(cfg), base_ref, source, out, command)
         console.print(f"{lock.path}: {len(lock.pins)} pins, sha256 {lock.sha256[:12]}")

@@ -133,9 +133,9 @@ def bases_for(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
 def runtime_bases(cfg: Config, engine: Engine, registry: Registry) -> dict[str, bootstrap_stage.BaseImage]:
     """The recorded base images (``bases_for``), each made local to the engine that runs its
     arch, pulled from ``registry`` when that engine lacks it: the sdist lane runs them for
-    build locks and import checks. ``BootstrapError`` before any build when a bootstrapped
-    base is in neither, as on a fresh machine whose bases.lock came with the checkout;
-    ``RegistryError`` if the pull fails."""
+    build locks and import checks, the images stage builds on them. ``BootstrapError``
+    before either starts when a bootstrapped base is in neither, as on a fresh machine whose
+    bases.lock came with the checkout; ``RegistryError`` if the pull fails."""
     bases = bases_for(cfg)
     for arch, base in bases.items():
         local = engine.for_arch(arch)
@@ -217,7 +217,7 @@ def run_images(cfg: Config, lock: Lock, wheelhouse: Path, out: Path, strict: boo
     with exclusive(cfg.cache_dir, out):
         registry = connect_registry(cfg)
         pip = tool_wheel(cfg, make_index(cfg, lock), "pip")
-        return images_stage.build_images(cfg, engine, registry, lock, wheelhouse, bases_for(cfg), pip, out, strict)
+        return images_stage.build_images(cfg, engine, registry, lock, wheelhouse, runtime_bases(cfg, engine, registry), pip, out, strict)
 
 
 def pinned_names(lock: Lock, images: ImagesLock) -> frozenset[str]:
