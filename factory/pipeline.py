@@ -133,9 +133,10 @@ def bases_for(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
 def runtime_bases(cfg: Config, engine: Engine, registry: Registry) -> dict[str, bootstrap_stage.BaseImage]:
     """The recorded base images (``bases_for``), each made local to the engine that runs its
     arch, pulled from ``registry`` when that engine lacks it: the sdist lane runs them for
-    build locks and import checks, the images stage builds on them. ``BootstrapError``
-    before either starts when a bootstrapped base is in neither, as on a fresh machine whose
-    bases.lock came with the checkout; ``RegistryError`` if the pull fails."""
+    build locks and import checks, ``factory lock`` compiles in the amd64 one, the images
+    stage builds on them. ``BootstrapError`` before any of these starts when a bootstrapped
+    base is in neither, as on a fresh machine whose bases.lock came with the checkout;
+    ``RegistryError`` if the pull fails."""
     bases = bases_for(cfg)
     for arch, base in bases.items():
         local = engine.for_arch(arch)
