@@ -41,6 +41,14 @@ DOCKER_FIX = "start the engine (`dockerd &` as root, or `systemctl start docker`
 MISSING_IMAGE_FIX = "pull it from its registry, or build it again (`factory bootstrap` for a base image)"
 
 
+def start_error(image: str, e: docker.errors.APIError) -> EngineError:
+    """The ``EngineError`` for a container of ``image`` the engine would not create or start:
+    an image it does not have is named as missing, any other refusal as the engine's."""
+    if isinstance(e, docker.errors.ImageNotFound):
+        return EngineError(f"cannot start a container of {image}: the engine does not have it", MISSING_IMAGE_FIX)
+    return EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX)
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     """``docker image inspect`` essentials: id, ``linux/amd64``-style platform, size in
@@ -320,10 +328,8 @@ class Engine:
                         platform=platform,
                         network_mode="none" if not network else ("host" if host_network else None),
                     )
-                except docker.errors.ImageNotFound:
-                    raise EngineError(f"cannot start a container of {image}: the engine does not have it", MISSING_IMAGE_FIX) from None
                 except docker.errors.APIError as e:
-                    raise EngineError(f"cannot start a container of {image}: {e.explanation}", DOCKER_FIX) from None
+                    raise start_error(image, e) from None
                 self._running.add(container)
             try:
                 container.start()
@@ -475,11 +481,7 @@ class Engine:
                 except docker.errors.APIError as e:
                     with contextlib.suppress(Exception):
                         c.stop()
-                    missing = isinstance(e, docker.errors.ImageNotFound)
-                    raise EngineError(
-                        f"cannot start a container of {image}: {'the engine does not have it' if missing else e.explanation}",
-                        MISSING_IMAGE_FIX if missing else DOCKER_FIX,
-                    ) from None
+                    raise start_error(image, e) from None
                 wrapped = c.get_wrapped_container()
                 self._running.add(wrapped)
             try:

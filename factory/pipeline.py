@@ -140,7 +140,9 @@ def runtime_bases(cfg: Config, engine: Engine, registry: Registry) -> dict[str, 
     bases = bases_for(cfg)
     for arch, base in bases.items():
         local = engine.for_arch(arch)
-        if base.source == "bootstrap" and local.inspect(base.ref) is None and registry.manifest_of_ref(base.ref) is None:
+        if local.inspect(base.ref) is not None:
+            continue
+        if base.source == "bootstrap" and registry.manifest_of_ref(base.ref) is None:
             raise BootstrapError(
                 f"the {arch} base image {base.ref} that {cfg.bases_lock.name} records is neither in the engine nor in the registry",
                 "run `factory bootstrap` (it builds the base again from its recipe), then this command",
