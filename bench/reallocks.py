@@ -54,8 +54,26 @@ def cause_of(reason: str) -> str:
     """The cause a failed cell's reason starts with: ``"timeout"`` of ``"timeout (fix: …)"``,
     ``"missing header"`` of ``"missing header: x.h (…)"``, with a target named in it written
     ``<target>`` so that the four cells of one cause count together."""
-    cause = re.split(r":| \(fix", reason, maxsplit=1)[0].strip()
-    return re.sub(r"\b(many|musl)linux_\d+_\d+_\w+", "<target>", cause)
+    return without_targets(re.split(r":| \(fix", reason, maxsplit=1)[0].strip())
+
+
+def without_targets(text: str) -> str:
+    """``text`` with every target it names (``manylinux_2_28_x86_64``) written ``<target>``."""
+    return re.sub(r"\b(many|musl)linux_\d+_\d+_\w+", "<target>", text)
+
+
+def failure_lines(failed: dict[str, list[tuple[str, str]]]) -> list[str]:
+    """One Markdown item per failed pin and reason, from ``{pin: [(target, reason)]}``: the
+    cells of a pin whose reasons differ only in the target they name share a line, which
+    quotes the first of them; a reason that differs otherwise (a retry that failed
+    differently on one arch) gets its own line."""
+    lines = []
+    for pin, cells in sorted(failed.items()):
+        by_reason: dict[str, list[tuple[str, str]]] = {}
+        for target, reason in cells:
+            by_reason.setdefault(without_targets(reason), []).append((target, reason))
+        lines += [f"- `{pin}` ({', '.join(t for t, _ in group)}): {group[0][1]}" for group in by_reason.values()]
+    return lines
 
 
 def run_lock(lock: Path, work: Path) -> list[str]:
@@ -103,13 +121,7 @@ def run_lock(lock: Path, work: Path) -> list[str]:
                 reason = cell.reason or cell.status.value
                 causes[cause_of(reason)] += 1
                 failed.setdefault(f"{row.name}=={row.version}", []).append((target, reason))
-    failures = []
-    for pin, cells in sorted(failed.items()):
-        by_cause: dict[str, list[tuple[str, str]]] = {}
-        for target, reason in cells:
-            by_cause.setdefault(cause_of(reason), []).append((target, reason))
-        # one line per cause; the first target's reason stands for the others (they differ in the target named)
-        failures += [f"- `{pin}` ({', '.join(t for t, _ in group)}): {group[0][1]}" for group in by_cause.values()]
+    failures = failure_lines(failed)
     total, done = sum(sdist.values()), sum(built.values())
     share = f"{100 * done / total:.0f} %" if total else "—"
     lines += [
