@@ -26,12 +26,20 @@ from datetime import date
 from pathlib import Path
 
 from factory.buildchecks import BLOCKED
+from factory.failures import CauseKind
 from factory.readiness import Readiness, Status
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "bench" / "locks"
 # A requirement line that pins by URL, and the indented --hash/comment lines that follow it.
 URL_PIN = re.compile(r"^[A-Za-z0-9._-]+(\[[^\]]*\])? @ ")
+# Failed cells that factory puts on the pinned release, not on the build: its source is not
+# ready for 3.14 (the cause is one of these, or the reason names a later release with a wheel:
+# ``factory/build.py``, ``_with_upgrade``), or it publishes no sdist (``factory/sdistplan.py``).
+NOT_READY = "the pinned release's source is not ready for 3.14"
+NOT_READY_CAUSES = (CauseKind.CAPI_REMOVED.value, CauseKind.PYO3_TOO_OLD.value, CauseKind.CYTHON3.value)
+UPGRADE_NAMED = "is the first later release with a wheel for"
+NO_SDIST = "the pinned release publishes no sdist"
 
 
 def without_url_pins(text: str) -> tuple[str, list[str]]:
@@ -60,6 +68,14 @@ def cause_of(reason: str) -> str:
 def without_targets(text: str) -> str:
     """``text`` with every target it names (``manylinux_2_28_x86_64``) written ``<target>``."""
     return re.sub(r"\b(many|musl)linux_\d+_\d+_\w+", "<target>", text)
+
+
+def pin_side(reason: str) -> str | None:
+    """``NOT_READY`` or ``NO_SDIST`` when a failed cell's reason puts the failure on the pinned
+    release, None when it puts it on the build."""
+    if reason.startswith(NOT_READY_CAUSES) or UPGRADE_NAMED in reason:
+        return NOT_READY
+    return NO_SDIST if "no sdist whose sha256 the lock allows" in reason else None
 
 
 def failure_lines(failed: dict[str, list[tuple[str, str]]]) -> list[str]:
@@ -102,6 +118,7 @@ def run_lock(lock: Path, work: Path) -> list[str]:
     built = Counter[str]()
     blocked = Counter[str]()
     causes = Counter[str]()
+    pinned = Counter[str]()  # failed cells by pin_side()
     failed: dict[str, list[tuple[str, str]]] = {}  # pin -> [(target, reason)]
     helped: dict[str, set[str]] = {}  # pin -> what the matrix says factory added to its builds
     for row in matrix.rows:
@@ -120,6 +137,8 @@ def run_lock(lock: Path, work: Path) -> list[str]:
             else:
                 reason = cell.reason or cell.status.value
                 causes[cause_of(reason)] += 1
+                if (kind := pin_side(reason)) is not None:
+                    pinned[kind] += 1
                 failed.setdefault(f"{row.name}=={row.version}", []).append((target, reason))
     failures = failure_lines(failed)
     total, done = sum(sdist.values()), sum(built.values())
@@ -135,6 +154,11 @@ def run_lock(lock: Path, work: Path) -> list[str]:
         *(f"| {t} | {sdist[t]} | {built[t]} | {blocked[t]} |" for t in targets),
         "",
     ]
+    if pinned:
+        rest = total - sum(pinned.values())
+        of_rest = f"{done} built ({100 * done / rest:.0f} %)" if rest else "none is left"
+        kinds = " and ".join(f"{n} fail because {kind}" for kind, n in pinned.most_common())
+        lines += [f"Of the failed cells, {kinds}; of the other {rest} sdist cells, {of_rest}.", ""]
     if helped:
         lines += ["Built with what factory added:", "", *(f"- `{pin}`: {'; '.join(sorted(notes))}" for pin, notes in sorted(helped.items())), ""]
     if failures:
