@@ -78,7 +78,7 @@ from .progress import console
 from .registry import Registry, credentials
 from .remotecache import RemoteCache
 from .sdist import SdistInfo, inspect_sdist
-from .sdistplan import CellPlanner, Connection, first_ready_release
+from .sdistplan import CellPlanner, Connection, first_ready_release, upgrade_hint
 from .selection import unlocked_wheel
 from .targets import Target, parse_target
 
@@ -554,8 +554,7 @@ class SdistBuilder:
             return outcome
         if newer is None:
             return outcome
-        hint = f"; {pin.name} {newer} is the first later release with a wheel for {target.name}: upgrade the pin to it or above"
-        return dataclasses.replace(outcome, reason=f"{outcome.reason}{hint}")
+        return dataclasses.replace(outcome, reason=f"{outcome.reason}{upgrade_hint(pin.name, newer, target)}")
 
     @staticmethod
     def _recipe_for(cause: Cause) -> str | None:

@@ -82,6 +82,12 @@ def first_ready_release(files: list[DistributionPackage], pinned: str, target: T
     return str(min(ready)) if ready else None
 
 
+def upgrade_hint(name: str, newer: str, target: Target) -> str:
+    """The words a failed cell's reason ends with when ``newer`` (``first_ready_release``) is
+    what to upgrade the pin of project ``name`` to."""
+    return f"; {name} {newer} is the first later release with a wheel for {target.name}: upgrade the pin to it or above"
+
+
 class CellPlanner:
     """Plans the cells of one factory run. ``connection`` is called (by the caller's
     memoising function) only to bootstrap a builder. ``once`` serialises the making of each
@@ -105,13 +111,31 @@ class CellPlanner:
                     f"(fix: set [tool.factory.builders] {target.name} to a builder image that ships cp314t, e.g. pypa's, pinned by digest)"
                 ),
             )  # fmt: skip
-        found = best_sdist(pin, self.index.files(pin.name, pin.version))
+        files = self.index.files(pin.name, pin.version)
+        found = best_sdist(pin, files)
         if found is None:
             return BuildOutcome(
                 pin.name, pin.version, target.name, ok=False, sdist="", sdist_sha256="",
-                reason=f"no wheel for {target.name} and no sdist whose sha256 the lock allows",
+                reason=self._no_sdist(pin, target, files),
             )  # fmt: skip
         return BuildRequest(pin, target, found[0], found[1])
+
+    def _no_sdist(self, pin: Pin, target: Target, files: list[DistributionPackage]) -> str:
+        """Why a cell with neither a wheel nor an allowed sdist fails, and its fix: the lock
+        left out the sdist's sha256 (lock again), or the release publishes none (the first
+        later release with a wheel for ``target``, when the index has one)."""
+        what = f"no wheel for {target.name} and no sdist whose sha256 the lock allows"
+        sdists = [pkg for pkg in files if pkg.package_type == "sdist"]
+        left_out = sorted(pkg.filename for pkg in sdists if pkg.digests.get("sha256", "") not in pin.hashes)
+        if left_out:
+            return f"{what}: the lock's hashes leave out {left_out[0]} (fix: lock again with every file's hash, e.g. `factory lock`)"
+        if sdists:
+            return f"{what}: {sdists[0].filename} is not an sdist name factory reads (fix: ask {pin.name} for a PEP 625 `.tar.gz` sdist)"
+        what = f"{what}: {pin.name} {pin.version} publishes no sdist"
+        newer = first_ready_release(self.index.files(pin.name), pin.version, target, self.cfg.python)
+        if newer is None:
+            return f"{what} (fix: use a release of {pin.name} with a wheel for {target.name}, or a package that ships an sdist)"
+        return f"{what}{upgrade_hint(pin.name, newer, target)}"
 
     def own_lock(self, name: str) -> Path | None:
         """The user's own build lock for ``name`` from ``[tool.factory.build-overrides]``

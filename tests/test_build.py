@@ -579,6 +579,13 @@ def lane(tmp_path, resources_copy, monkeypatch):
     }
     projects = {name: {f"{name}-1.0.tar.gz": data} for name, data in sdists.items()}
     projects |= lane_project(tmp_path, f'[tool.factory.builders]\nmanylinux_2_28_x86_64 = "{UPSTREAM}"\n')
+    # publishes wheels only; 1.1 is the first with one for manylinux_2_28_x86_64 under 3.14
+    projects["wheelonly"] = {
+        name: make_wheel(name)
+        for name in ("wheelonly-1.0-cp313-cp313-manylinux_2_17_x86_64.whl", "wheelonly-1.1-cp314-cp314-manylinux_2_28_x86_64.whl")
+    }
+    projects["oddsdist"] = {"oddsdist-1.0.tar.bz2": b"not read"}  # a legacy format PEP 625 does not name
+    projects["tinyc"]["tinyc-2.0-cp314-cp314-manylinux_2_28_x86_64.whl"] = make_wheel("tinyc-2.0-cp314-cp314-manylinux_2_28_x86_64.whl")
     cfg = load_config(tmp_path / "pyproject.toml", env={})
     runs: list[dict[str, str]] = []
     exit_code = [0]
@@ -630,8 +637,41 @@ def test_a_cell_that_fails_before_building_needs_no_engine(lane):
     builder, pins, runs, _ = lane
     outcome = _build(builder, pins["needsmaturin"])
     assert not outcome.ok and "maturin>=1" in outcome.reason and runs == []
-    missing = builder.request(Pin("tinyc", "1.0", frozenset({"9" * 64}), None, 1), parse_target("manylinux_2_28_x86_64"))
-    assert isinstance(missing, BuildOutcome) and not missing.ok and "no sdist" in missing.reason
+    target = parse_target("manylinux_2_28_x86_64")
+    missing = builder.request(Pin("tinyc", "1.0", frozenset({"9" * 64}), None, 1), target)
+    assert isinstance(missing, BuildOutcome) and not missing.ok
+    assert missing.reason == (
+        "no wheel for manylinux_2_28_x86_64 and no sdist whose sha256 the lock allows: the lock's hashes leave out "
+        "tinyc-1.0.tar.gz (fix: lock again with every file's hash, e.g. `factory lock`)"
+    )
+    wheels_only = builder.request(Pin("wheelonly", "1.0", frozenset({"9" * 64}), None, 1), target)
+    assert isinstance(wheels_only, BuildOutcome) and not wheels_only.ok and runs == []
+    assert wheels_only.reason == (
+        "no wheel for manylinux_2_28_x86_64 and no sdist whose sha256 the lock allows: wheelonly 1.0 publishes no sdist; "
+        "wheelonly 1.1 is the first later release with a wheel for manylinux_2_28_x86_64: upgrade the pin to it or above"
+    )
+    odd = builder.request(Pin("oddsdist", "1.0", frozenset({sha256(b"not read")}), None, 1), target)
+    assert isinstance(odd, BuildOutcome) and odd.reason.endswith(
+        ": oddsdist-1.0.tar.bz2 is not an sdist name factory reads (fix: ask oddsdist for a PEP 625 `.tar.gz` sdist)"
+    )
+    arm = builder.request(Pin("wheelonly", "1.0", frozenset({"9" * 64}), None, 1), parse_target("manylinux_2_28_aarch64"))
+    assert isinstance(arm, BuildOutcome) and arm.reason.endswith(
+        "wheelonly 1.0 publishes no sdist (fix: use a release of wheelonly with a wheel for manylinux_2_28_aarch64, or a package that ships an sdist)"
+    )
+
+
+def test_a_release_whose_source_is_not_ready_names_the_first_later_release_with_a_wheel(lane, monkeypatch):
+    builder, pins, _, _ = lane
+    line = "src/_tinyc.c:1:5: error: call to undeclared function '_PyUnicode_AsString'; ISO C99 and later do not support"
+
+    def run(sdist, target, env, work, timeout, docker_host=None, on_timeout=None, running=None):
+        (work / "build.log").write_text(f"{line}\n")
+        return cibw.CibwRun(1, 1.0, work / "build.log", (line,), ())
+
+    monkeypatch.setattr(cibw, "run", run)
+    failed = _build(builder, pins["tinyc"])
+    assert not failed.ok and failed.reason.startswith("C-API removed in 3.14: _PyUnicode_AsString")
+    assert failed.reason.endswith("; tinyc 2.0 is the first later release with a wheel for manylinux_2_28_x86_64: upgrade the pin to it or above")
 
 
 def test_a_failed_build_is_retried_next_time(lane):
