@@ -75,7 +75,7 @@ def pin_side(reason: str) -> str | None:
     release, None when it puts it on the build."""
     if reason.startswith(NOT_READY_CAUSES) or UPGRADE_NAMED in reason:
         return NOT_READY
-    return NO_SDIST if "no sdist whose sha256 the lock allows" in reason else None
+    return NO_SDIST if " publishes no sdist" in reason else None
 
 
 def failure_lines(failed: dict[str, list[tuple[str, str]]]) -> list[str]:
