@@ -78,7 +78,7 @@ from .progress import console
 from .registry import Registry, credentials
 from .remotecache import RemoteCache
 from .sdist import SdistInfo, inspect_sdist
-from .sdistplan import CellPlanner, Connection, first_ready_release, upgrade_hint
+from .sdistplan import CellPlanner, Connection
 from .selection import unlocked_wheel
 from .targets import Target, parse_target
 
@@ -549,12 +549,10 @@ class SdistBuilder:
                 return dataclasses.replace(outcome, reason=f"{outcome.reason}{hint}")
             if cause is None or cause.kind not in _NOT_READY:
                 return outcome
-            newer = first_ready_release(self.index.files(pin.name), pin.version, target, self.cfg.python)
+            upgrade = self.plan.upgrade(pin, target)
         except (IndexUnreachableError, IndexResponseError):
             return outcome
-        if newer is None:
-            return outcome
-        return dataclasses.replace(outcome, reason=f"{outcome.reason}{upgrade_hint(pin.name, newer, target)}")
+        return dataclasses.replace(outcome, reason=f"{outcome.reason}{upgrade}") if upgrade else outcome
 
     @staticmethod
     def _recipe_for(cause: Cause) -> str | None:

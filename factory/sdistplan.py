@@ -132,10 +132,15 @@ class CellPlanner:
         if sdists:
             return f"{what}: {sdists[0].filename} is not an sdist name factory reads (fix: ask {pin.name} for a PEP 625 `.tar.gz` sdist)"
         what = f"{what}: {pin.name} {pin.version} publishes no sdist"
+        upgrade = self.upgrade(pin, target)
+        return f"{what}{upgrade}" if upgrade else f"{what} (fix: use a release of {pin.name} with a wheel for {target.name}, or a package that ships an sdist)"
+
+    def upgrade(self, pin: Pin, target: Target) -> str:
+        """``upgrade_hint`` for the first later release of ``pin`` with a wheel for ``target``
+        (``first_ready_release`` over the index's files), or "" when there is none. Raises the
+        index's errors."""
         newer = first_ready_release(self.index.files(pin.name), pin.version, target, self.cfg.python)
-        if newer is None:
-            return f"{what} (fix: use a release of {pin.name} with a wheel for {target.name}, or a package that ships an sdist)"
-        return f"{what}{upgrade_hint(pin.name, newer, target)}"
+        return upgrade_hint(pin.name, newer, target) if newer else ""
 
     def own_lock(self, name: str) -> Path | None:
         """The user's own build lock for ``name`` from ``[tool.factory.build-overrides]``
