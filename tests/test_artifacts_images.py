@@ -403,7 +403,11 @@ class VanishingRegistry:
 
 @pytest.fixture
 def reuse_project(tmp_path, monkeypatch):
-    """A project whose images.lock lists amd64 and arm64 built from exactly its current inputs."""
+    """A project whose images.lock lists amd64 and arm64 built from exactly its current inputs.
+
+    The arm64 SBOM and probes are stand-ins, so the host's QEMU registration is not asked for.
+    """
+    monkeypatch.setattr(images_stage.binfmt, "require_arm64", lambda root=None: None)
     dockerfile, toolchain = tmp_path / "runtime.Dockerfile", tmp_path / "toolchain.txt"
     dockerfile.write_text("FROM scratch\n")
     toolchain.write_text("")
