@@ -82,12 +82,6 @@ def first_ready_release(files: list[DistributionPackage], pinned: str, target: T
     return str(min(ready)) if ready else None
 
 
-def upgrade_hint(name: str, newer: str, target: Target) -> str:
-    """The words a failed cell's reason ends with when ``newer`` (``first_ready_release``) is
-    what to upgrade the pin of project ``name`` to."""
-    return f"; {name} {newer} is the first later release with a wheel for {target.name}: upgrade the pin to it or above"
-
-
 class CellPlanner:
     """Plans the cells of one factory run. ``connection`` is called (by the caller's
     memoising function) only to bootstrap a builder. ``once`` serialises the making of each
@@ -136,11 +130,13 @@ class CellPlanner:
         return f"{what}{upgrade}" if upgrade else f"{what} (fix: use a release of {pin.name} with a wheel for {target.name}, or a package that ships an sdist)"
 
     def upgrade(self, pin: Pin, target: Target) -> str:
-        """``upgrade_hint`` for the first later release of ``pin`` with a wheel for ``target``
-        (``first_ready_release`` over the index's files), or "" when there is none. Raises the
-        index's errors."""
+        """The words a failed cell's reason ends with to name the first later release of
+        ``pin`` with a wheel for ``target`` (``first_ready_release`` over the index's files),
+        or "" when there is none. Raises the index's errors."""
         newer = first_ready_release(self.index.files(pin.name), pin.version, target, self.cfg.python)
-        return upgrade_hint(pin.name, newer, target) if newer else ""
+        if newer is None:
+            return ""
+        return f"; {pin.name} {newer} is the first later release with a wheel for {target.name}: upgrade the pin to it or above"
 
     def own_lock(self, name: str) -> Path | None:
         """The user's own build lock for ``name`` from ``[tool.factory.build-overrides]``
