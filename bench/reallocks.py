@@ -25,9 +25,9 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-from factory.buildchecks import BLOCKED
-from factory.failures import CauseKind
-from factory.readiness import Readiness, Status
+from factory.sdist.checks import BLOCKED
+from factory.sdist.failures import CauseKind
+from factory.wheelhouse.readiness import Readiness, Status
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "bench" / "locks"
@@ -35,7 +35,7 @@ LOCKS = ROOT / "bench" / "locks"
 URL_PIN = re.compile(r"^[A-Za-z0-9._-]+(\[[^\]]*\])? @ ")
 # Failed cells that factory puts on the pinned release, not on the build: its source is not
 # ready for 3.14 (the cause is one of these, or the reason names a later release with a wheel:
-# ``factory/build.py``, ``_with_upgrade``), or it publishes no sdist (``factory/sdistplan.py``).
+# ``factory/sdist/build.py``, ``_with_upgrade``), or it publishes no sdist (``factory/sdist/plan.py``).
 NOT_READY = "the pinned release's source is not ready for 3.14"
 NOT_READY_CAUSES = (CauseKind.CAPI_REMOVED.value, CauseKind.PYO3_TOO_OLD.value, CauseKind.CYTHON3.value)
 UPGRADE_NAMED = "is the first later release with a wheel for"

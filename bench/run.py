@@ -46,7 +46,7 @@ def timed(cmd: list[str], **kw) -> float:
 
 def wheels_only_lock(lock: Path, built: set[str], dest: Path) -> Path:
     """``lock`` without the pins the manifest says were built from sdists."""
-    from factory.lockfile import read_lock
+    from factory.locks.lockfile import read_lock
 
     keep = [p for p in read_lock(lock).pins if p.name not in built]
     dest.write_text("".join(f"{p.name}=={p.version} " + " ".join(f"--hash=sha256:{h}" for h in sorted(p.hashes)) + "\n" for p in keep))
@@ -54,7 +54,7 @@ def wheels_only_lock(lock: Path, built: set[str], dest: Path) -> Path:
 
 
 def wheelhouse_section(lock: Path, targets: list) -> list[str]:
-    from factory.config import load_config
+    from factory.core.config import load_config
 
     cfg = load_config(ROOT / "pyproject.toml")
     tmp = Path(tempfile.mkdtemp(prefix="factory-bench-"))
@@ -129,7 +129,7 @@ def fetch_section(lock: Path, targets: list) -> list[str]:
     --python-platform … --only-binary :all: --no-deps --require-hashes --target` per target,
     one uv cache shared across targets; factory `wheelhouse --no-build` with an empty cache.
     Alternating runs, best of each, on the lock's pins that have wheels everywhere."""
-    from factory.config import load_config
+    from factory.core.config import load_config
 
     cfg = load_config(ROOT / "pyproject.toml")
     tmp = Path(tempfile.mkdtemp(prefix="factory-bench-fetch-"))
@@ -294,9 +294,9 @@ def _plain_cibuildwheel(cfg, sdist: Path, cache: Path, out: Path) -> float:
     """One cibuildwheel call over the four targets of ``sdist``, as a user would script it,
     with the same builders, compiler (the mounted zig), build dependencies and options as the
     factory's calls: per-target values go into ``[[tool.cibuildwheel.overrides]]``. Seconds."""
-    from factory import resources
-    from factory.cibw import CONFIG_FILE, RESOURCE_DIR, Mounts, cibuildwheel_env, sdist_epoch
-    from factory.imagelock import BuilderImagesLock
+    from factory.bases.imagelock import BuilderImagesLock
+    from factory.core import resources
+    from factory.sdist.cibw import CONFIG_FILE, RESOURCE_DIR, Mounts, cibuildwheel_env, sdist_epoch
 
     builders = BuilderImagesLock.load(cfg.builders_lock).builders
     zig = next((cache / "zig").glob("*/zig/zig")).parent.parent
@@ -384,13 +384,13 @@ def assembly_section(cfg) -> list[str]:
     QEMU). Pushed to a repository of its own (`<repository>-bench`), so the run's tags stay."""
     import dataclasses
 
-    from factory import images as images_stage
-    from factory.bootstrap import read_bases_lock
-    from factory.cache import sha256_file
-    from factory.engine import Engine
-    from factory.lockfile import read_lock
+    from factory.bases.bootstrap import read_bases_lock
+    from factory.core.cache import sha256_file
+    from factory.core.engine import Engine
+    from factory.images import assemble as images_stage
+    from factory.locks.lockfile import read_lock
     from factory.pipeline import connect_registry, make_index
-    from factory.toolchain import tool_wheel
+    from factory.tools.toolchain import tool_wheel
 
     bases = read_bases_lock(cfg.bases_lock)
     lock = read_lock(cfg.lock)
@@ -453,7 +453,7 @@ SECTIONS = ("bootstrap", "wheelhouse", "fetch", "sdist", "cibuildwheel", "images
 
 
 def main() -> int:
-    from factory.config import load_config
+    from factory.core.config import load_config
 
     cfg = load_config(ROOT / "pyproject.toml")
     images_lock = ROOT / "images.lock"

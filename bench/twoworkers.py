@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from indexserver import FixtureIndex, make_sdist, sha256  # noqa: E402
 from tinysrc import C_SOURCE, CPP_SOURCE, c_project, libs_project  # noqa: E402
 
-from factory.config import load_config  # noqa: E402
+from factory.core.config import load_config  # noqa: E402
 
 TARGETS = ["manylinux_2_28_x86_64", "musllinux_1_2_x86_64"]
 FACTORY = [sys.executable, "-m", "factory"]

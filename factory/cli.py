@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import BuildFailedError, ConfigError, FactoryError, Interrupted
+from .core.errors import BuildFailedError, ConfigError, FactoryError, Interrupted
 
 if TYPE_CHECKING:
-    from .lockfile import Lock
+    from .locks.lockfile import Lock
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from .core.registry import Registry
 
 RELEASE_COMMANDS = ("promote", "rollback", "releases", "sign", "verify", "publish")
 HELP = "Wheelhouse build and container image factory for Python 3.14."
@@ -120,9 +120,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.command in RELEASE_COMMANDS:  # consumers' commands: no project configuration needed
         _release(args)
         return 0
-    from . import binfmt, pipeline
-    from .config import load_config
-    from .progress import console
+    from . import pipeline
+    from .core import binfmt
+    from .core.config import load_config
+    from .core.progress import console
     from .report import print_summary
 
     cfg = load_config(args.config)
@@ -142,8 +143,8 @@ def _run(args: argparse.Namespace) -> int:
         lock = read_lock(lock_path)
         console.print(f"{lock.path}: ok, {lock.format} lock, {len(lock.pins)} pins, sha256 {lock.sha256}")
     elif args.command == "lock":
-        from .engine import Engine
-        from .lock import compile_lock
+        from .core.engine import Engine
+        from .tools.pipcompile import compile_lock
 
         if args.toolchain and not args.out and "toolchain" in cfg.packaged:
             raise ConfigError(
@@ -158,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
         lock = compile_lock(cfg, engine, pipeline.make_index(cfg), base_ref, source, out, command)
         console.print(f"{lock.path}: {len(lock.pins)} pins, sha256 {lock.sha256[:12]}")
     elif args.command == "plan":
-        from .matrix import render
+        from .sdist.matrix import render
 
         if args.target:
             cfg = cfg.with_targets(args.target)
@@ -202,7 +203,7 @@ def _run(args: argparse.Namespace) -> int:
             reg.start()
         elif args.action == "stop":
             reg.stop()
-        from .registry import Registry
+        from .core.registry import Registry
 
         console.print(f"registry {cfg.registry}: {'up' if Registry(cfg.registry).ping() else 'down'}")
     elif args.command == "binfmt":
@@ -215,19 +216,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _connect(address: str) -> Registry:
-    from .engine import docker_login_credentials
-    from .registry import Registry, credentials
+    from .core.engine import docker_login_credentials
+    from .core.registry import Registry, credentials
 
     return Registry(address, credentials(address, docker_login=docker_login_credentials))
 
 
 def _release(args: argparse.Namespace) -> None:
-    from . import release
-    from .progress import console
+    from .core.progress import console
+    from .release import rollout
 
     if args.command == "publish":
-        from . import publish
-        from .registry import credentials
+        from .core.registry import credentials
+        from .release import publish
 
         wheelhouse = Path(args.wheelhouse).resolve()
         if args.to.startswith("oci://"):
@@ -243,24 +244,24 @@ def _release(args: argparse.Namespace) -> None:
     if args.command in ("sign", "verify"):
         _signing(args, images_lock)
         return
-    history = Path(args.history).resolve() if args.history else release.history_path(images_lock)
+    history = Path(args.history).resolve() if args.history else rollout.history_path(images_lock)
     if args.command == "promote":
-        move = release.promote(_connect, images_lock, args.tag, history)
+        move = rollout.promote(_connect, images_lock, args.tag, history)
         console.print(f"{args.tag}: already at the index of {images_lock.name}" if move is None else f"{args.tag} -> {move.ref}")
     elif args.command == "rollback":
-        move = release.rollback(_connect, args.tag, history)
+        move = rollout.rollback(_connect, args.tag, history)
         console.print(f"{args.tag} -> {move.ref} (rolled back)")
     else:
-        for r in release.releases(args.tag, history):
+        for r in rollout.releases(args.tag, history):
             console.print(f"{r.time}  {r.action:8}  {r.ref}  images.lock {r.images_lock_sha256[:12]}")
 
 
 def _signing(args: argparse.Namespace, images_lock: Path) -> None:
     import os
 
-    from . import cosign, signing
-    from .progress import console
-    from .registry import credentials
+    from .core.progress import console
+    from .core.registry import credentials
+    from .release import cosign, signing
 
     cache_dir = Path(args.cache_dir).resolve()
     if args.command == "sign":

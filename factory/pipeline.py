@@ -15,29 +15,30 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from . import atomic, provenance
-from . import bootstrap as bootstrap_stage
-from . import build as build_stage
-from . import images as images_stage
-from . import signing as signing_stage
-from . import smoke as smoke_stage
-from . import wheelhouse as wheelhouse_stage
-from .build import SdistBuilder
-from .builders import cache_identity, read_builders_lock
-from .buildoutcome import BuildOutcome, PlannedCell, cell_id
-from .cache import FileCache, sha256_file
-from .config import Config
-from .engine import Engine, docker_login_credentials
-from .errors import BootstrapError, BuildFailedError, ConfigError, UnknownCellError, WheelhouseMismatchError
-from .imagelock import ImagesLock
-from .index import Index
-from .lockfile import Lock, Pin, check_for, read_lock
-from .progress import console
-from .registry import LocalRegistry, Registry, credentials
+from .bases import bootstrap as bootstrap_stage
+from .bases.imagelock import ImagesLock
+from .core import atomic
+from .core.cache import FileCache, sha256_file
+from .core.config import Config
+from .core.engine import Engine, docker_login_credentials
+from .core.errors import BootstrapError, BuildFailedError, ConfigError, UnknownCellError, WheelhouseMismatchError
+from .core.progress import console
+from .core.registry import LocalRegistry, Registry, credentials
+from .core.targets import Target
+from .images import assemble as images_stage
+from .images import smoke as smoke_stage
+from .index.client import Index
+from .locks.lockfile import Lock, Pin, check_for, read_lock
+from .release import provenance
+from .release import signing as signing_stage
 from .report import print_summary
-from .sdistplan import Connection
-from .targets import Target
-from .toolchain import tool_wheel
+from .sdist import build as build_stage
+from .sdist.build import SdistBuilder
+from .sdist.builders import cache_identity, read_builders_lock
+from .sdist.outcome import BuildOutcome, PlannedCell, cell_id
+from .sdist.plan import Connection
+from .tools.toolchain import tool_wheel
+from .wheelhouse import stage as wheelhouse_stage
 
 
 def run_lock_file(cache_dir: Path, path: Path) -> Path:

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .readiness import Readiness, Row, Status
+from .wheelhouse.readiness import Readiness, Row, Status
 
 _STYLE = {Status.INDEX: "", Status.BUILT: "[cyan]", Status.FAILED: "[red]", Status.MISSING: "[red]", Status.NOT_NEEDED: "[dim]"}
 _COUNTED = (Status.INDEX, Status.BUILT, Status.NOT_NEEDED, Status.FAILED, Status.MISSING)

@@ -16,10 +16,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from clirun import run_factory
 from indexserver import free_port
 
-from factory.config import load_config
-from factory.engine import Engine
-from factory.lockfile import read_lock
-from factory.registry import LocalRegistry
+from factory.core.config import load_config
+from factory.core.engine import Engine
+from factory.core.registry import LocalRegistry
+from factory.locks.lockfile import read_lock
 
 ROOT = Path(__file__).parent.parent
 SMALL_REQUIREMENTS = "orjson==3.13.0\nmarkupsafe\nmsgpack\ntyping-extensions\n"

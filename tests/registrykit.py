@@ -14,7 +14,7 @@ from pathlib import Path
 
 from indexserver import free_port
 
-from factory.registry import MANIFEST_V2, LocalRegistry, Registry
+from factory.core.registry import MANIFEST_V2, LocalRegistry, Registry
 
 
 @contextmanager

@@ -16,18 +16,19 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from factory import images as images_stage
-from factory import probes, resources
-from factory.builders import read_builders_lock
-from factory.config import BaseSpec, Config, load_config
-from factory.errors import ArtifactError, ProbeError, WheelhouseMismatchError
-from factory.imagelock import ArchImage, BaseImage, BaseImagesLock, BuilderImage, BuilderImagesLock, ImagesLock, Perf
-from factory.lockfile import read_lock
+from factory.bases.imagelock import ArchImage, BaseImage, BaseImagesLock, BuilderImage, BuilderImagesLock, ImagesLock, Perf
+from factory.core import resources
+from factory.core.config import BaseSpec, Config, load_config
+from factory.core.errors import ArtifactError, ProbeError, WheelhouseMismatchError
+from factory.core.registry import ManifestInfo
+from factory.core.targets import parse_target
+from factory.images import assemble as images_stage
+from factory.images import probes
+from factory.images.sbom import image_sbom
+from factory.images.smoke import hardening_failures, smoke_image, unpinned_packaging_tools
+from factory.locks.lockfile import read_lock
 from factory.pipeline import pinned_names
-from factory.registry import ManifestInfo
-from factory.sbom import image_sbom
-from factory.smoke import hardening_failures, smoke_image, unpinned_packaging_tools
-from factory.targets import parse_target
+from factory.sdist.builders import read_builders_lock
 
 ROOT = Path(__file__).parent.parent
 REPO = "127.0.0.1:5555/factory/app"
@@ -573,7 +574,7 @@ def test_smoke_takes_the_pins_of_the_lock_the_images_were_built_from(tmp_path):
 def test_a_probe_result_longer_than_a_message_line_is_read_whole():
     """A real image's smoke probe prints one JSON line of many kilobytes (every module of
     every distribution); only error messages are cut, never the result that is parsed."""
-    from factory import probes as probe_files
+    from factory.images import probes as probe_files
 
     dists = {f"dist{i}": {f"module{i}": None} for i in range(200)}
     line = json.dumps({"version": "3.14.8", "machine": "x86_64", "uid": 10001, "dists": dists})

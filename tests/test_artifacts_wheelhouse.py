@@ -14,14 +14,14 @@ from indexserver import FixtureIndex, sha256
 from rich.console import Console
 from test_wheelhouse import PY, TARGETS, VERSIONS, projects
 
-from factory import resources
-from factory.cache import FileCache
-from factory.index import Index
-from factory.lockfile import read_lock
-from factory.manifest import InstallEntry, InstallLock, Manifest, ManifestEntry, MissingCell, NotNeeded
-from factory.readiness import Cell, Readiness, Row, Status, readiness_of
+from factory.core import resources
+from factory.core.cache import FileCache
+from factory.index.client import Index
+from factory.locks.lockfile import read_lock
 from factory.report import print_summary
-from factory.wheelhouse import WheelhouseRequest, build_wheelhouse
+from factory.wheelhouse.manifest import InstallEntry, InstallLock, Manifest, ManifestEntry, MissingCell, NotNeeded
+from factory.wheelhouse.readiness import Cell, Readiness, Row, Status, readiness_of
+from factory.wheelhouse.stage import WheelhouseRequest, build_wheelhouse
 
 X86, ARM = "manylinux_2_28_x86_64", "manylinux_2_28_aarch64"
 MUSL_X86, MUSL_ARM = "musllinux_1_2_x86_64", "musllinux_1_2_aarch64"
@@ -327,7 +327,7 @@ def test_an_old_readiness_file_is_named_not_printed(tmp_path):
 
 
 def test_the_wheelhouse_sbom_lists_each_file_once_and_is_the_same_for_the_same_manifest():
-    from factory.wheelsbom import wheelhouse_sbom
+    from factory.wheelhouse.sbom import wheelhouse_sbom
 
     manifest = synthetic_manifest()
     first, second = (json.loads(wheelhouse_sbom(manifest)) for _ in range(2))

@@ -10,9 +10,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from indexserver import free_port
 
-from factory.bootstrap import debian_version_in, read_bases_lock, release_epoch, write_bases_lock
-from factory.errors import ArtifactError, BootstrapError
-from factory.imagelock import BaseImage
+from factory.bases.bootstrap import debian_version_in, read_bases_lock, release_epoch, write_bases_lock
+from factory.bases.imagelock import BaseImage
+from factory.core.errors import ArtifactError, BootstrapError
 
 
 @pytest.fixture

@@ -19,19 +19,21 @@ import pytest
 from indexserver import FixtureIndex, lane_project, make_sdist, make_wheel, sha256
 from pypi_simple import DistributionPackage
 
-from factory import atomic, cibw, resources, toolchain
-from factory.buildcache import BuildCache, cell_key
-from factory.buildchecks import WheelChecks, top_level_modules
-from factory.builders import cache_identity
-from factory.buildoutcome import BuildOutcome
-from factory.cibw import Mounts, cibuildwheel_env
-from factory.config import SdistOptions, load_config
-from factory.imagelock import BuilderImage
-from factory.lockfile import Pin
+from factory.bases.imagelock import BuilderImage
+from factory.core import atomic, resources
+from factory.core.config import SdistOptions, load_config
+from factory.core.targets import parse_target
+from factory.locks.lockfile import Pin
 from factory.pipeline import make_index
-from factory.sdistplan import CellPlanner, Connection, best_sdist, first_ready_release
-from factory.targets import parse_target
-from factory.toolchain import zig_target
+from factory.sdist import cibw
+from factory.sdist.buildcache import BuildCache, cell_key
+from factory.sdist.builders import cache_identity
+from factory.sdist.checks import WheelChecks, top_level_modules
+from factory.sdist.cibw import Mounts, cibuildwheel_env
+from factory.sdist.outcome import BuildOutcome
+from factory.sdist.plan import CellPlanner, Connection, best_sdist, first_ready_release
+from factory.tools import toolchain
+from factory.tools.toolchain import zig_target
 
 MOUNTS = Mounts(Path("/c/builddeps/t/x"), Path("/c/zig/abc"), Path("/c/zig-cache"), Path("/f/resources/sdist"))
 
@@ -402,7 +404,7 @@ def test_a_build_that_raises_leaves_nothing(tmp_path, resources_copy):
 
 
 def test_sweep_removes_a_killed_runs_temporary_directories(tmp_path):
-    from factory.build import sweep
+    from factory.sdist.build import sweep
 
     stale = [
         tmp_path / "builds" / ".abc.tmp-1",
@@ -503,7 +505,7 @@ class _Engine:
 
 
 def test_import_check_fails_only_the_wheels_that_do_not_import(tmp_path):
-    from factory.bootstrap import BaseImage
+    from factory.bases.bootstrap import BaseImage
 
     (tmp_path / "pyproject.toml").write_text("[tool.factory]\n")
     cfg = load_config(tmp_path / "pyproject.toml", env={})
@@ -569,9 +571,9 @@ UPSTREAM = "quay.io/pypa/manylinux_2_28_x86_64:2026.11.01-1@sha256:" + "c" * 64
 def lane(tmp_path, resources_copy, monkeypatch):
     """A real index on loopback (an sdist, setuptools), a project whose x86_64 manylinux target
     builds in an upstream image (no Docker), and a stand-in cibuildwheel that records its runs."""
-    from factory.build import SdistBuilder
-    from factory.cache import FileCache
-    from factory.index import Index
+    from factory.core.cache import FileCache
+    from factory.index.client import Index
+    from factory.sdist.build import SdistBuilder
 
     sdists = {
         "tinyc": make_sdist("tinyc", "1.0", {"setup.py": "from setuptools import setup\nsetup()\n", "src/_tinyc.c": "int x;\n"}),
@@ -721,8 +723,8 @@ def test_a_conflicting_sdist_gets_its_own_generated_build_lock(lane, tmp_path, m
     by a stand-in for pip-compile), used, and named on the outcome; a user's own lock wins."""
     import dataclasses
 
-    from factory import build, buildlocks
-    from factory.bootstrap import BaseImage
+    from factory.bases.bootstrap import BaseImage
+    from factory.sdist import build, buildlocks
 
     builder, pins, _runs, _ = lane
     generated: list[str] = []
@@ -759,7 +761,7 @@ def test_a_wheel_whose_dependency_cell_failed_is_blocked_by_it_not_broken(tmp_pa
     """pywebpush (pure) built, but cffi's cell failed on the target, so pip cannot install
     its dependencies: the reason names cffi; a missing dependency that is no failed cell
     keeps the plain reason."""
-    from factory.bootstrap import BaseImage
+    from factory.bases.bootstrap import BaseImage
 
     (tmp_path / "pyproject.toml").write_text("[tool.factory]\n")
     cfg = load_config(tmp_path / "pyproject.toml", env={})
@@ -777,7 +779,7 @@ def test_a_wheel_whose_dependency_cell_failed_is_blocked_by_it_not_broken(tmp_pa
     assert checked[0].reason.startswith("blocked by a failed dependency: CFFI has no wheel for manylinux_2_28_x86_64"), checked[0]
     assert checked[1].reason.startswith("built, but installing and importing"), checked[1]
     assert checked[1].reason.endswith("failed: ERROR: No matching distribution found for cryptography>=1.12 (from cryptography)"), checked[1]
-    from factory.buildchecks import _error_line  # the line that names why an import failed (uvloop 0.21.0 on 3.14)
+    from factory.sdist.checks import _error_line  # the line that names why an import failed (uvloop 0.21.0 on 3.14)
 
     traceback = "Traceback (most recent call last):\n  File \"x\", line 1\nImportError: cannot import name 'BaseDefaultEventLoopPolicy' from 'asyncio.events'\n"
     assert _error_line(traceback) == "ImportError: cannot import name 'BaseDefaultEventLoopPolicy' from 'asyncio.events'"
@@ -787,7 +789,7 @@ def test_a_wheel_whose_dependency_cell_failed_is_blocked_by_it_not_broken(tmp_pa
 def test_a_project_s_build_timeout_reaches_its_cells_only(lane):
     import dataclasses
 
-    from factory.config import SdistOptions
+    from factory.core.config import SdistOptions
 
     builder, pins, runs, _ = lane
     builder.cfg = dataclasses.replace(builder.cfg, sdist_options=(("tinyc", SdistOptions(build_timeout=4000)),))

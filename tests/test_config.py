@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from factory.config import load_config
-from factory.errors import ConfigError, UnknownTargetError
+from factory.core.config import load_config
+from factory.core.errors import ConfigError, UnknownTargetError
 
 ROOT = Path(__file__).parent.parent
 
@@ -77,7 +77,7 @@ PYPA_MUSL = "quay.io/pypa/musllinux_1_2_x86_64:2026.11.01-1@sha256:" + "c" * 64
 
 
 def test_upstream_builder_per_target(tmp_path):
-    from factory.targets import parse_target
+    from factory.core.targets import parse_target
 
     cfg = load_config(write(tmp_path, f'[tool.factory.builders]\nmusllinux_1_2_x86_64 = "{PYPA_MUSL}"\n'), env={})
     assert cfg.builder_image(parse_target("musllinux_1_2_x86_64")) == PYPA_MUSL
@@ -115,7 +115,7 @@ PACKAGED = {
 
 
 def test_defaults_resolve_to_packaged_resources(tmp_path, monkeypatch):
-    from factory import resources
+    from factory.core import resources
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     cfg = load_config(write(tmp_path, ""), env={})
@@ -165,7 +165,7 @@ def test_this_checkout_keeps_its_committed_outputs():
 
 @pytest.mark.parametrize("pyproject", [None, '[project]\nname = "service"\n'])
 def test_no_factory_table_uses_defaults_rooted_at_the_current_directory(tmp_path, monkeypatch, pyproject):
-    from factory.config import DEFAULTS
+    from factory.core.config import DEFAULTS
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -200,8 +200,8 @@ def test_missing_named_config_is_a_one_line_error(tmp_path, monkeypatch, capsys)
 
 
 def test_packaged_toolchain_lock_is_not_recompiled_in_place(tmp_path, monkeypatch, capsys):
-    from factory import resources
     from factory.cli import main
+    from factory.core import resources
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache"))

@@ -1,6 +1,6 @@
 """Signing and attesting with the real cosign (issue 14, parts 2 and 4).
 
-cosign comes from Debian sid's sha256-pinned .deb (``factory.cosign.install``); the images
+cosign comes from Debian sid's sha256-pinned .deb (``factory.release.cosign.install``); the images
 are tiny ones pushed through a loopback registry's API. ``factory sign`` then ``factory
 verify`` must pass; a foreign key, an image pushed over its tag and a tampered attestation
 must each fail with one line.
@@ -26,10 +26,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from clirun import run_factory
 from registrykit import loopback_registry, push_image
 
-from factory import cosign, debs, oci, provenance
-from factory.errors import SigningError
-from factory.registry import Registry
-from factory.reproducible import push_oci_image, push_oci_index
+from factory.bases import oci
+from factory.bases.reproducible import push_oci_image, push_oci_index
+from factory.core import debs
+from factory.core.errors import SigningError
+from factory.core.registry import Registry
+from factory.release import cosign, provenance
 
 ROOT = Path(__file__).parent.parent
 CACHE = Path(os.environ.get("FACTORY_TEST_CACHE", ROOT / ".cache" / "test"))

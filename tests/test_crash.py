@@ -14,7 +14,7 @@ import pytest
 from clirun import start_factory
 from indexserver import FixtureIndex, make_wheel, sha256
 
-from factory.cache import sha256_file
+from factory.core.cache import sha256_file
 
 BIG = "big-1.0-py3-none-any.whl"
 SMALL = "small-2.0-py3-none-any.whl"

@@ -21,10 +21,10 @@ from conftest import ROOT, run
 from indexserver import FixtureIndex, make_sdist, sha256
 from tinysrc import C_SOURCE, c_project
 
-from factory.cache import sha256_file
-from factory.cibw import container_label
-from factory.engine import Engine
-from factory.errors import Interrupted
+from factory.core.cache import sha256_file
+from factory.core.engine import Engine
+from factory.core.errors import Interrupted
+from factory.sdist.cibw import container_label
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(1800)]
 

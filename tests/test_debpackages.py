@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from factory.config import SNAPSHOT_ARCHIVE, load_recipe
-from factory.debpackages import DebPackage, UnknownPackageError, first_difference, installed, package_lock
-from factory.errors import ConfigError
-from factory.imagelock import BaseImage, BaseImagesLock
+from factory.bases.debpackages import DebPackage, UnknownPackageError, first_difference, installed, package_lock
+from factory.bases.imagelock import BaseImage, BaseImagesLock
+from factory.core.config import SNAPSHOT_ARCHIVE, load_recipe
+from factory.core.errors import ConfigError
 
 STATUS = """\
 Package: libc6

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from factory.failures import CauseKind, classify, headline, provider
+from factory.sdist.failures import CauseKind, classify, headline, provider
 
 PSYCOPG2 = """\
 building 'psycopg2._psycopg' extension

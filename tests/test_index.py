@@ -6,12 +6,12 @@ import pytest
 from indexserver import FixtureIndex, make_wheel, sha256
 from packaging.version import Version
 
-from factory.cache import FileCache
-from factory.errors import HashMismatchError, IndexResponseError, IndexUnreachableError
-from factory.index import Index
-from factory.lockfile import Pin
-from factory.selection import best_wheel
-from factory.targets import parse_target
+from factory.core.cache import FileCache
+from factory.core.errors import HashMismatchError, IndexResponseError, IndexUnreachableError
+from factory.core.targets import parse_target
+from factory.index.client import Index
+from factory.index.selection import best_wheel
+from factory.locks.lockfile import Pin
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PY = "3.14.8"
@@ -155,6 +155,6 @@ def test_a_version_filtered_page_gives_exactly_that_release_s_files(tmp_path):
     ],
 )
 def test_filename_versions_are_canonical(filename, version):
-    from factory.index import filename_version
+    from factory.index.client import filename_version
 
     assert filename_version(filename) == version

@@ -24,13 +24,13 @@ from clirun import run_factory
 from conftest import ROOT, run
 from indexserver import free_port
 
-from factory import oci
-from factory.config import load_config
-from factory.engine import Engine
-from factory.errors import BinfmtMissingError, SmokeError
-from factory.imagelock import ImagesLock
-from factory.registry import LocalRegistry, Registry
-from factory.reproducible import epoch_of
+from factory.bases import oci
+from factory.bases.imagelock import ImagesLock
+from factory.bases.reproducible import epoch_of
+from factory.core.config import load_config
+from factory.core.engine import Engine
+from factory.core.errors import BinfmtMissingError, SmokeError
+from factory.core.registry import LocalRegistry, Registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -136,8 +136,8 @@ def test_base_runtime_side_effects(cfg, bases):
 def test_bases_are_bootstrapped_with_binfmt_disabled(cfg, bases, tmp_path):
     """No arm64 process runs to bootstrap (#12 item 1): with the QEMU handler off, both
     rootfs tarballs are made again in an empty cache and equal the session's, byte for byte."""
-    from factory import binfmt
-    from factory.bootstrap import build_rootfs
+    from factory.bases.bootstrap import build_rootfs
+    from factory.core import binfmt
 
     handler = binfmt.BINFMT / binfmt.ENTRY
     empty = dataclasses.replace(cfg, cache_dir=tmp_path / "cache")
@@ -307,9 +307,10 @@ def test_smoke_names_image_arch_and_module_that_fails(project, cfg, images):
     import io
     import tarfile
 
+    from factory.images import smoke
+    from factory.images.smoke import smoke_image
     from factory.pipeline import make_index
-    from factory.smoke import smoke, smoke_image
-    from factory.toolchain import tool_wheel
+    from factory.tools.toolchain import tool_wheel
 
     amd64 = next(i for i in images["images"] if i["arch"] == "amd64")
     dockerfile = (
@@ -345,9 +346,9 @@ def test_smoke_names_image_arch_and_module_that_fails(project, cfg, images):
 
 
 def test_smoke_checks_hardening_on_both_arches(project, images):
+    from factory.images.smoke import smoke_image
     from factory.pipeline import make_index
-    from factory.smoke import smoke_image
-    from factory.toolchain import tool_wheel
+    from factory.tools.toolchain import tool_wheel
 
     cfg = load_config(project / "pyproject.toml")
     pip = tool_wheel(cfg, make_index(cfg), "pip")
@@ -508,13 +509,13 @@ def test_an_arm64_image_is_assembled_with_binfmt_disabled(project, cfg, images, 
     """No arm64 process runs to assemble an image: with the QEMU handler switched off (so
     any arm64 exec fails), the arm64 image is written and pushed again and comes out as the
     very image of the session (same digest)."""
-    from factory import binfmt
-    from factory import images as images_stage
-    from factory.bootstrap import read_bases_lock
-    from factory.cache import sha256_file
-    from factory.lockfile import read_lock
+    from factory.bases.bootstrap import read_bases_lock
+    from factory.core import binfmt
+    from factory.core.cache import sha256_file
+    from factory.images import assemble as images_stage
+    from factory.locks.lockfile import read_lock
     from factory.pipeline import make_index
-    from factory.toolchain import tool_wheel
+    from factory.tools.toolchain import tool_wheel
 
     handler = binfmt.BINFMT / binfmt.ENTRY
     no_cache = dataclasses.replace(cfg, engine_cache=False)

@@ -10,13 +10,13 @@ import pytest
 from clirun import run_factory
 from indexserver import FixtureIndex, free_port, make_wheel, sha256
 
-from factory.buildoutcome import BuildRequest
-from factory.cibw import Mounts, cibuildwheel_env
-from factory.config import load_config
-from factory.errors import ConfigError
+from factory.core.config import load_config
+from factory.core.errors import ConfigError
+from factory.core.targets import parse_target
 from factory.pipeline import complete_arches, require_lane_bases
-from factory.sdistplan import CellPlanner
-from factory.targets import parse_target
+from factory.sdist.cibw import Mounts, cibuildwheel_env
+from factory.sdist.outcome import BuildRequest
+from factory.sdist.plan import CellPlanner
 
 ROOT = Path(__file__).parent.parent
 RECIPE = ROOT / "factory/resources/images/recipes/forky-slim.toml"
@@ -136,7 +136,7 @@ def test_offline_the_lane_s_images_fail_with_the_reason(tmp_path):
 def test_offline_the_lane_s_sdist_cells_fail_with_the_reason(tmp_path):
     cfg = load_config(project(tmp_path, 'abi = "cp314t"'), env={})
     planner = CellPlanner(cfg, index=None, connection=lambda: pytest.fail("no engine is needed to refuse"))  # type: ignore[arg-type]
-    from factory.lockfile import Pin
+    from factory.locks.lockfile import Pin
 
     outcome = planner.request(Pin("fast", "1.0", frozenset({"a" * 64}), None, 1), cfg.targets[0])
     assert not isinstance(outcome, BuildRequest) and not outcome.ok

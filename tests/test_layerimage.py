@@ -22,8 +22,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from registrykit import loopback_registry, push_image
 
-from factory import layerimage, oci, resources
-from factory.errors import ImageBuildError
+from factory.bases import oci
+from factory.core import resources
+from factory.core.errors import ImageBuildError
+from factory.images import layerimage
 
 EPOCH = 1767225600
 RUNTIME = layerimage.RuntimeConfig(env=(("PATH", "/opt/venv/bin:/usr/bin"), ("LANG", "C.UTF-8")), working_dir="/tmp", cmd=("python3",))
@@ -107,7 +109,7 @@ def test_the_shipped_runtime_config_loads():
 
 @pytest.mark.integration
 def test_an_image_pushed_onto_a_base_in_another_repository_is_pulled_by_the_engine(tmp_path):
-    from factory.engine import Engine
+    from factory.core.engine import Engine
 
     tree = _tree(tmp_path / "layer", ["etc/passwd", "opt/venv/lib/a.py", "opt/venv/bin/tool"])
     layer = layerimage.write_layer(tree, tmp_path / "layer.tgz")

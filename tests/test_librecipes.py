@@ -11,15 +11,16 @@ import pytest
 from indexserver import make_sdist
 from tinysrc import C_SOURCE, c_project, libs_project
 
-from factory import cibw, resources
-from factory.build import SdistBuilder
-from factory.config import SdistOptions, load_config
-from factory.errors import ConfigError, LibraryRecipeError
-from factory.failures import Cause, CauseKind, classify
-from factory.libbuild import host_triplet, recipe_dir
-from factory.librecipes import closure, included_headers, parse_recipe, providing, shipped, wanted_by
-from factory.manifest import ManifestEntry
-from factory.targets import parse_target
+from factory.core import resources
+from factory.core.config import SdistOptions, load_config
+from factory.core.errors import ConfigError, LibraryRecipeError
+from factory.core.targets import parse_target
+from factory.sdist import cibw
+from factory.sdist.build import SdistBuilder
+from factory.sdist.failures import Cause, CauseKind, classify
+from factory.sdist.libraries import host_triplet, recipe_dir
+from factory.sdist.recipes import closure, included_headers, parse_recipe, providing, shipped, wanted_by
+from factory.wheelhouse.manifest import ManifestEntry
 
 RECIPE = """name = "{name}"
 version = "1.0"
@@ -203,8 +204,8 @@ def test_a_built_entry_carries_its_libraries_through_json():
 
 
 def test_the_host_builder_recipe_adds_the_other_arch_std(tmp_path):
-    from factory.bootstrap import mmdebstrap_command
-    from factory.config import load_recipe
+    from factory.bases.bootstrap import mmdebstrap_command
+    from factory.core.config import load_recipe
 
     recipe = load_recipe(resources.path("images/recipes/forky-libbuilder.toml"))
     assert recipe.foreign("amd64") == ("arm64",) and recipe.foreign("arm64") == ("amd64",)
@@ -221,8 +222,8 @@ def test_the_host_builder_recipe_adds_the_other_arch_std(tmp_path):
 def test_rust_sdists_are_recognised_by_backend(tmp_path):
     from tinysrc import maturin_project, setuptools_rust_project
 
-    from factory import rustbuild
-    from factory.sdist import inspect_sdist
+    from factory.sdist import rust
+    from factory.sdist.archive import inspect_sdist
 
     m = tmp_path / "tinyrust-1.0.tar.gz"
     m.write_bytes(make_sdist("tinyrust", "1.0", maturin_project()))
@@ -230,29 +231,29 @@ def test_rust_sdists_are_recognised_by_backend(tmp_path):
     s.write_bytes(make_sdist("tinyrs", "1.0", setuptools_rust_project(), requires=("setuptools>=61", "setuptools-rust")))
     n = tmp_path / "tinyrs-nolock-1.0.tar.gz"
     n.write_bytes(make_sdist("tinyrs-nolock", "1.0", setuptools_rust_project(with_lock=False), requires=("setuptools-rust",)))
-    assert rustbuild.backend(inspect_sdist(m)) == rustbuild.MATURIN
-    assert rustbuild.backend(inspect_sdist(s)) == rustbuild.SETUPTOOLS_RUST
+    assert rust.backend(inspect_sdist(m)) == rust.MATURIN
+    assert rust.backend(inspect_sdist(s)) == rust.SETUPTOOLS_RUST
     c = tmp_path / "tinyc-1.0.tar.gz"
     c.write_bytes(make_sdist("tinyc", "1.0", c_project("tinyc", "_tinyc", C_SOURCE)))
-    assert rustbuild.backend(inspect_sdist(c)) is None
-    assert rustbuild.cargo_lock(m) == "" and rustbuild.cargo_lock(n) is None
+    assert rust.backend(inspect_sdist(c)) is None
+    assert rust.cargo_lock(m) == "" and rust.cargo_lock(n) is None
 
 
 def test_rust_targets_and_the_musl_route():
-    from factory import rustbuild
+    from factory.sdist import rust
 
-    assert rustbuild.triple(parse_target("manylinux_2_28_aarch64")) == "aarch64-unknown-linux-gnu"
+    assert rust.triple(parse_target("manylinux_2_28_aarch64")) == "aarch64-unknown-linux-gnu"
     musl = parse_target("musllinux_1_2_x86_64")
-    for kind in (rustbuild.MATURIN, rustbuild.SETUPTOOLS_RUST):
-        env = rustbuild.environment(kind, musl, 1, 2)
+    for kind in (rust.MATURIN, rust.SETUPTOOLS_RUST):
+        env = rust.environment(kind, musl, 1, 2)
         assert (env["RUSTC_BOOTSTRAP"], env["CARGO_UNSTABLE_BUILD_STD"]) == ("1", "std,panic_abort")
         assert env["CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS"] == "-C target-feature=-crt-static"
-        assert rustbuild.MUSL_REPAIR_PATH in rustbuild.command(kind, "s.tar.gz", "s-1.0", musl)[-1]
+        assert rust.MUSL_REPAIR_PATH in rust.command(kind, "s.tar.gz", "s-1.0", musl)[-1]
         # std's crates join a directory source the sdist vendors its own crates in, before the build
-        script = rustbuild.command(kind, "s.tar.gz", "s-1.0", musl)[-1].splitlines()
-        at = script.index(f"python3.14 {rustbuild.STD_CRATES_PATH} /tmp/src/s-1.0 {rustbuild.CARGO_HOME}")
+        script = rust.command(kind, "s.tar.gz", "s-1.0", musl)[-1].splitlines()
+        at = script.index(f"python3.14 {rust.STD_CRATES_PATH} /tmp/src/s-1.0 {rust.CARGO_HOME}")
         assert at < next(i for i, line in enumerate(script) if "-m build --wheel" in line)
-    assert rustbuild.STD_CRATES_PATH not in rustbuild.command(rustbuild.MATURIN, "s.tar.gz", "s-1.0", parse_target("manylinux_2_28_x86_64"))[-1]
+    assert rust.STD_CRATES_PATH not in rust.command(rust.MATURIN, "s.tar.gz", "s-1.0", parse_target("manylinux_2_28_x86_64"))[-1]
 
     class Recorder:
         def run(self, image, command, **kwargs):
@@ -261,19 +262,19 @@ def test_rust_targets_and_the_musl_route():
 
     engine = Recorder()
     sdist_fetch = "cargo fetch --locked --manifest-path /tmp/src/s-1.0/Cargo.toml"  # every platform's crates: no --target
-    rustbuild.fetch(engine, "img", Path("/x/ch"), None, 60, rustbuild.sdist_manifest("s-1.0", ""), Path("/x/s.tar.gz"))  # type: ignore[arg-type]
+    rust.fetch(engine, "img", Path("/x/ch"), None, 60, rust.sdist_manifest("s-1.0", ""), Path("/x/s.tar.gz"))  # type: ignore[arg-type]
     assert engine.script.splitlines()[-1] == sdist_fetch and "tar -xf /opt/factory/sdist/s.tar.gz" in engine.script
-    assert rustbuild.STD_WORKSPACE not in engine.script
-    rustbuild.fetch(engine, "img", Path("/x/ch"), None, 60, rustbuild.STD_WORKSPACE)  # type: ignore[arg-type]
-    assert engine.script.splitlines() == ["set -e", f"cargo fetch --locked --manifest-path {rustbuild.STD_WORKSPACE}"]
-    assert rustbuild.environment(rustbuild.MATURIN, musl, 1, 2)["MATURIN_PEP517_ARGS"].startswith(
+    assert rust.STD_WORKSPACE not in engine.script
+    rust.fetch(engine, "img", Path("/x/ch"), None, 60, rust.STD_WORKSPACE)  # type: ignore[arg-type]
+    assert engine.script.splitlines() == ["set -e", f"cargo fetch --locked --manifest-path {rust.STD_WORKSPACE}"]
+    assert rust.environment(rust.MATURIN, musl, 1, 2)["MATURIN_PEP517_ARGS"].startswith(
         "--target x86_64-unknown-linux-musl --zig --compatibility musllinux_1_2"
     )
-    assert "RUSTC_BOOTSTRAP" not in rustbuild.environment(rustbuild.MATURIN, parse_target("manylinux_2_28_x86_64"), 1, 2)
-    maturin = rustbuild.environment(rustbuild.MATURIN, parse_target("manylinux_2_28_aarch64"), 1, 2)
+    assert "RUSTC_BOOTSTRAP" not in rust.environment(rust.MATURIN, parse_target("manylinux_2_28_x86_64"), 1, 2)
+    maturin = rust.environment(rust.MATURIN, parse_target("manylinux_2_28_aarch64"), 1, 2)
     assert maturin["MATURIN_PEP517_ARGS"].startswith("--target aarch64-unknown-linux-gnu --zig --compatibility manylinux_2_28")
     assert maturin["CARGO_NET_OFFLINE"] == "true"
-    srust = rustbuild.environment(rustbuild.SETUPTOOLS_RUST, parse_target("manylinux_2_28_aarch64"), 1, 2)
+    srust = rust.environment(rust.SETUPTOOLS_RUST, parse_target("manylinux_2_28_aarch64"), 1, 2)
     assert srust["CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER"] == "/opt/factory/bin/cc"
     assert srust["FACTORY_ZIG_TARGET"] == "aarch64-linux-gnu.2.28" and srust["_PYTHON_HOST_PLATFORM"] == "linux-aarch64"
 
@@ -281,15 +282,15 @@ def test_rust_targets_and_the_musl_route():
 def test_a_rust_cell_takes_the_project_s_environment_and_it_keys_the_build():
     """``[tool.factory.sdist.<project>] environment`` reaches Rust cells as it does
     cibuildwheel's (exported first, shell-expanded), and changes the cell's build key."""
-    from factory import buildcache, rustbuild
+    from factory.sdist import buildcache, rust
 
     target = parse_target("manylinux_2_28_x86_64")
     forward = (("PYO3_USE_ABI3_FORWARD_COMPATIBILITY", "1"), ("RUSTFLAGS", "$RUSTFLAGS -C opt-level=2"))
-    script = rustbuild.command(rustbuild.MATURIN, "s.tar.gz", "s-1.0", target, forward)[-1].splitlines()
+    script = rust.command(rust.MATURIN, "s.tar.gz", "s-1.0", target, forward)[-1].splitlines()
     assert script[1:3] == ['export PYO3_USE_ABI3_FORWARD_COMPATIBILITY="1"', 'export RUSTFLAGS="$RUSTFLAGS -C opt-level=2"']
     keys = {
         buildcache.rust_key(
-            python="3.14.8", target=target, builder="b", kind=rustbuild.MATURIN, sdist_sha256="0" * 64, epoch=1,
+            python="3.14.8", target=target, builder="b", kind=rust.MATURIN, sdist_sha256="0" * 64, epoch=1,
             toolchain_sha256="1" * 64, build_constraints_sha256="2" * 64, user_env=env,
         ).hexdigest()
         for env in ((), forward, forward[:1])

@@ -4,9 +4,9 @@ import textwrap
 
 import pytest
 
-from factory.errors import LockError
-from factory.lockfile import read_lock
-from factory.targets import parse_target
+from factory.core.errors import LockError
+from factory.core.targets import parse_target
+from factory.locks.lockfile import read_lock
 
 H1 = "a" * 64
 H2 = "b" * 64

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from indexserver import FixtureIndex
 
-from factory.cache import FileCache
-from factory.errors import HashMismatchError, LockError
-from factory.index import Index
-from factory.lockfile import LockedFile, Pin, check_for, read_lock
-from factory.selection import best_wheel
-from factory.targets import parse_target
+from factory.core.cache import FileCache
+from factory.core.errors import HashMismatchError, LockError
+from factory.core.targets import parse_target
+from factory.index.client import Index
+from factory.index.selection import best_wheel
+from factory.locks.lockfile import LockedFile, Pin, check_for, read_lock
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "constraints" / "examples"

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from factory.buildoutcome import PlannedCell, cell_id
-from factory.matrix import render, to_build
+from factory.sdist.matrix import render, to_build
+from factory.sdist.outcome import PlannedCell, cell_id
 
 CELLS = [
     PlannedCell(cell_id("tinyc", "1.0", "manylinux_2_28_x86_64"), "tinyc", "1.0", "manylinux_2_28_x86_64", "amd64", "a" * 64, cached=True),

@@ -18,11 +18,12 @@ from dockerd import second_dockerd
 from indexserver import FixtureIndex, make_sdist, sha256
 from tinysrc import C_SOURCE, c_project
 
-from factory import cibw, perf
-from factory.engine import Engine, staged_mounts, staged_tar
-from factory.errors import DockerUnavailableError, EngineError
-from factory.imagelock import ImagesLock
-from factory.targets import parse_target
+from factory.bases.imagelock import ImagesLock
+from factory.core.engine import Engine, staged_mounts, staged_tar
+from factory.core.errors import DockerUnavailableError, EngineError
+from factory.core.targets import parse_target
+from factory.images import perf
+from factory.sdist import cibw
 
 
 def test_files_are_grouped_by_directory_and_directories_keep_their_path(tmp_path):

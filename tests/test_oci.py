@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from registrykit import loopback_registry, push_image
 
-from factory import oci
-from factory.reproducible import push_oci_image, push_oci_index
+from factory.bases import oci
+from factory.bases.reproducible import push_oci_image, push_oci_index
 
 ANNOTATIONS = oci.Annotations(
     created_epoch=1767225600,

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from factory import parallel
-from factory.build import SdistBuilder
-from factory.buildcache import cell_key
-from factory.builders import read_builders_lock, record_builder
-from factory.buildoutcome import BuildOutcome, BuildRequest
-from factory.children import Children
-from factory.cibw import Mounts, cibuildwheel_env
-from factory.config import load_config
-from factory.errors import ConfigError, EngineError, Interrupted
-from factory.imagelock import BuilderImage
-from factory.lockfile import Pin
-from factory.targets import parse_target
+from factory.bases.imagelock import BuilderImage
+from factory.core import parallel
+from factory.core.children import Children
+from factory.core.config import load_config
+from factory.core.errors import ConfigError, EngineError, Interrupted
+from factory.core.targets import parse_target
+from factory.locks.lockfile import Pin
+from factory.sdist.build import SdistBuilder
+from factory.sdist.buildcache import cell_key
+from factory.sdist.builders import read_builders_lock, record_builder
+from factory.sdist.cibw import Mounts, cibuildwheel_env
+from factory.sdist.outcome import BuildOutcome, BuildRequest
 
 GIB = 1024**3
 TARGETS = [parse_target(t) for t in ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "musllinux_1_2_x86_64")]
@@ -241,8 +241,8 @@ time.sleep(60)
 # Ctrl-C is sent as a terminal sends it, to the whole group, and the main thread stops.
 _CTRL_C = """
 import os, signal, sys, threading, time
-from factory.children import Children
-from factory.errors import Interrupted
+from factory.core.children import Children
+from factory.core.errors import Interrupted
 children, outcome = Children(), []
 def work():
     try:
@@ -295,7 +295,7 @@ def test_a_keyboard_interrupt_while_running_on_the_main_thread_ends_the_child(tm
 
 
 def test_sigterm_interrupts_only_while_open():
-    from factory.children import sigterm_interrupts
+    from factory.core.children import sigterm_interrupts
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Interrupted) as raised, sigterm_interrupts():

@@ -3,10 +3,10 @@ and a failed measurement is a one-line error naming the image, not a traceback."
 
 import pytest
 
-from factory import probes
-from factory.errors import ProbeError
-from factory.imagelock import ArchImage, ImagesLock, Perf
-from factory.perf import gate, measure
+from factory.bases.imagelock import ArchImage, ImagesLock, Perf
+from factory.core.errors import ProbeError
+from factory.images import probes
+from factory.images.perf import gate, measure
 
 REF = "127.0.0.1:5555/factory/app@sha256:" + "a" * 64
 

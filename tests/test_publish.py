@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from clirun import run_factory
 from indexserver import free_port, make_wheel
 
-from factory.errors import HashMismatchError, PublishError
-from factory.publish import wheels_of
+from factory.core.errors import HashMismatchError, PublishError
+from factory.release.publish import wheels_of
 
 TARGETS = {
     "manylinux_2_28_x86_64": ["tinyapp-1.0-py3-none-any.whl", "tinynative-2.0-cp314-cp314-manylinux_2_28_x86_64.whl"],
@@ -144,7 +144,7 @@ def registry(tmp_path_factory):
 
 @pytest.mark.integration
 def test_the_wheelhouse_as_an_oci_artifact_pulls_back_identical_with_oras(registry, tmp_path):
-    from factory.publish import ARTIFACT_TYPE, install_oras
+    from factory.release.publish import ARTIFACT_TYPE, install_oras
 
     cache = Path(os.environ.get("FACTORY_TEST_CACHE", Path(__file__).parent.parent / ".cache" / "test"))
     oras = install_oras(cache)

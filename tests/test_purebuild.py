@@ -7,9 +7,9 @@ from pathlib import Path
 from indexserver import make_sdist
 from tinysrc import C_SOURCE, c_project
 
-from factory.buildcache import PURE_TARGET, pure_key
-from factory.purebuild import command, is_pure
-from factory.sdist import inspect_sdist
+from factory.sdist.archive import inspect_sdist
+from factory.sdist.buildcache import PURE_TARGET, pure_key
+from factory.sdist.pure import command, is_pure
 
 
 def _sdist(tmp_path: Path, name: str, files: dict[str, str]) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from factory.registry import Registry, credentials, is_loopback
+from factory.core.registry import Registry, credentials, is_loopback
 
 
 @pytest.mark.parametrize(

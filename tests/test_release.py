@@ -18,34 +18,35 @@ from clirun import run_factory
 from indexserver import free_port
 from registrykit import loopback_registry, push_image
 
-from factory import oci, release
-from factory.errors import ReleaseError
-from factory.registry import Registry
-from factory.reproducible import push_oci_image, push_oci_index
+from factory.bases import oci
+from factory.bases.reproducible import push_oci_image, push_oci_index
+from factory.core.errors import ReleaseError
+from factory.core.registry import Registry
+from factory.release import rollout
 
 REPO = "t/app"
 
 
 def test_the_chain_pops_on_rollback_so_two_rollbacks_go_back_two_promotes():
-    def move(digest: str, action: str) -> release.Release:
-        return release.Release("prod", "r/app", digest, "t", "x", action)
+    def move(digest: str, action: str) -> rollout.Release:
+        return rollout.Release("prod", "r/app", digest, "t", "x", action)
 
     history = [move("A", "promote"), move("B", "promote"), move("C", "promote"), move("B", "rollback")]
-    assert [r.digest for r in release.chain(history, "prod")] == ["A", "B"]
-    assert release.chain(history, "staging") == []
-    assert [r.digest for r in release.chain([*history, move("A", "rollback")], "prod")] == ["A"]
+    assert [r.digest for r in rollout.chain(history, "prod")] == ["A", "B"]
+    assert rollout.chain(history, "staging") == []
+    assert [r.digest for r in rollout.chain([*history, move("A", "rollback")], "prod")] == ["A"]
 
 
 @pytest.mark.parametrize("tag", ["", "-x", "a/b", "sha256-" + "0" * 64, "x" * 129])
 def test_a_bad_tag_is_refused_before_anything_is_read(tmp_path, tag):
     with pytest.raises(ReleaseError):
-        release.rollback(Registry, tag, tmp_path / "releases.json")
+        rollout.rollback(Registry, tag, tmp_path / "releases.json")
 
 
 def test_a_corrupt_history_is_one_error(tmp_path):
     (tmp_path / "releases.json").write_text("{not json")
     with pytest.raises(ReleaseError, match="not a release history"):
-        release.releases("prod", tmp_path / "releases.json")
+        rollout.releases("prod", tmp_path / "releases.json")
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ import pytest
 from indexserver import free_port
 from registrykit import loopback_registry
 
-from factory.buildcache import BuildCache, BuildKey
-from factory.buildoutcome import BuildOutcome
-from factory.config import load_config
-from factory.errors import ConfigError
-from factory.registry import Registry
-from factory.remotecache import ARTIFACT_TYPE, KEY_ANNOTATION, MANIFEST, RemoteCache, RemoteSpec
+from factory.core.config import RemoteSpec, load_config
+from factory.core.errors import ConfigError
+from factory.core.registry import Registry
+from factory.sdist.buildcache import BuildCache, BuildKey
+from factory.sdist.outcome import BuildOutcome
+from factory.sdist.remotecache import ARTIFACT_TYPE, KEY_ANNOTATION, MANIFEST, RemoteCache
 
 REPO = "factory-test/buildcache"
 

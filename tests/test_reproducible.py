@@ -11,9 +11,9 @@ import docker.errors
 import pytest
 from indexserver import free_port
 
-from factory.engine import Engine
-from factory.registry import MANIFEST_V2, LocalRegistry, Registry
-from factory.reproducible import epoch_of, normalized_config, pin_created, rfc3339
+from factory.bases.reproducible import epoch_of, normalized_config, pin_created, rfc3339
+from factory.core.engine import Engine
+from factory.core.registry import MANIFEST_V2, LocalRegistry, Registry
 
 EPOCH = 1763596800  # 2025-11-20T00:00:00Z
 
@@ -100,7 +100,7 @@ def test_pin_created_gives_equal_digests_for_equal_layers(registry):
 
 @pytest.mark.integration
 def test_pin_created_of_a_missing_image_names_it(registry):
-    from factory.errors import RegistryError
+    from factory.core.errors import RegistryError
 
     with pytest.raises(RegistryError, match="has no image repro/app@sha256:0+"):
         pin_created(registry, "repro/app", "x", "sha256:" + "0" * 64, EPOCH)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from debian.deb822 import Deb822
 
-from factory import rootfs
-from factory.config import load_recipe
-from factory.errors import BootstrapError
+from factory.bases import rootfs
+from factory.core.config import load_recipe
+from factory.core.errors import BootstrapError
 
 RECIPE = Path(__file__).parent.parent / "factory/resources/images/recipes/forky-slim.toml"
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from indexserver import make_sdist
 
-from factory.builddeps import check_requires
-from factory.errors import BuildDependencyError, SdistError
-from factory.lockfile import read_lock
-from factory.sdist import LEGACY_REQUIRES, inspect_sdist
-from factory.targets import parse_target
+from factory.core.errors import BuildDependencyError, SdistError
+from factory.core.targets import parse_target
+from factory.locks.lockfile import read_lock
+from factory.sdist.archive import LEGACY_REQUIRES, inspect_sdist
+from factory.sdist.builddeps import check_requires
 
 TARGET = parse_target("manylinux_2_28_x86_64")
 

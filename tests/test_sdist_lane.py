@@ -32,10 +32,10 @@ from tinysrc import (
     setuptools_rust_project,
 )
 
-from factory.engine import Engine
-from factory.errors import EngineError
-from factory.imagelock import BuilderImagesLock
-from factory.lockfile import read_lock
+from factory.bases.imagelock import BuilderImagesLock
+from factory.core.engine import Engine
+from factory.core.errors import EngineError
+from factory.locks.lockfile import read_lock
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from indexserver import FixtureIndex, lane_project, make_sdist, make_wheel, sha256
 
-from factory.build import SdistBuilder
-from factory.cache import FileCache
-from factory.config import load_config
-from factory.errors import WheelContentError
-from factory.index import Index
-from factory.lockfile import Pin
-from factory.stableabi import imported_cpython_symbols, outside_stable_abi, stable_abi_symbols
-from factory.targets import parse_target
+from factory.core.cache import FileCache
+from factory.core.config import load_config
+from factory.core.errors import WheelContentError
+from factory.core.targets import parse_target
+from factory.index.client import Index
+from factory.locks.lockfile import Pin
+from factory.sdist.build import SdistBuilder
+from factory.sdist.stableabi import imported_cpython_symbols, outside_stable_abi, stable_abi_symbols
 
 # Declared here, not from Python.h: the check reads only the names a module imports.
 STABLE = "extern void *PyLong_FromLong(long); extern void Py_IncRef(void *);\nvoid *f(void *o) { Py_IncRef(o); return PyLong_FromLong(1); }\n"

@@ -3,8 +3,8 @@
 import pytest
 from packaging.tags import Tag
 
-from factory.errors import UnknownTargetError
-from factory.targets import parse_target
+from factory.core.errors import UnknownTargetError
+from factory.core.targets import parse_target
 
 PY = "3.14.8"
 
@@ -93,14 +93,14 @@ def test_free_threaded_target_ranks_a_gil_wheel_out():
 
 @pytest.mark.parametrize("abi, expected", [("", ""), ("cp314", ""), ("cp314t", "cp314t")])
 def test_lane_abi_normalizes(abi, expected):
-    from factory.targets import lane_abi
+    from factory.core.targets import lane_abi
 
     assert lane_abi(abi, "3.14.8") == expected
 
 
 @pytest.mark.parametrize("abi", ["cp313t", "cp314d", "abi3", "t"])
 def test_lane_abi_refuses_other_abis(abi):
-    from factory.targets import lane_abi
+    from factory.core.targets import lane_abi
 
     with pytest.raises(ValueError):
         lane_abi(abi, "3.14.8")

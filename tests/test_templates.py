@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from factory.buildoutcome import PlannedCell
 from factory.cli import _parser as build_parser
-from factory.matrix import render
+from factory.sdist.matrix import render
+from factory.sdist.outcome import PlannedCell
 
 ROOT = Path(__file__).parent.parent
 GITHUB = ROOT / "ci-templates" / "github" / "factory-release.yml"

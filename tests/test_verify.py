@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from indexserver import make_wheel
 
-from factory.errors import WheelContentError
-from factory.targets import parse_target
-from factory.verify import check_wheel
+from factory.core.errors import WheelContentError
+from factory.core.targets import parse_target
+from factory.index.verify import check_wheel
 
 EM_X86_64, EM_AARCH64 = 62, 183
 
@@ -71,7 +71,7 @@ THREADS = "#include <pthread.h>\nstatic void *f(void *a) { return a; }\nint go(v
 
 
 def test_glibc_versions_above_the_floor_are_named(tmp_path):
-    from factory.verify import glibc_versions_above
+    from factory.index.verify import glibc_versions_above
 
     wheel = _compiled_wheel(tmp_path, THREADS, "x-1.0-cp314-cp314-manylinux_2_28_x86_64.whl")
     above = glibc_versions_above(wheel, (2, 28))
@@ -80,7 +80,7 @@ def test_glibc_versions_above_the_floor_are_named(tmp_path):
 
 
 def test_musl_static_check_names_foreign_needs_and_symbols(tmp_path):
-    from factory.verify import check_musl_wheel
+    from factory.index.verify import check_musl_wheel
 
     wheel = _compiled_wheel(tmp_path, THREADS, "x-1.0-cp314-cp314-musllinux_1_2_x86_64.whl")
     target = parse_target("musllinux_1_2_x86_64")
@@ -89,7 +89,7 @@ def test_musl_static_check_names_foreign_needs_and_symbols(tmp_path):
 
 
 def test_musl_static_check_names_unresolved_symbols(tmp_path):
-    from factory.verify import check_musl_wheel
+    from factory.index.verify import check_musl_wheel
 
     source = "extern int strlen_musl_lacks(const char *);\nextern int puts(const char *);\nint go(void) { puts(\"hi\"); return strlen_musl_lacks(\"x\"); }\n"
     wheel = _compiled_wheel(tmp_path, source, "x-1.0-cp314-cp314-musllinux_1_2_x86_64.whl", ("-nostdlib",))

@@ -7,16 +7,16 @@ import sys
 import pytest
 from indexserver import FixtureIndex, make_wheel, sha256
 
-from factory.cache import FileCache
-from factory.errors import HashMismatchError, MissingWheelsError
-from factory.index import Index
-from factory.lockfile import read_lock
-from factory.manifest import Manifest
-from factory.readiness import Readiness
-from factory.selection import unlocked_wheel
-from factory.targets import parse_target
-from factory.wheelhouse import WheelhouseRequest
-from factory.wheelhouse import build_wheelhouse as _build_wheelhouse
+from factory.core.cache import FileCache
+from factory.core.errors import HashMismatchError, MissingWheelsError
+from factory.core.targets import parse_target
+from factory.index.client import Index
+from factory.index.selection import unlocked_wheel
+from factory.locks.lockfile import read_lock
+from factory.wheelhouse.manifest import Manifest
+from factory.wheelhouse.readiness import Readiness
+from factory.wheelhouse.stage import WheelhouseRequest
+from factory.wheelhouse.stage import build_wheelhouse as _build_wheelhouse
 
 PY = "3.14.8"
 TARGETS = tuple(
@@ -239,7 +239,7 @@ def test_a_recorded_resolution_whose_file_left_the_cache_reads_the_index_again(t
 
     from indexserver import free_port
 
-    from factory.errors import IndexUnreachableError
+    from factory.core.errors import IndexUnreachableError
 
     idx, index, lock = served
     first = build_wheelhouse(lock, TARGETS, PY, index, tmp_path / "wh1")
@@ -254,7 +254,7 @@ def test_a_recorded_resolution_whose_file_left_the_cache_reads_the_index_again(t
 
 
 def test_the_lanes_and_target_sets_resolve_separately(tmp_path, served):
-    from factory.wheelhouse import resolution_key
+    from factory.wheelhouse.stage import resolution_key
 
     _idx, index, lock = served
     base = WheelhouseRequest(lock, TARGETS, PY, index, tmp_path / "wh")

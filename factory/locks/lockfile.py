@@ -1,0 +1,97 @@
+"""Reading and validating a lock, in any format teams use, into one typed pin list.
+
+Formats, detected from the content (the file name only settles how a broken file is
+reported):
+
+- **requirements**: ``pip-compile --generate-hashes``, ``uv pip compile --generate-hashes``
+  (also ``--universal``) and ``uv export --format requirements-txt`` (``requirements``);
+- **pylock**: PEP 751 ``pylock.toml`` lock-version 1.x, from ``uv pip compile -o
+  pylock.toml``, ``uv export --format pylock.toml`` or ``pip lock`` (``pylock``).
+
+A file is a pylock when it parses as TOML into a table with a ``lock-version`` key; a
+``*.toml`` file that does not is refused (invalid TOML, or not a PEP 751 lock); anything
+else is read as a requirements file. ``check_for`` then holds a lock to the configured
+CPython and targets (pylock ``requires-python`` and ``environments``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+
+from packaging.markers import Marker
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from ..core.errors import LockError
+from ..core.targets import Target
+from .pins import Lock, LockedFile, LockFormat, Pin
+from .pylock import read_pylock
+from .requirements import REGEN, read_requirements
+
+__all__ = ["Lock", "LockFormat", "LockedFile", "Pin", "check_for", "read_lock"]
+
+
+def read_lock(path: Path | str) -> Lock:
+    """Read and validate the lock at ``path``, of any accepted format (module docstring).
+
+    Raises ``LockError`` (one line, naming the file and line or package, with the fix)
+    for a missing or unreadable file, invalid TOML in a ``*.toml`` file or one that is
+    TOML but not a PEP 751 lock, and every format's own errors (``requirements``, ``pylock``).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise LockError(f"lock {path} not found", f"create it: {REGEN}") from None
+    except OSError as e:
+        raise LockError(f"lock {path} cannot be read: {e.strerror}", "check the path and its permissions") from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    text = data.decode("utf-8", errors="replace")
+    named_toml = path.name.endswith(".toml")
+    try:
+        toml = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        if named_toml:
+            raise LockError(f"{path}: invalid TOML: {e}", "fix the file or regenerate it") from None
+        return read_requirements(path, sha256)
+    if "lock-version" in toml:
+        return read_pylock(path, text, toml, sha256)
+    if named_toml:
+        raise LockError(f"{path}: TOML without lock-version is not a PEP 751 lock", "give a pylock.toml (PEP 751) or a hashed requirements file")
+    return read_requirements(path, sha256)
+
+
+def check_for(lock: Lock, python: str, targets: Iterable[Target]) -> None:
+    """Check that ``lock`` was made for CPython ``python`` (``"3.14.8"``) and ``targets``.
+
+    Raises ``LockError`` when the lock's ``requires-python`` does not admit ``python``;
+    when the lock has ``environments`` (PEP 751) and one of them matches no target's
+    marker environment for ``python`` (``Target.marker_environment``) — that target was
+    not resolved for, so its wheelhouse would not be what the lock promises; or when two
+    pins of one name both apply to one target (overlapping markers). A pin whose marker
+    holds on no target is fine (not needed there).
+    """
+    if lock.requires_python is not None and not SpecifierSet(lock.requires_python).contains(Version(python), prereleases=True):
+        raise LockError(
+            f"{lock.path}: requires-python {lock.requires_python} does not admit CPython {python} (the configured python)",
+            "set `python` to a version the lock admits, or regenerate the lock for it (uv: --python-version)",
+        )
+    for target in targets:
+        env = target.marker_environment(python)
+        if lock.environments and not any(Marker(m).evaluate(dict(env), context="lock_file") for m in lock.environments):
+            raise LockError(
+                f"{lock.path}: environments {list(lock.environments)} match no environment of target {target.name} (CPython {python})",
+                f"regenerate the lock with an environment covering {target.name} (uv: [tool.uv] environments), or drop the target",
+            )
+        seen: dict[str, Pin] = {}
+        for pin in lock.pins_for(target, python):
+            if pin.name in seen:
+                raise LockError(
+                    f"{lock.path}:{pin.line}: {pin.name} {pin.version} and {seen[pin.name].version} (line {seen[pin.name].line}) "
+                    f"both apply to target {target.name} (CPython {python})",
+                    "make their markers disjoint, or keep one pin",
+                )
+            seen[pin.name] = pin
