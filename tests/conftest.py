@@ -5,29 +5,27 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+# the shared helpers (tests/support/) import as top-level modules in every test directory
+sys.path.insert(0, str(Path(__file__).parent / "support"))
 
-from clirun import run_factory
+from clirun import run_project as run
 from indexserver import free_port
+from paths import ROOT
 
 from factory.core.config import load_config
 from factory.core.engine import Engine
 from factory.core.registry import LocalRegistry
 from factory.locks.lockfile import read_lock
 
-ROOT = Path(__file__).parent.parent
 SMALL_REQUIREMENTS = "orjson==3.13.0\nmarkupsafe\nmsgpack\ntyping-extensions\n"
 
 
 
-def run(cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return run_factory(cwd, *args, env=env, timeout=2400, check=check)
 
 
 @pytest.fixture(scope="session")

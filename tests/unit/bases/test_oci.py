@@ -9,13 +9,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from registrykit import loopback_registry, push_image
 
 from factory.bases import oci

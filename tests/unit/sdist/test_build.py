@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from indexserver import FixtureIndex, lane_project, make_sdist, make_wheel, sha256
+from paths import ROOT
 from pypi_simple import DistributionPackage
 
 from factory.bases.imagelock import BuilderImage
@@ -691,7 +692,7 @@ def test_a_failed_build_is_retried_next_time(lane):
 def test_the_zig_wrapper_answers_gcc_style_probes_and_archives(tmp_path, target):
     """The wrapper as bin/cc, c++, ar, ranlib (run on the host with the toolchain's zig):
     build scripts' GCC probes get an answer and exit 0; objects compile and archive."""
-    cache = Path(os.environ.get("FACTORY_TEST_CACHE", Path(__file__).parent.parent / ".cache" / "test"))
+    cache = Path(os.environ.get("FACTORY_TEST_CACHE", ROOT / ".cache" / "test"))
     (tmp_path / "pyproject.toml").write_text(f'[tool.factory]\ncache-dir = "{cache}"\n')
     cfg = load_config(tmp_path / "pyproject.toml", env={})
     root = toolchain.zig_root(cfg, make_index(cfg))

@@ -150,7 +150,8 @@ def _clean_engine(address: str) -> None:
 def _clean_build(workdir, address: str, lock_text: str) -> dict:
     """One clean run of bootstrap, wheelhouse and images in ``workdir``: an empty cache
     directory, a fresh registry (new storage, same address), no engine layer cache."""
-    from conftest import ROOT, run
+    from clirun import run_project as run
+    from paths import ROOT
 
     workdir.mkdir()
     recipe = ROOT / "factory/resources/images/recipes/forky-slim.toml"

@@ -30,3 +30,8 @@ def start_factory(cwd: Path | str, *args: str, env: dict[str, str] | None = None
     popen.setdefault("stdout", subprocess.PIPE)
     popen.setdefault("stderr", subprocess.PIPE)
     return subprocess.Popen(command(*args), cwd=cwd, env={**os.environ, **(env or {})}, **popen)
+
+
+def run_project(cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``factory ARGS`` in the project ``cwd`` with the integration tests' time bound (40 min)."""
+    return run_factory(cwd, *args, env=env, timeout=2400, check=check)

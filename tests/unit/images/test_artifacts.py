@@ -11,10 +11,10 @@ import os
 import subprocess
 import sys
 from importlib.metadata import version
-from pathlib import Path
 
 import jsonschema
 import pytest
+from paths import ROOT
 
 from factory.bases.imagelock import ArchImage, BaseImage, BaseImagesLock, BuilderImage, BuilderImagesLock, ImagesLock, Perf
 from factory.core import resources
@@ -30,7 +30,6 @@ from factory.locks.lockfile import read_lock
 from factory.pipeline import pinned_names
 from factory.sdist.builders import read_builders_lock
 
-ROOT = Path(__file__).parent.parent
 REPO = "127.0.0.1:5555/factory/app"
 H = {c: c * 64 for c in "0123456789abcdef"}
 

@@ -4,13 +4,12 @@ no traceback, and nothing written to the output."""
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 from clirun import run_factory, start_factory
 from indexserver import FixtureIndex, free_port, make_wheel, sha256
+from paths import ROOT
 
-ROOT = Path(__file__).parent.parent
 WHEEL = "six-1.17.0-py2.py3-none-any.whl"
 
 

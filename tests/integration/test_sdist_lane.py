@@ -3,7 +3,7 @@ cibuildwheel in the bootstrapped builders (aarch64 through QEMU), verified, cach
 the wheelhouse with an install lock, turned into images that pass smoke; a pure-Python sdist
 built once with `build` for every target; and a failing sdist that publishes nothing.
 
-Shares the session fixtures (project, registry, base images) of ``test_integration``.
+Shares the session fixtures (project, registry, base images) of ``test_pipeline`` (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import run
+from clirun import run_project as run
 from elftools.elf.elffile import ELFFile
 from indexserver import FixtureIndex, make_sdist, sha256
+from paths import ROOT
 from tinysrc import (
     BROKEN_SOURCE,
     C_SOURCE,
@@ -128,7 +129,7 @@ def built(project, bases, sdist_index):
 
 def test_every_cell_is_built_and_recorded(project, cfg, built):
     manifest, _ = built
-    toolchain_sha = hashlib.sha256((Path(__file__).parent.parent / "factory/resources/constraints/toolchain.txt").read_bytes()).hexdigest()
+    toolchain_sha = hashlib.sha256((ROOT / "factory/resources/constraints/toolchain.txt").read_bytes()).hexdigest()
     builders = {a: b.to_json() for a, b in BuilderImagesLock.load(project / "builders.lock").builders.items()}
     assert set(manifest["targets"]) == set(TARGETS)
     for target, entries in manifest["targets"].items():

@@ -19,8 +19,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from paths import ROOT
 
-PACKAGE = Path(__file__).resolve().parents[1] / "factory"
+PACKAGE = ROOT / "factory"
 
 # Lowest first. "" is the top: the modules directly under factory/.
 PACKAGES = ["core", "locks", "index", "tools", "bases", "sdist", "wheelhouse", "images", "release", ""]
@@ -91,7 +92,7 @@ def _graph() -> dict[str, set[tuple[str, int]]]:
 
 def test_every_package_has_a_place():
     packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
-    assert packages - {"resources"} <= set(RANK), f"give these packages a place in tests/test_layers.py PACKAGES: {sorted(packages - set(RANK))}"
+    assert packages - {"resources"} <= set(RANK), f"give these packages a place in tests/unit/test_layers.py PACKAGES: {sorted(packages - set(RANK))}"
 
 
 def test_the_top_stays_small():

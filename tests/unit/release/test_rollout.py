@@ -7,13 +7,9 @@ in the registry nor the history file.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from clirun import run_factory
 from indexserver import free_port
 from registrykit import loopback_registry, push_image

@@ -13,17 +13,14 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from clirun import run_factory
+from paths import ROOT
 from registrykit import loopback_registry, push_image
 
 from factory.bases import oci
@@ -33,7 +30,6 @@ from factory.core.errors import SigningError
 from factory.core.registry import Registry
 from factory.release import cosign, provenance
 
-ROOT = Path(__file__).parent.parent
 CACHE = Path(os.environ.get("FACTORY_TEST_CACHE", ROOT / ".cache" / "test"))
 REPO = "t/signed"
 ANNOTATIONS = oci.Annotations(1767225600, "3.14.8", "base:3.14.8", "sha256:" + "b" * 64, "https://example.org", "app", "app")

@@ -1,14 +1,12 @@
 """Config: [tool.factory] + FACTORY_* overrides, built once into a frozen object."""
 
 import dataclasses
-from pathlib import Path
 
 import pytest
+from paths import ROOT
 
 from factory.core.config import load_config
 from factory.core.errors import ConfigError, UnknownTargetError
-
-ROOT = Path(__file__).parent.parent
 
 
 def write(tmp_path, body):

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 from indexserver import FixtureIndex, sha256
 from rich.console import Console
-from test_wheelhouse import PY, TARGETS, VERSIONS, projects
+from wheelfiles import PY, TARGETS, VERSIONS, projects
 
 from factory.core import resources
 from factory.core.cache import FileCache
@@ -323,7 +323,7 @@ def test_an_old_readiness_file_is_named_not_printed(tmp_path):
 
 
 # The wheelhouse side's layering (no report, sbom or engine import; domain modules import
-# no infrastructure) is enforced for every module by tests/test_layers.py.
+# no infrastructure) is enforced for every module by tests/unit/test_layers.py.
 
 
 def test_the_wheelhouse_sbom_lists_each_file_once_and_is_the_same_for_the_same_manifest():

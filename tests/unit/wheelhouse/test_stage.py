@@ -5,11 +5,11 @@ import subprocess
 import sys
 
 import pytest
-from indexserver import FixtureIndex, make_wheel, sha256
+from indexserver import FixtureIndex, sha256
+from wheelfiles import PY, TARGETS, VERSIONS, projects
 
 from factory.core.cache import FileCache
 from factory.core.errors import HashMismatchError, MissingWheelsError
-from factory.core.targets import parse_target
 from factory.index.client import Index
 from factory.index.selection import unlocked_wheel
 from factory.locks.lockfile import read_lock
@@ -18,40 +18,9 @@ from factory.wheelhouse.readiness import Readiness
 from factory.wheelhouse.stage import WheelhouseRequest
 from factory.wheelhouse.stage import build_wheelhouse as _build_wheelhouse
 
-PY = "3.14.8"
-TARGETS = tuple(
-    parse_target(t)
-    for t in ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "musllinux_1_2_x86_64", "musllinux_1_2_aarch64")
-)
-FILES = {
-    "orjson": [
-        "orjson-3.13.0-cp314-cp314-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-        "orjson-3.13.0-cp314-cp314-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
-        "orjson-3.13.0-cp314-cp314-musllinux_1_2_x86_64.whl",
-        "orjson-3.13.0-cp314-cp314-musllinux_1_2_aarch64.whl",
-        "orjson-3.13.0-cp313-cp313-manylinux_2_28_x86_64.whl",
-        "orjson-3.13.0-cp314-cp314-manylinux_2_34_x86_64.whl",
-    ],
-    "markupsafe": [
-        "markupsafe-3.0.4-cp314-cp314-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-        "markupsafe-3.0.4-cp314-cp314-manylinux_2_28_x86_64.whl",
-        "markupsafe-3.0.4-cp314-cp314-manylinux_2_28_aarch64.whl",
-        "markupsafe-3.0.4-cp314-cp314-musllinux_1_1_x86_64.whl",
-        "markupsafe-3.0.4-cp314-cp314-musllinux_1_2_x86_64.whl",
-        "markupsafe-3.0.4-cp314-cp314-musllinux_1_2_aarch64.whl",
-    ],
-    "typing-extensions": ["typing_extensions-4.16.0-py3-none-any.whl", "typing_extensions-4.15.0-py3-none-any.whl"],
-    "nomusl": ["nomusl-1.0-cp311-abi3-manylinux_2_17_x86_64.whl", "nomusl-1.0-cp311-abi3-manylinux_2_17_aarch64.whl"],
-}
-VERSIONS = {"orjson": "3.13.0", "markupsafe": "3.0.4", "typing-extensions": "4.16.0", "nomusl": "1.0"}
-
 
 def build_wheelhouse(lock, targets, python, index, out, **options):
     return _build_wheelhouse(WheelhouseRequest(lock, targets, python, index, out, **options))
-
-
-def projects(names):
-    return {n: {f: make_wheel(f) for f in FILES[n]} for n in names}
 
 
 def write_lock(path, projs, extra=""):

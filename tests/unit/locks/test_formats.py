@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from indexserver import FixtureIndex
+from paths import FIXTURES, ROOT
 
 from factory.core.cache import FileCache
 from factory.core.errors import HashMismatchError, LockError
@@ -18,9 +19,8 @@ from factory.index.client import Index
 from factory.index.selection import best_wheel
 from factory.locks.lockfile import LockedFile, Pin, check_for, read_lock
 
-ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "constraints" / "examples"
-LOCKS = Path(__file__).parent / "fixtures" / "locks"
+LOCKS = FIXTURES / "locks"
 PY = "3.14.8"
 TARGETS = [parse_target(t) for t in ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "musllinux_1_2_x86_64", "musllinux_1_2_aarch64")]
 H1, H2, H3 = "a" * 64, "b" * 64, "c" * 64
@@ -312,7 +312,7 @@ ORJSON_X86 = "orjson-3.13.0-cp314-cp314-manylinux_2_17_x86_64.manylinux2014_x86_
 
 def orjson_files(tmp_path):
     with FixtureIndex({}) as idx:
-        idx.raw_pages["orjson"] = (Path(__file__).parent / "fixtures" / "orjson-simple.html").read_bytes()
+        idx.raw_pages["orjson"] = (FIXTURES / "orjson-simple.html").read_bytes()
         return Index(idx.url, FileCache(tmp_path)).files("orjson")
 
 

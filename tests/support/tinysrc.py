@@ -1,6 +1,7 @@
 """Sources of tiny C, C++ and Rust extension sdists for the sdist lane's tests."""
 
-from pathlib import Path
+
+from paths import FIXTURES
 
 C_SOURCE = r"""
 #include <Python.h>
@@ -85,7 +86,7 @@ def libs_project() -> dict[str, str]:
     }
 
 
-_RUST_FIXTURES = Path(__file__).parent / "fixtures" / "rust"
+_RUST_FIXTURES = FIXTURES / "rust"
 _PYO3_LIB = """use pyo3::prelude::*;
 
 #[pyfunction]

@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from paths import ROOT
 from ruamel.yaml import YAML
 
 from factory.cli import _parser as build_parser
 from factory.sdist.matrix import render
 from factory.sdist.outcome import PlannedCell
 
-ROOT = Path(__file__).parent.parent
 GITHUB = ROOT / "ci-templates" / "github" / "factory-release.yml"
 GITLAB = ROOT / "ci-templates" / "gitlab" / "factory-release.gitlab-ci.yml"
 

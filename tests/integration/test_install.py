@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from paths import ROOT
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).parent.parent
+
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 TARGET = "manylinux_2_28_x86_64"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from clirun import run_factory
 from indexserver import FixtureIndex, free_port, make_wheel, sha256
+from paths import ROOT
 
 from factory.core.config import load_config
 from factory.core.errors import ConfigError
@@ -18,7 +19,6 @@ from factory.sdist.cibw import Mounts, cibuildwheel_env
 from factory.sdist.outcome import BuildRequest
 from factory.sdist.plan import CellPlanner
 
-ROOT = Path(__file__).parent.parent
 RECIPE = ROOT / "factory/resources/images/recipes/forky-slim.toml"
 TARGETS = ["manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "musllinux_1_2_x86_64", "musllinux_1_2_aarch64"]
 # One project as the index would list it for 3.14: GIL wheels, abi3 wheels, free-threaded wheels.

@@ -13,11 +13,9 @@ from pathlib import Path
 
 import pytest
 import requests
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from clirun import run_factory
 from indexserver import free_port, make_wheel
+from paths import ROOT
 
 from factory.core.errors import HashMismatchError, PublishError
 from factory.release.publish import wheels_of
@@ -146,7 +144,7 @@ def registry(tmp_path_factory):
 def test_the_wheelhouse_as_an_oci_artifact_pulls_back_identical_with_oras(registry, tmp_path):
     from factory.release.publish import ARTIFACT_TYPE, install_oras
 
-    cache = Path(os.environ.get("FACTORY_TEST_CACHE", Path(__file__).parent.parent / ".cache" / "test"))
+    cache = Path(os.environ.get("FACTORY_TEST_CACHE", ROOT / ".cache" / "test"))
     oras = install_oras(cache)
     house = _wheelhouse(tmp_path / "wheelhouse")
     reference = f"{registry.address}/t/wheelhouse:3.14.8"

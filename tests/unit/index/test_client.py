@@ -1,10 +1,10 @@
 """Reading the index: PEP 503 HTML only (as the proxy here serves), PEP 691 JSON when offered."""
 
-from pathlib import Path
 
 import pytest
 from indexserver import FixtureIndex, make_wheel, sha256
 from packaging.version import Version
+from paths import FIXTURES
 
 from factory.core.cache import FileCache
 from factory.core.errors import HashMismatchError, IndexResponseError, IndexUnreachableError
@@ -13,7 +13,7 @@ from factory.index.client import Index
 from factory.index.selection import best_wheel
 from factory.locks.lockfile import Pin
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = FIXTURES
 PY = "3.14.8"
 
 

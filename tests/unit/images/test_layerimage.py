@@ -12,14 +12,10 @@ import hashlib
 import io
 import json
 import os
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from registrykit import loopback_registry, push_image
 
 from factory.bases import oci

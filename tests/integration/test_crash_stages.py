@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from clirun import run_project as run
 from clirun import start_factory
-from conftest import ROOT, run
 from indexserver import FixtureIndex, make_sdist, sha256
+from paths import ROOT
 from tinysrc import C_SOURCE, c_project
 
 from factory.core.cache import sha256_file
@@ -207,7 +208,7 @@ recipe = "{recipe}"
 def test_sigkill_mid_push(project, images):
     args = ("images", "--wheelhouse", "wheelhouse", "--images-lock", "images-push.lock")
     # another uid makes a new layer, so the push really uploads something; another
-    # repository keeps the session's index tags where test_integration expects them
+    # repository keeps the session's index tags where test_pipeline expects them
     env = {"FACTORY_UID": "10002", "FACTORY_REPOSITORY": "factory-test/app-push"}
     killed = run(project, *args, check=False, env={**env, "FACTORY_FAULT": "mid-push"})
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr

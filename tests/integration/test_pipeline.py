@@ -3,7 +3,7 @@ wheelhouse from the real index, images for amd64 and arm64 pushed to a real loop
 registry, and testcontainers smoke tests on both arches (arm64 through QEMU).
 
 The expensive steps are session fixtures (tests/conftest.py) shared by the tests below and by
-tests/test_sdist_lane.py. Bootstrap rootfs
+tests/integration/test_sdist_lane.py. Bootstrap rootfs
 tarballs are cached in ``.cache/test`` (FACTORY_TEST_CACHE overrides), so a fresh
 machine (CI) bootstraps from nothing while a developer's rerun reuses them. The registry,
 its data and every image tag are per session and removed at the end.
@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 import requests
 from clirun import run_factory
-from conftest import ROOT, run
+from clirun import run_project as run
 from indexserver import free_port
+from paths import ROOT
 
 from factory.bases import oci
 from factory.bases.imagelock import ImagesLock

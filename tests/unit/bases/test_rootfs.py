@@ -1,7 +1,7 @@
 """The distroless rootfs steps that need neither Docker nor a mirror (factory/rootfs.py):
 dpkg's path filters, the redone maintainer-script side effects, the status records, the
 deterministic tar and the hash check of downloaded packages. The whole route, on real
-forky packages with the QEMU handler off, is in tests/test_integration.py."""
+forky packages with the QEMU handler off, is in tests/integration/test_pipeline.py."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 from debian.deb822 import Deb822
+from paths import ROOT
 
 from factory.bases import rootfs
 from factory.core.config import load_recipe
 from factory.core.errors import BootstrapError
 
-RECIPE = Path(__file__).parent.parent / "factory/resources/images/recipes/forky-slim.toml"
+RECIPE = ROOT / "factory/resources/images/recipes/forky-slim.toml"
 
 
 def test_path_filters_follow_dpkg():
