@@ -37,6 +37,7 @@ from .sdist.build import SdistBuilder
 from .sdist.builders import cache_identity, read_builders_lock
 from .sdist.outcome import BuildOutcome, PlannedCell, cell_id
 from .sdist.plan import Connection
+from .sdist.project import ProjectSource
 from .tools.toolchain import tool_wheel
 from .wheelhouse import stage as wheelhouse_stage
 
@@ -205,13 +206,21 @@ def build_only(cfg: Config, lock: Lock, cell: str, out: Path | None) -> BuildOut
     return outcome
 
 
+def project_source(cfg: Config) -> ProjectSource | None:
+    """The service's project tree to build into the wheelhouse, or None (no packaged project)."""
+    if cfg.service is None or cfg.service.project is None:
+        return None
+    return ProjectSource.of(cfg.service.project)
+
+
 def run_wheelhouse(cfg: Config, lock: Lock, out: Path, allow_missing: bool, build: bool = True) -> wheelhouse_stage.WheelhouseResult:
     with exclusive(cfg.cache_dir, out):
         index = make_index(cfg, lock)
         builder = sdist_builder(cfg, index) if build and not allow_missing else None
         return wheelhouse_stage.build_wheelhouse(
             wheelhouse_stage.WheelhouseRequest(
-                lock, cfg.targets, cfg.python, index, out, abi=cfg.abi_tag, allow_missing=allow_missing, jobs=cfg.jobs, builder=builder
+                lock, cfg.targets, cfg.python, index, out, abi=cfg.abi_tag, allow_missing=allow_missing, jobs=cfg.jobs, builder=builder,
+                project=project_source(cfg),
             )
         )
 
@@ -267,7 +276,8 @@ def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, 
     try:
         result = wheelhouse_stage.build_wheelhouse(
             wheelhouse_stage.WheelhouseRequest(
-                lock, cfg.targets, cfg.python, index, wheelhouse, abi=cfg.abi_tag, jobs=cfg.jobs, builder=sdist_builder(cfg, index, engine, registry)
+                lock, cfg.targets, cfg.python, index, wheelhouse, abi=cfg.abi_tag, jobs=cfg.jobs, builder=sdist_builder(cfg, index, engine, registry),
+                project=project_source(cfg),
             )
         )
         if result.reused:

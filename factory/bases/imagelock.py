@@ -132,6 +132,9 @@ class ArchImage:
     measurements (None before measuring, or in a lock written before perf existed);
     ``probes_sha256`` hashes the in-image programs that made ``sbom`` and ``perf`` ("" in a
     lock written before it was recorded): when they change, both are redone, the image is not.
+    A service image also names its ``dependencies`` image (``<repo>@sha256:…``: base plus
+    ``/opt/venv`` of the lock's wheels, the layers it shares) and that image's
+    ``dependencies_inputs_sha256``; both are "" for a dependency-only image.
     """
 
     arch: str
@@ -146,6 +149,8 @@ class ArchImage:
     sbom: str = ""
     perf: Perf | None = None
     probes_sha256: str = ""
+    dependencies: str = ""
+    dependencies_inputs_sha256: str = ""
 
     @property
     def digest(self) -> str:
@@ -167,6 +172,7 @@ class ArchImage:
             "sbom": self.sbom,
             "perf": self.perf.to_json() if self.perf else None,
             "probes_sha256": self.probes_sha256,
+            **({"dependencies": self.dependencies, "dependencies_inputs_sha256": self.dependencies_inputs_sha256} if self.dependencies else {}),
         }
 
     @classmethod
@@ -188,7 +194,7 @@ class ArchImage:
                 "base_compressed_size": "int",
                 "inputs_sha256": "str",
             },
-            {"sbom": "str", "perf": "object?", "probes_sha256": "str"},
+            {"sbom": "str", "perf": "object?", "probes_sha256": "str", "dependencies": "str", "dependencies_inputs_sha256": "str"},
         )
         if "@sha256:" not in d["ref"]:
             raise ArtifactError(f"{where}.ref {d['ref']!r} is not pinned by digest (<repo>@sha256:…)", _IMAGES_FIX)
@@ -206,6 +212,8 @@ class ArchImage:
             sbom=d.get("sbom", ""),
             perf=Perf.from_json(perf, f"{where}.perf") if perf is not None else None,
             probes_sha256=d.get("probes_sha256", ""),
+            dependencies=d.get("dependencies", ""),
+            dependencies_inputs_sha256=d.get("dependencies_inputs_sha256", ""),
         )
 
 
@@ -219,7 +227,9 @@ class ImagesLock:
     project's git commit (``unknown`` outside git); ``wheelhouse_sbom`` the wheelhouse's
     CycloneDX file relative to images.lock's directory; ``signing`` what ``factory sign``
     (or ``factory all``) added: the public key, the signature and attestation references
-    (``signing.sign_images``), None before signing.
+    (``signing.sign_images``), None before signing. ``service``: what a service image ships
+    (``{"project", "version", "app_dir", "image"}``, ``image`` the ``[tool.factory.image]``
+    settings written into its config), None for dependency-only images.
     """
 
     SCHEMA = "schemas/images-lock.schema.json"
@@ -232,6 +242,7 @@ class ImagesLock:
     revision: str
     wheelhouse_sbom: str
     signing: dict[str, Any] | None = None
+    service: dict[str, Any] | None = None
 
     def image(self, arch: str) -> ArchImage | None:
         """The entry for ``arch`` (``amd64``/``arm64``), or None."""
@@ -248,6 +259,7 @@ class ImagesLock:
             "revision": self.revision,
             "wheelhouse_sbom": self.wheelhouse_sbom,
             **({"signing": self.signing} if self.signing is not None else {}),
+            **({"service": self.service} if self.service is not None else {}),
         }
 
     @classmethod
@@ -259,7 +271,7 @@ class ImagesLock:
             where,
             _IMAGES_FIX,
             {"images": "list", "index": "str", "tags": "list", "python": "str", "lock_sha256": "str", "revision": "str", "wheelhouse_sbom": "str"},
-            {"signing": "object"},
+            {"signing": "object", "service": "object"},
         )
         images = tuple(ArchImage.from_json(e, f"{where}: images[{n}]") for n, e in enumerate(d["images"]))
         arches = [i.arch for i in images]
@@ -276,6 +288,7 @@ class ImagesLock:
             revision=d["revision"],
             wheelhouse_sbom=d["wheelhouse_sbom"],
             signing=d.get("signing"),
+            service=d.get("service"),
         )
 
     @classmethod

@@ -27,6 +27,7 @@ import platformdirs
 
 from . import parallel, resources
 from .errors import ConfigError
+from .service import ServiceSpec, load_service, runtime_packages
 from .targets import Arch, Target, lane_abi, parse_target
 
 # Bump when the bootstrap procedure itself changes, so every recipe hash changes.
@@ -141,6 +142,8 @@ DEFAULTS: dict[str, Any] = {
     "remote-cache": "",
     "remote-cache-mode": "pull-push",
 }
+# Keys of the service a project ships (core/service.py).
+SERVICE_KEYS = frozenset({"image", "app-files", "app-dir", "runtime-packages", "package"})
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # A recipe's ``snapshot`` names a state of the Debian archive (snapshot.debian.org's URL scheme).
 SNAPSHOT_ARCHIVE = "https://snapshot.debian.org/archive/debian"
@@ -166,6 +169,15 @@ class Recipe:
     # ``foreign_arches`` other than the rootfs's own (e.g. Rust's std for another target).
     foreign_arches: tuple[str, ...] = ()
     foreign_packages: tuple[str, ...] = ()
+    # A project's ``runtime-packages``, already among ``packages``: the base is then its own
+    # (another digest, cache entry and tag) and the recipe's other users keep theirs.
+    runtime_packages: tuple[str, ...] = ()
+
+    def with_runtime_packages(self, names: tuple[str, ...]) -> Recipe:
+        """This recipe with the Debian packages ``names`` added (itself when there are none)."""
+        if not names:
+            return self
+        return replace(self, packages=tuple(dict.fromkeys((*self.packages, *names))), runtime_packages=names)
 
     def foreign(self, arch: str) -> tuple[str, ...]:
         """The foreign Debian arches of a rootfs for ``arch``."""
@@ -259,6 +271,10 @@ class Config:
     bases: tuple[BaseSpec, ...] = field(default=())
     # [tool.factory.hosts] / FACTORY_DOCKER_HOST_<ARCH>: arch -> Docker host URL of a native engine
     hosts: tuple[tuple[str, str], ...] = field(default=())
+    # The service the images ship (core/service.py); None: the dependency image only.
+    service: ServiceSpec | None = None
+    # [tool.factory] runtime-packages: Debian packages added to every bootstrapped base.
+    runtime_packages: tuple[str, ...] = ()
     # Keys (e.g. "toolchain") whose file is the one shipped in factory/resources: a command
     # that would rewrite it refuses, since that would write into the installed package.
     packaged: frozenset[str] = field(default=frozenset())
@@ -471,6 +487,19 @@ def _load_bases(root: Path, table: Mapping[str, Any], env: Mapping[str, str]) ->
     return tuple(bases)
 
 
+def _with_runtime_packages(bases: tuple[BaseSpec, ...], names: tuple[str, ...]) -> tuple[BaseSpec, ...]:
+    """``bases`` with ``names`` added to each recipe. ``ConfigError`` for an upstream base:
+    its packages would come from its own package manager at build time, unpinned by sha256."""
+    upstream = [b.arch for b in bases if b.image is not None]
+    if names and upstream:
+        raise ConfigError(
+            f"runtime-packages cannot be added to the upstream base of {', '.join(upstream)}: factory pins every package of a base by sha256, "
+            "and an upstream image's package manager would install them unpinned at build time",
+            "bootstrap that base from a recipe (remove its image =), or use an upstream image that already has the packages",
+        )
+    return tuple(replace(b, recipe=b.recipe.with_runtime_packages(names)) if b.recipe else b for b in bases)
+
+
 HOST_SCHEMES = ("unix://", "tcp://", "ssh://")
 ARCHES = tuple(a.value for a in Arch)
 
@@ -591,8 +620,9 @@ def _load_build_overrides(root: Path, table: Mapping[str, Any]) -> tuple[tuple[s
     return tuple(sorted(out))
 
 
-def _read_table(pyproject: Path | str | None) -> tuple[Path, Mapping[str, Any], Mapping[str, Any]]:
-    """The project root, its ``[tool.factory]`` table and its ``[project]`` table ({} when absent).
+def _read_table(pyproject: Path | str | None) -> tuple[Path, Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]:
+    """The project root, its ``[tool.factory]`` table, its ``[project]`` table ({} when absent)
+    and the whole parsed file ({} without one).
 
     ``None``: ``./pyproject.toml`` if there is one, else no file (root: the current
     directory). An explicitly named file must exist.
@@ -600,7 +630,7 @@ def _read_table(pyproject: Path | str | None) -> tuple[Path, Mapping[str, Any], 
     if pyproject is None:
         path = Path("pyproject.toml").resolve()
         if not path.is_file():
-            return path.parent, {}, {}
+            return path.parent, {}, {}, {}
     else:
         path = Path(pyproject).resolve()
     try:
@@ -613,7 +643,7 @@ def _read_table(pyproject: Path | str | None) -> tuple[Path, Mapping[str, Any], 
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.factory] is not a table", "write it as a [tool.factory] table")
     project = data.get("project", {})
-    return path.parent, table, project if isinstance(project, dict) else {}
+    return path.parent, table, project if isinstance(project, dict) else {}, data
 
 
 def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -625,8 +655,8 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
     unreadable, or a bad value; ``UnknownTargetError`` for a bad target name.
     """
     env = os.environ if env is None else env
-    root, table, project = _read_table(pyproject)
-    unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides", "sdist", "hosts"}
+    root, table, project, data = _read_table(pyproject)
+    unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides", "sdist", "hosts"} - SERVICE_KEYS
     if unknown:
         raise ConfigError(f"unknown [tool.factory] keys: {', '.join(sorted(unknown))}", "remove or rename them")
 
@@ -658,6 +688,9 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         raise ConfigError("no targets configured", "list at least one target in [tool.factory] targets")
     ca_bundle = _ca_bundle(root, str(values["ca-bundle"]))
     base_table = table.get("base", {"amd64": {"recipe": BASE_RECIPE}, "arm64": {"recipe": BASE_RECIPE}})
+    runtime = runtime_packages(env[_env_key("runtime-packages")].replace(",", " ").split() if _env_key("runtime-packages") in env else table.get("runtime-packages", []))
+    bases = _with_runtime_packages(_load_bases(root, base_table, env), runtime)
+    service = load_service(root, data, table, env)
     return Config(
         root=root,
         python=python,
@@ -698,7 +731,9 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         library_builder_recipe=path_of("library-builder-recipe"),
         remote_cache=RemoteSpec.parse(str(values["remote-cache"]), str(values["remote-cache-mode"])) if values["remote-cache"] else None,
         sdist_options=_load_sdist_options(table.get("sdist", {})),
-        bases=_load_bases(root, base_table, env),
+        bases=bases,
+        service=service,
+        runtime_packages=runtime,
         hosts=_load_hosts(table.get("hosts", {}), env),
         packaged=frozenset(k for k, v in values.items() if isinstance(v, Packaged)),
     )

@@ -319,9 +319,11 @@ class Engine:
                 if self.stopping:
                     raise Interrupted
                 try:
+                    # The command's argv[0] as the entrypoint: a service image's own Entrypoint must not prefix it.
                     container = self.client.containers.create(
                         image,
-                        command,
+                        command[1:],
+                        entrypoint=command[:1],
                         volumes=mounts,
                         environment=environment or {},
                         user=user,
@@ -470,7 +472,11 @@ class Engine:
         client_kw = {"environment": {"DOCKER_HOST": self.base_url}, "use_ssh_client": self.base_url.startswith("ssh://")} if self.base_url else {}
         with self.staged(image, {host: {"bind": path, "mode": "ro"} for host, path in volumes}, None) as mounts:
             # --read-only with a tmpfs /tmp: the image must work without writing to its layers.
-            c = DockerContainer(image, read_only=True, docker_client_kw=client_kw).with_tmpfs_mount("/tmp", "size=64m").with_command(IDLE)
+            c = (
+                DockerContainer(image, read_only=True, entrypoint=IDLE[:1], docker_client_kw=client_kw)
+                .with_tmpfs_mount("/tmp", "size=64m")
+                .with_command(IDLE[1:])
+            )
             for host, spec in mounts.items():
                 c = c.with_volume_mapping(host, spec["bind"], "ro")
             with self._guard:

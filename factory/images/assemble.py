@@ -52,8 +52,10 @@ from ..core.progress import Progress, console
 from ..core.registry import ManifestInfo, Registry
 from ..core.targets import Arch
 from ..locks.lockfile import Lock
+from ..wheelhouse.manifest import ProjectEntry
 from ..wheelhouse.stage import SBOM_NAME
 from . import hostlayer, layerimage, perf, probes
+from . import service as service_layer
 from .sbom import image_sbom, sbom_path
 
 # An image paired with its manifest as the registry served it when the image was pushed or
@@ -158,6 +160,73 @@ def _reusable(registry: Registry, cfg: Config, previous: ImagesLock | None, arch
         return None
     manifest = registry.manifest(cfg.repository, entry.digest)
     return (entry, manifest) if manifest is not None else None
+
+
+def _reusable_dependencies(registry: Registry, cfg: Config, previous: ImagesLock | None, arch: str, inputs: str) -> Pushed | None:
+    """The dependency image a previous service image of ``arch`` stood on, with its
+    manifest, if it was built from the same ``inputs`` and the registry still holds it: a
+    code change then leaves every dependency layer, and their digests, as they were."""
+    entry = previous.image(arch) if previous else None
+    if entry is None or not entry.dependencies or entry.dependencies_inputs_sha256 != inputs:
+        return None
+    manifest = registry.manifest(cfg.repository, entry.dependencies.partition("@")[2])
+    if manifest is None:
+        return None
+    deps = replace(entry, ref=entry.dependencies, inputs_sha256=inputs, dependencies="", dependencies_inputs_sha256="", sbom="", perf=None)
+    return deps, manifest
+
+
+def host_native_base(bases: dict[str, BaseImage]) -> BaseImage:
+    """The base of this machine's arch, whose interpreter byte-compiles a service layer
+    without emulation. ``ImageBuildError`` when no such base is configured."""
+    try:
+        host = str(Arch.of_machine(machine()))
+    except KeyError:
+        host = ""
+    if host not in bases:
+        raise ImageBuildError(f"no {host or machine()} base image to byte-compile the service with", f"configure [tool.factory.base.{host or 'amd64'}]")
+    return bases[host]
+
+
+def build_service_image(
+    cfg: Config, engine: Engine, registry: Registry, wheelhouse: Path, project: ProjectEntry | None, deps: Pushed, files: list[str], native: BaseImage, inputs: str, base: BaseImage
+) -> Pushed:
+    """Push the service image of ``deps``' arch: the dependency image plus the service layer
+    (``service``), with ``[tool.factory.image]`` in its config. Returns its entry (not yet
+    measured) and manifest, after the engine that runs its arch has pulled it by digest."""
+    assert cfg.service is not None
+    spec = cfg.service
+    deps_image, deps_manifest = deps
+    arch = deps_image.arch
+    platform = f"linux/{arch}"
+    epoch = _created(deps_manifest)
+    tag = f"{cfg.python}-service-{inputs[:12]}-{arch}"
+    labels = {"io.factory.service.inputs.sha256": inputs, **({"io.factory.project": project.name, "io.factory.project.version": project.version} if project else {})}
+    with tempfile.TemporaryDirectory(prefix="factory-service-") as tmp:
+        root = Path(tmp) / "layer"
+        root.mkdir()
+        service_layer.lay_out(spec, project, wheelhouse, files, engine, native, root, epoch)
+        layer = layerimage.write_layer(root, Path(tmp) / "layer.tar.gz")
+        pushed = layerimage.push_image(
+            registry, cfg.repository, tag, deps_image.ref, layer, service_layer.config_of(spec, layer, labels, epoch), app_annotations(cfg, epoch, base)
+        )
+    repo = f"{cfg.registry}/{cfg.repository}"
+    arch_engine = engine.for_arch(arch)
+    info = arch_engine.ensure_local(f"{repo}@{pushed.digest}", platform, registry.auth)
+    if info.platform != platform:
+        raise ImageBuildError(f"image {repo}@{pushed.digest} inspects as {info.platform}", "check the engine and the base image")
+    image = replace(
+        deps_image, ref=f"{repo}@{pushed.digest}", tag=f"{repo}:{tag}", size=info.size, compressed_size=pushed.compressed_size(),
+        inputs_sha256=inputs, dependencies=deps_image.ref, dependencies_inputs_sha256=deps_image.inputs_sha256, sbom="", perf=None, probes_sha256="",
+    )  # fmt: skip
+    return image, pushed
+
+
+def service_record(cfg: Config, project: ProjectEntry | None) -> dict[str, Any] | None:
+    """``images.lock``'s ``service``: the project, its version, ``app-dir`` and the image config."""
+    if cfg.service is None:
+        return None
+    return {"project": project.name if project else None, "version": project.version if project else None, "app_dir": cfg.service.app_dir, "image": cfg.service.image.to_json()}
 
 
 def read_previous(out: Path) -> ImagesLock | None:
@@ -362,30 +431,49 @@ def build_images(
     toolchain_sha256 = sha256_file(cfg.toolchain)
     probes_sha256 = probes.digest(*probes.MEASURING)
     previous = read_previous(out)
-    plans: list[tuple[str, str, BaseImage | None]] = []
+    try:
+        project = ProjectEntry.from_json(manifest["project"]) if manifest.get("project") is not None else None
+    except ValueError as e:
+        raise WheelhouseMismatchError(f"{wheelhouse}/manifest.json: {e}", "build the wheelhouse again (factory wheelhouse)") from None
+    if cfg.service is not None and cfg.service.project is not None and project is None:
+        raise ImageBuildError(f"{wheelhouse} holds no wheel of the project {cfg.service.project.name}", "build the wheelhouse again (factory wheelhouse), without --no-build")
+    files = service_layer.app_files(cfg.service) if cfg.service is not None else []
+    compiler = host_native_base(bases) if cfg.service is not None else None
+    sbom_wheels = [project.to_json()] if project else []
+    plans: list[tuple[str, str, BaseImage | None, str | None]] = []
     for arch in cfg.arches:
         target = cfg.image_target(arch)
         if target.name not in manifest["targets"] or not (wheelhouse / target.name).is_dir():
             raise ImageBuildError(f"{wheelhouse} has no {target.name} wheels", f"build the wheelhouse for {target.name} first")
         native = native_base(cfg, bases, arch)
-        plans.append((arch, image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, toolchain_sha256, native), native))
+        deps_inputs = image_inputs(cfg, lock, manifest["targets"][target.name], bases[arch], pip_wheel, toolchain_sha256, native)
+        svc_inputs = service_layer.inputs(cfg.service, project, deps_inputs, compiler, files) if cfg.service is not None and compiler is not None else None
+        plans.append((arch, deps_inputs, native, svc_inputs))
 
-    def assemble(progress: Progress, arch: str, inputs: str, native: BaseImage | None) -> tuple[Pushed, bool]:
+    def assemble(progress: Progress, arch: str, deps_inputs: str, native: BaseImage | None, svc_inputs: str | None) -> tuple[Pushed, bool]:
         """The arch's image, reused or built and pushed, with its SBOM; True when it is new
-        (or its probes changed) and must be measured."""
+        (or its probes changed) and must be measured. A service image reuses its dependency
+        image when that image's inputs did not change, and builds only the service layer."""
         target = cfg.image_target(arch)
         task = progress.step(f"image {arch}")
         sbom = sbom_path(out, arch)
+        inputs = svc_inputs or deps_inputs
         reused = _reusable(registry, cfg, previous, arch, inputs)
         if reused is not None and sbom.exists() and reused[0].probes_sha256 == probes_sha256:
             progress.done(task, f"image {arch}: {reused[0].ref} (unchanged inputs, reused)")
             return reused, False
+        if reused is None and svc_inputs is not None:
+            assert compiler is not None
+            deps = _reusable_dependencies(registry, cfg, previous, arch, deps_inputs) or build_image(
+                cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, toolchain_sha256, deps_inputs, native
+            )
+            reused = build_service_image(cfg, engine, registry, wheelhouse, project, deps, files, compiler, svc_inputs, bases[arch])
         image, image_manifest = reused or build_image(
             cfg, engine, registry, lock, wheelhouse, bases[arch], pip_wheel, toolchain_sha256, inputs, native
         )
         if arch == "arm64" and engine.emulates(arch):  # the SBOM and perf probes run in the image: under QEMU on x86_64
             binfmt.require_arm64()
-        atomic.write_text(sbom, image_sbom(engine, image.ref, arch, manifest["targets"][target.name]))
+        atomic.write_text(sbom, image_sbom(engine, image.ref, arch, [*manifest["targets"][target.name], *sbom_wheels]))
         progress.done(task, f"image {arch}: {image.ref} (SBOM {sbom.name})")
         return (replace(image, sbom=str(sbom.relative_to(out.parent))), image_manifest), True
 
@@ -414,7 +502,7 @@ def build_images(
             "look into the regression, or rerun without --strict to accept it",
         )
     # The floating {python} tag is not moved here: `factory promote` moves tags, by digest.
-    tags = [f"{cfg.python}-{lock.sha256[:12]}"]
+    tags = [f"{cfg.python}-{lock.sha256[:12]}" + (f"-{hashlib.sha256(''.join(i.inputs_sha256 for i in images).encode()).hexdigest()[:12]}" if cfg.service else "")]
     epoch = max(_created(m) for _, m in pushed)
     digest = push_oci_index(registry, cfg.repository, tags, [(m, image.arch) for image, m in pushed], app_annotations(cfg, epoch))
     repo = f"{cfg.registry}/{cfg.repository}"
@@ -428,6 +516,7 @@ def build_images(
         wheelhouse_sbom=os.path.relpath(wheelhouse / SBOM_NAME, out.parent),
         # An unchanged index keeps its signatures (they are by digest, in the registry).
         signing=previous.signing if previous is not None and previous.index == f"{repo}@{digest}" else None,
+        service=service_record(cfg, project),
     )
     result.dump(out)
     return result

@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -57,7 +58,7 @@ from ..index.client import Index
 from ..index.selection import unlocked_wheel
 from ..locks.lockfile import Lock, Pin
 from ..tools import toolchain
-from . import buildcache, builddeps, buildlocks, cibw, libraries, pure, recipes, rust, stableabi
+from . import buildcache, builddeps, buildlocks, cibw, libraries, project, pure, recipes, rust, stableabi
 from .archive import SdistInfo, inspect_sdist
 from .buildcache import BuildCache
 from .builddeps import builddeps_dir, check_requires
@@ -66,6 +67,7 @@ from .failures import PYO3_FORWARD, Cause, CauseKind, classify, headline
 from .libraries import LibraryBuilder, keys_of, recipe_dir
 from .outcome import BuildOutcome, BuildRequest, BuildRun, PlannedCell, cell_id
 from .plan import CellPlanner, Connection
+from .project import ProjectSource
 from .recipes import closure
 from .remotecache import RemoteCache
 
@@ -564,8 +566,11 @@ class SdistBuilder:
         )  # fmt: skip
 
     def _pure_key(self, req: BuildRequest, builder: str, epoch: int, build_lock: Lock) -> buildcache.BuildKey:
+        return self._pure_key_of(req.sdist_sha256, builder, epoch, build_lock)
+
+    def _pure_key_of(self, source_sha256: str, builder: str, epoch: int, build_lock: Lock) -> buildcache.BuildKey:
         return buildcache.pure_key(
-            python=self.cfg.python, builder=builder, sdist_sha256=req.sdist_sha256, epoch=epoch,
+            python=self.cfg.python, builder=builder, sdist_sha256=source_sha256, epoch=epoch,
             toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256,
         )  # fmt: skip
 
@@ -700,6 +705,66 @@ class SdistBuilder:
             return dataclasses.replace(base, ok=True, seconds=result.seconds, filename=wheel.name, sha256=sha256_file(wheel))
 
         return self.cache.put(key, run)
+
+    def build_project(self, source: ProjectSource, lock: Lock) -> BuildOutcome:
+        """The service project's wheel (``project``): built once from its source tree in the
+        native builder, network off, its backend from the build constraints; cached by the
+        tree's content hash. A failed outcome (``target`` ``project.TARGET``) carries the
+        build's classified cause, a wheel that is not pure Python, or a ``Requires-Dist`` the
+        ``lock`` does not pin; nothing is raised for those."""
+        name = source.project.name
+        native = self._native()
+        build_lock = self.plan.build_lock(name)
+        base = BuildOutcome(
+            name=name, version="", target=project.TARGET, ok=False, sdist=f"{name} source tree", sdist_sha256=source.tree_sha256,
+            toolchain_sha256=self.toolchain_sha256, build_constraints_sha256=build_lock.sha256,
+        )  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="factory-project-") as tmp:
+            tar = Path(tmp) / f"{name}-source.tar"
+            source.write_tar(tar)
+            try:
+                info = inspect_sdist(tar)
+                check_requires(info, build_lock, native, self.cfg.python)
+            except (SdistError, BuildDependencyError) as e:
+                return dataclasses.replace(base, reason=str(e))
+            builder = self.plan.builder_for(native)
+            base = dataclasses.replace(base, builder=builder)
+            key = dataclasses.replace(
+                self._pure_key_of(source.tree_sha256, self.plan.builder_identity(native), project.EPOCH, build_lock), target=project.TARGET
+            )
+            outcome = self.cache.get(key)
+            if outcome is None:
+                try:
+                    deps = builddeps_dir(self.cfg.cache_dir, build_lock, native, self.cfg.python, self.index)
+                except BuildDependencyError as e:
+                    return dataclasses.replace(base, reason=str(e))
+
+                def run(work: Path) -> BuildOutcome:
+                    console.print(f"building the project {name} from its source tree ({len(source.files)} files, tree {source.tree_sha256[:12]})")
+                    result = pure.run(
+                        self.connection().engine, builder, native.docker_arch.platform, tar, info.top, deps, work, project.EPOCH, self.cfg.build_timeout_for(name)
+                    )
+                    failed = dataclasses.replace(base, seconds=result.seconds, log_tail=result.tail)
+                    if result.failure:
+                        cause = classify(result.log.read_text(errors="replace"), timed_out=result.returncode is None, limit=self.cfg.build_timeout_for(name))
+                        return dataclasses.replace(failed, reason=f"{cause} [{result.failure}]")
+                    built = result.wheels[0]
+                    if not pure.is_pure(built):
+                        return dataclasses.replace(
+                            failed, reason=f"the project builds {built.name}, not a pure-Python wheel: factory ships pure-Python projects (fix: move the compiled code into a package of its own and lock it)"
+                        )
+                    wheel = work / built.name
+                    os.replace(built, wheel)
+                    return dataclasses.replace(
+                        base, ok=True, version=project.wheel_version(wheel), seconds=result.seconds, filename=wheel.name, sha256=sha256_file(wheel), tag="py3-none-any"
+                    )
+
+                outcome = self.cache.put(key, run)
+        if outcome.ok:
+            unpinned = project.unpinned_requirement(outcome.wheel, lock, self.cfg.targets, self.cfg.python)
+            if unpinned:
+                return dataclasses.replace(outcome, ok=False, reason=f"{name}: {unpinned} (fix: lock again so the lock holds the project's dependencies)")
+        return outcome
 
     def import_check(self, target: Target, wheel_dir: Path, outcomes: list[BuildOutcome]) -> list[BuildOutcome]:
         """``WheelChecks.import_check``: ``outcomes`` with each built manylinux wheel of

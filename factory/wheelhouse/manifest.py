@@ -5,14 +5,17 @@
     {"python": "3.14.8", "abi": "cp314", "lock_sha256": "<64 hex>",
      "targets": {"<target>": [entry, ...]},             entries sorted by name
      "not_needed": [{"name", "version", "marker", "targets": ["<target>", ...]}],
-     "missing": [{"name", "version", "target"}]}
+     "missing": [{"name", "version", "target"}],
+     "project": {...}}                                  a service's own project, when it ships one
 
 An entry is ``{"name", "version", "filename", "sha256", "tag", "source": "index"}``; a
 wheel built from its sdist has ``"source": "built"`` plus ``sdist``, ``sdist_sha256``,
 ``builder``, ``toolchain_sha256``, ``build_constraints_sha256``, ``build_seconds`` and
 ``cross_built``. ``not_needed`` lists the pins whose PEP 508 marker excludes some targets
 (those targets, never the pin's wheel, appear there); ``missing`` the cells left without a
-wheel (``--allow-missing``).
+wheel (``--allow-missing``). ``project`` is the service's own wheel (``ProjectEntry``,
+``"source": "project"``), kept as ``project/<filename>``: it serves every target, and the
+install locks leave it out (it is the image's top layer, above the dependencies).
 
 ``install/<target>.lock`` is a pip requirements file in hash-checking mode (pip's
 "Secure installs" format), one line per wheel of that target, sorted by name::
@@ -214,6 +217,46 @@ class MissingCell:
 
 
 @dataclass(frozen=True)
+class ProjectEntry:
+    """The service's own wheel: built from its source tree (``tree_sha256``, the content hash
+    of ``core.tree``) in ``builder`` with the toolchain and build constraints locks of those
+    sha256 hexes, in ``build_seconds`` seconds. The file is ``<wheelhouse>/project/<filename>``."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+    tag: str
+    tree_sha256: str
+    builder: str
+    toolchain_sha256: str
+    build_constraints_sha256: str
+    build_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``project`` object of ``manifest.json`` (``"source": "project"``)."""
+        return {
+            "name": self.name, "version": self.version, "filename": self.filename, "sha256": self.sha256, "tag": self.tag,
+            "source": "project", "tree_sha256": self.tree_sha256, "builder": self.builder, "toolchain_sha256": self.toolchain_sha256,
+            "build_constraints_sha256": self.build_constraints_sha256, "build_seconds": self.build_seconds,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ProjectEntry:
+        """Parse ``to_json``'s form. ``ValueError`` for a missing key or a wrong type."""
+        try:
+            if d["source"] != "project":
+                raise ValueError(f"project source is {d['source']!r}, not 'project'")
+            seconds = d["build_seconds"]
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+                raise ValueError(f"build_seconds is not a number: {seconds!r}")
+            keys = ("name", "version", "filename", "sha256", "tag", "tree_sha256", "builder", "toolchain_sha256", "build_constraints_sha256")
+            return cls(**{k: _str(d, k) for k in keys}, build_seconds=float(seconds))
+        except KeyError as e:
+            raise ValueError(f"manifest project lacks {e}") from None
+
+
+@dataclass(frozen=True)
 class Manifest:
     """``manifest.json``: what a wheelhouse holds, per target (see the module docstring).
 
@@ -228,6 +271,7 @@ class Manifest:
     abi: str = DEFAULT_ABI
     not_needed: tuple[NotNeeded, ...] = ()
     missing: tuple[MissingCell, ...] = ()
+    project: ProjectEntry | None = None
 
     def __post_init__(self) -> None:
         ordered = {t: tuple(sorted(es, key=lambda e: (e.name, e.filename))) for t, es in self.targets.items()}
@@ -260,6 +304,7 @@ class Manifest:
             "targets": {t: [e.to_json() for e in es] for t, es in self.targets.items()},
             "not_needed": [n.to_json() for n in self.not_needed],
             "missing": [m.to_json() for m in self.missing],
+            **({"project": self.project.to_json()} if self.project is not None else {}),
         }
 
     @classmethod
@@ -277,6 +322,7 @@ class Manifest:
                 targets={str(t): tuple(ManifestEntry.from_json(e) for e in _list(es)) for t, es in targets.items()},
                 not_needed=tuple(NotNeeded.from_json(n) for n in _list(d["not_needed"])),
                 missing=tuple(MissingCell.from_json(m) for m in _list(d["missing"])),
+                project=ProjectEntry.from_json(d["project"]) if d.get("project") is not None else None,
             )
         except KeyError as e:
             raise ValueError(f"manifest lacks {e}") from None

@@ -215,8 +215,26 @@ class Readiness:
         write_file(path, self.markdown())
 
 
-def readiness_of(manifest: Manifest, lock: Lock, failures: Iterable[Failure] = ()) -> Readiness:
-    """The matrix of a wheelhouse: rows in ``lock`` order, columns the ``manifest``'s targets.
+PROJECT_NOTE = "the service's own project, built from its source tree"
+
+
+def project_row(manifest: Manifest, targets: tuple[str, ...], failure: Failure | None = None, version: str = "") -> Row | None:
+    """The row of the service's own project: built on every target (one pure wheel), or
+    ``failure``'s reason on every target; None when the wheelhouse ships no project."""
+    entry = manifest.project
+    if failure is not None:
+        cell = Cell(Status.FAILED, reason=failure.reason, log_tail=failure.log_tail, log=failure.log)
+        return Row(failure.name, version or "source", dict.fromkeys(targets, cell))
+    if entry is None:
+        return None
+    note = f"{PROJECT_NOTE} (tree {entry.tree_sha256[:12]})"
+    return Row(entry.name, entry.version, dict.fromkeys(targets, Cell(Status.BUILT, tag=entry.tag, seconds=entry.build_seconds, note=note)))
+
+
+def readiness_of(manifest: Manifest, lock: Lock, failures: Iterable[Failure] = (), project: Failure | None = None) -> Readiness:
+    """The matrix of a wheelhouse: rows in ``lock`` order, columns the ``manifest``'s targets,
+    after the row of the service's project when there is one (``project_row``; ``project`` its
+    failed build).
 
     A cell is ``failed`` when ``failures`` has it (over any manifest entry: an import check
     can fail a wheel that was built), else the manifest's entry (``index``/``built``), else
@@ -225,7 +243,8 @@ def readiness_of(manifest: Manifest, lock: Lock, failures: Iterable[Failure] = (
     """
     failed = {(f.name, f.target): f for f in failures}
     targets = tuple(manifest.targets)
-    rows = []
+    own = project_row(manifest, targets, project)
+    rows = [own] if own is not None else []
     for pin in lock.pins:
         cells: dict[str, Cell] = {}
         for t in targets:

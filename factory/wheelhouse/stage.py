@@ -41,23 +41,25 @@ from pypi_simple import DistributionPackage
 from ..core import atomic
 from ..core.cache import sha256_file
 from ..core.errors import BuildFailedError, MissingWheelsError
-from ..core.progress import Progress
+from ..core.progress import Progress, console
 from ..core.targets import Target
 from ..index.client import Index
 from ..index.selection import Choice, best_wheel
 from ..index.verify import check_wheel
 from ..locks.lockfile import Lock, Pin
-from .manifest import DEFAULT_ABI, InstallLock, Manifest, ManifestEntry, MissingCell, NotNeeded, json_text
+from .manifest import DEFAULT_ABI, InstallLock, Manifest, ManifestEntry, MissingCell, NotNeeded, ProjectEntry, json_text
 from .readiness import Failure, Readiness, readiness_of
 from .sbom import wheelhouse_sbom
 
 if TYPE_CHECKING:
     from ..sdist.build import SdistBuilder
     from ..sdist.outcome import BuildOutcome
+    from ..sdist.project import ProjectSource
 
 
 SBOM_NAME = "sbom.cdx.json"
 MANIFEST_NAME = "manifest.json"
+PROJECT_DIR = "project"
 READINESS_NAME = "readiness.json"
 READINESS_MD_NAME = "readiness.md"
 
@@ -81,6 +83,8 @@ class WheelhouseRequest:
     allow_missing: bool = False
     jobs: int = 4
     builder: Callable[[], SdistBuilder] | None = None
+    # The service's own project, built from its source tree into <out>/project/ (needs ``builder``).
+    project: ProjectSource | None = None
 
 
 @dataclass(frozen=True)
@@ -222,8 +226,11 @@ def built_entry(o: BuildOutcome) -> ManifestEntry:
     )
 
 
-def manifest_of(req: WheelhouseRequest, sel: Selection, outcomes: list[BuildOutcome], unbuilt: tuple[tuple[Pin, Target], ...]) -> Manifest:
-    """The manifest of ``sel``'s index wheels plus the successful build ``outcomes``."""
+def manifest_of(
+    req: WheelhouseRequest, sel: Selection, outcomes: list[BuildOutcome], unbuilt: tuple[tuple[Pin, Target], ...], project: BuildOutcome | None = None
+) -> Manifest:
+    """The manifest of ``sel``'s index wheels plus the successful build ``outcomes`` and
+    the service's ``project`` wheel (when built)."""
     per_target: dict[str, list[ManifestEntry]] = {t.name: [] for t in req.targets}
     for c in sel.choices:
         per_target[c.target.name].append(index_entry(c))
@@ -237,7 +244,30 @@ def manifest_of(req: WheelhouseRequest, sel: Selection, outcomes: list[BuildOutc
         targets={t: tuple(es) for t, es in per_target.items()},
         not_needed=tuple(NotNeeded(p.name, p.version, p.marker or "", tuple(t.name for t in ts)) for p, ts in sel.not_needed),
         missing=tuple(MissingCell(p.name, p.version, t.name) for p, t in unbuilt),
+        project=project_entry(project, req.project.tree_sha256) if project is not None and project.ok and req.project is not None else None,
     )
+
+
+def project_entry(o: BuildOutcome, tree_sha256: str) -> ProjectEntry:
+    """The manifest's ``project`` of the service's built wheel."""
+    return ProjectEntry(
+        name=o.name, version=o.version, filename=o.filename, sha256=o.sha256, tag=o.tag, tree_sha256=tree_sha256, builder=o.builder,
+        toolchain_sha256=o.toolchain_sha256, build_constraints_sha256=o.build_constraints_sha256, build_seconds=o.seconds,
+    )  # fmt: skip
+
+
+def _project(req: WheelhouseRequest, builder: SdistBuilder | None) -> BuildOutcome | None:
+    """The service project's outcome (built, or from the build cache), or None when the
+    request ships no project or builds nothing (``--no-build``, ``--allow-missing``: the
+    wheelhouse then holds no project wheel, and the images stage refuses it)."""
+    if req.project is None:
+        return None
+    if builder is None and req.builder is not None:
+        builder = req.builder()
+    if builder is None:
+        console.print(f"[yellow]the project {req.project.project.name} is not built (this run builds nothing)[/yellow]")
+        return None
+    return builder.build_project(req.project, req.lock)
 
 
 def install_locks(manifest: Manifest, lock: Lock) -> dict[str, InstallLock]:
@@ -288,8 +318,13 @@ def current_manifest(req: WheelhouseRequest) -> Manifest | None:
         or manifest.abi != req.abi
         or manifest.missing
         or set(manifest.targets) != {t.name for t in req.targets}
+        or (manifest.project.tree_sha256 if manifest.project else None) != (req.project.tree_sha256 if req.project else None)
     ):
         return None
+    if manifest.project is not None:
+        wheel = out / PROJECT_DIR / manifest.project.filename
+        if not wheel.is_file() or sha256_file(wheel) != manifest.project.sha256:
+            return None
     checked: dict[int, str] = {}  # hard links share an inode: hash each file once
     for target, entries in manifest.targets.items():
         for e in entries:
@@ -356,11 +391,22 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
             local = dict(pool.map(fetch, unique.values()))
 
     unbuilt = sel.missing if sdist_builder is None else ()
-    manifest = manifest_of(req, sel, outcomes, unbuilt)
+    own = _project(req, sdist_builder)
+    manifest = manifest_of(req, sel, outcomes, unbuilt, own)
 
     def matrix() -> Readiness:  # after the import checks, which can fail a built wheel
         failures = [Failure(o.name, o.target, o.reason, tuple(o.log_tail), o.log) for o in outcomes if not o.ok]
-        return readiness_of(manifest_of(req, sel, outcomes, unbuilt), req.lock, failures)
+        project = Failure(own.name, "", own.reason, tuple(own.log_tail), own.log) if own is not None and not own.ok else None
+        return readiness_of(manifest_of(req, sel, outcomes, unbuilt, own), req.lock, failures, project)
+
+    failed_dir = req.out.parent / f"{req.out.name}.failed"
+    if own is not None and not own.ok:  # no image can ship without its project: nothing is published
+        failed_dir.mkdir(parents=True, exist_ok=True)
+        write_readiness(failed_dir, matrix())
+        raise BuildFailedError(
+            f"the project {own.name} failed to build from its source tree: {own.reason}"[:500],
+            f"see {failed_dir / READINESS_MD_NAME}" + (f" and {own.log}" if own.log else ""),
+        )
 
     class _Failed(Exception):
         pass
@@ -376,6 +422,9 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
         for o in outcomes:
             if o.ok:
                 atomic.link_or_copy(o.wheel, tmp / o.target / o.filename)
+        if own is not None:
+            (tmp / PROJECT_DIR).mkdir()
+            atomic.link_or_copy(own.wheel, tmp / PROJECT_DIR / own.filename)
         if sdist_builder is not None:
             for t in req.targets:
                 outcomes[:] = sdist_builder.import_check(t, tmp / t.name, outcomes)
@@ -384,7 +433,7 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
             raise _Failed
         for name in failed:  # a target with a failed cell is left out; the others are published
             shutil.rmtree(tmp / name)
-        every = manifest_of(req, sel, outcomes, unbuilt)  # the import checks may have failed a wheel
+        every = manifest_of(req, sel, outcomes, unbuilt, own)  # the import checks may have failed a wheel
         manifest = dataclasses.replace(every, targets={t: es for t, es in every.targets.items() if t not in failed})
         (tmp / "install").mkdir()
         for name, install_lock in install_locks(manifest, req.lock).items():
@@ -394,7 +443,6 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
         (tmp / SBOM_NAME).write_text(wheelhouse_sbom(manifest))
         manifest.dump(tmp / MANIFEST_NAME)
 
-    failed_dir = req.out.parent / f"{req.out.name}.failed"
     try:
         atomic.replace_dir(req.out, fill)
     except _Failed:  # every target has a failed cell: nothing is published
