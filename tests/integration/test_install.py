@@ -99,8 +99,11 @@ def _small_lock(path: Path) -> set[str]:
 
 
 def test_public_modules_import(installed: Installed) -> None:
-    modules = sorted(p.stem for p in (ROOT / "factory").glob("*.py") if not p.stem.startswith("_"))
-    assert {"cli", "config", "sbom", "verify", "build"} <= set(modules)
+    package = ROOT / "factory"
+    modules = sorted(
+        ".".join(p.relative_to(package).with_suffix("").parts) for p in package.rglob("*.py") if "resources" not in p.parts and not p.stem.startswith("_")
+    )
+    assert {"cli", "core.config", "images.sbom", "index.verify", "sdist.build"} <= set(modules)
     code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module('factory.' + m)\n"
     proc = subprocess.run(
         [str(installed.venv / "bin" / "python"), "-c", code, *modules], env=_pip_env(), capture_output=True, text=True, cwd=installed.venv

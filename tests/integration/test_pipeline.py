@@ -308,8 +308,7 @@ def test_smoke_names_image_arch_and_module_that_fails(project, cfg, images):
     import io
     import tarfile
 
-    from factory.images import smoke
-    from factory.images.smoke import smoke_image
+    from factory.images.smoke import smoke, smoke_image
     from factory.pipeline import make_index
     from factory.tools.toolchain import tool_wheel
 

@@ -241,6 +241,7 @@ time.sleep(60)
 # Ctrl-C is sent as a terminal sends it, to the whole group, and the main thread stops.
 _CTRL_C = """
 import os, signal, sys, threading, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal: a background job starts with SIGINT ignored
 from factory.core.children import Children
 from factory.core.errors import Interrupted
 children, outcome = Children(), []
@@ -284,11 +285,15 @@ def test_a_keyboard_interrupt_while_running_on_the_main_thread_ends_the_child(tm
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     sender = threading.Thread(target=interrupt_once_started)
-    sender.start()
-    started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        Children().run([sys.executable, "-c", _CHILD, str(mark)])
-    sender.join(10)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest run as a background job ignores SIGINT
+    try:
+        sender.start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            Children().run([sys.executable, "-c", _CHILD, str(mark)])
+        sender.join(10)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 20  # not the child's 60 s
     with pytest.raises(ProcessLookupError):
         os.kill(int(mark.read_text()), 0)  # ended and reaped
