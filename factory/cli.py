@@ -29,6 +29,7 @@ def _image_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--images-lock", help="images lock (default: images.lock; images-cp314t.lock in the free-threaded lane)")
     s.add_argument("--abi", help=LANE_HELP)
     s.add_argument("--strict", action="store_true", help="fail on a perf regression against the previous images.lock")
+    s.add_argument("--oci-layout", metavar="DIR", help="also write the index and its images as an OCI image layout in DIR (skopeo, oras and docker load read it)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -189,6 +190,8 @@ def _run(args: argparse.Namespace) -> int:
             cfg, read_lock(lock_path), output("wheelhouse", "wheelhouse"), output("images_lock", "images.lock"), args.strict
         )
         console.print(f"index: {images.index}")
+        if args.oci_layout:
+            console.print(f"OCI image layout: {pipeline.write_oci_layout(cfg, images, Path(args.oci_layout).resolve())}")
     elif args.command == "smoke":
         pipeline.run_smoke(cfg, output("images_lock", "images.lock"), read_lock(lock_path))
     elif args.command == "report":
@@ -196,7 +199,10 @@ def _run(args: argparse.Namespace) -> int:
         failed = wheelhouse.parent / f"{wheelhouse.name}.failed"
         print_summary(failed if (failed / "readiness.json").exists() else wheelhouse, output("images_lock", "images.lock"))
     elif args.command == "all":
-        pipeline.run_all(cfg, lock_path, output("wheelhouse", "wheelhouse"), output("images_lock", "images.lock"), args.strict)
+        pipeline.run_all(
+            cfg, lock_path, output("wheelhouse", "wheelhouse"), output("images_lock", "images.lock"), args.strict,
+            Path(args.oci_layout).resolve() if args.oci_layout else None,
+        )  # fmt: skip
     elif args.command == "registry":
         reg = pipeline.local_registry(cfg)
         if args.action == "start":

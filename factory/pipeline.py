@@ -26,6 +26,7 @@ from .core.progress import console
 from .core.registry import LocalRegistry, Registry, credentials
 from .core.targets import Target
 from .images import assemble as images_stage
+from .images import layout as oci_layout
 from .images import smoke as smoke_stage
 from .index.client import Index
 from .locks.lockfile import Lock, Pin, check_for, read_lock
@@ -255,13 +256,19 @@ def run_smoke(cfg: Config, images_lock: Path, lock: Lock) -> list[smoke_stage.Sm
     return smoke_stage.smoke(engine, images, cfg.python, pip, pinned)
 
 
-def run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, strict: bool = False) -> None:
+def write_oci_layout(cfg: Config, images: ImagesLock, dest: Path) -> Path:
+    """``--oci-layout DIR``: the index and images of ``images`` as an OCI image layout at ``dest``."""
+    registry = connect_registry(cfg)
+    return oci_layout.write_layout(images, dest, registry.auth, insecure=cfg.registry_local or cfg.registry.startswith(("127.", "localhost")))
+
+
+def run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, strict: bool = False, oci_layout_dir: Path | None = None) -> None:
     """The whole line, in order; each stage's errors stop it."""
-    with exclusive(cfg.cache_dir, cfg.bases_lock, wheelhouse, images_lock):
-        _run_all(cfg, lock_path, wheelhouse, images_lock, strict)
+    with exclusive(cfg.cache_dir, cfg.bases_lock, wheelhouse, images_lock, *([oci_layout_dir] if oci_layout_dir else [])):
+        _run_all(cfg, lock_path, wheelhouse, images_lock, strict, oci_layout_dir)
 
 
-def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, strict: bool) -> None:
+def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, strict: bool, oci_layout_dir: Path | None = None) -> None:
     started = time.monotonic()
     console.rule("validate lock")
     lock = load_lock(cfg, lock_path)
@@ -300,6 +307,8 @@ def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, 
     console.rule("sign")
     signed = signing_stage.sign_with_cosign(cfg.cache_dir, images_lock, provenance_inputs(cfg, wheelhouse))
     console.print(f"signed and attested {len(signed['signing']['signatures'])} manifests; public key {signed['signing']['public_key']}")
+    if oci_layout_dir is not None:
+        console.print(f"OCI image layout: {oci_layout.write_layout(ImagesLock.load(images_lock), oci_layout_dir, registry.auth, insecure=cfg.registry_local)}")
     console.rule("summary")
     print_summary(wheelhouse, images_lock)
     if failed is not None:

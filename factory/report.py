@@ -79,6 +79,30 @@ def images_table(images_lock: dict[str, Any]) -> Table:
     return table
 
 
+def service_lines(images_lock: dict[str, Any]) -> list[str]:
+    """What a service image runs, as its config says (``images.lock``'s ``service``), one line
+    each: the project, the command, the ports, the working directory; [] for dependency images."""
+    service = images_lock.get("service")
+    if not isinstance(service, dict):
+        return []
+    image = service.get("image", {})
+    what = f"{service['project']}=={service['version']}" if service.get("project") else f"files under {service.get('app_dir')}"
+    lines = [f"service: {what}"]
+    argv = [*image.get("entrypoint", []), *image.get("command", [])]
+    lines.append(f"  command: {' '.join(argv) or '(the base image default)'}")
+    if image.get("ports"):
+        lines.append(f"  ports: {', '.join(image['ports'])}")
+    lines.append(f"  workdir: {image.get('workdir') or service.get('app_dir')}")
+    if image.get("env"):
+        lines.append(f"  env: {', '.join(sorted(image['env']))}")
+    if image.get("stop_signal"):
+        lines.append(f"  stop signal: {image['stop_signal']}")
+    for i in images_lock.get("images", []):
+        if i.get("dependencies"):
+            lines.append(f"  {i['arch']}: dependency image {i['dependencies'].partition('@')[2]}")
+    return lines
+
+
 def print_summary(wheelhouse: Path | None, images_lock: Path | None, console: Console | None = None) -> None:
     """Print the readiness digest of ``<wheelhouse>/readiness.json`` and the images table
     of ``images_lock``, each when its file is present. A readiness file of another format
@@ -94,4 +118,7 @@ def print_summary(wheelhouse: Path | None, images_lock: Path | None, console: Co
             print_readiness(matrix, console)
             console.print(f"full matrix: {escape(str(readiness.with_suffix('.md')))}")
     if images_lock is not None and images_lock.exists():
-        console.print(images_table(json.loads(images_lock.read_text())))
+        data = json.loads(images_lock.read_text())
+        console.print(images_table(data))
+        for line in service_lines(data):
+            console.print(escape(line))

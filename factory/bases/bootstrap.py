@@ -14,10 +14,12 @@ are ``imagelock.BaseImage``; the file is ``imagelock.BaseImagesLock``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -202,6 +204,14 @@ def _cached(tar: Path) -> bool:
     )
 
 
+_UNKNOWN_PACKAGE = re.compile(r"E: (?:Unable to locate package (\S+)|Package '([^']+)' has no installation candidate)")
+
+
+def unknown_packages(log: str) -> list[str]:
+    """The package names apt could not find, from an mmdebstrap/apt log (its ``E:`` lines)."""
+    return sorted({a or b for a, b in _UNKNOWN_PACKAGE.findall(log)})
+
+
 def host_arch() -> str:
     """The Debian arch of this machine (``amd64``/``arm64``); ``BootstrapError`` on others."""
     arch = debs.ARCHES.get(platform.machine())
@@ -233,7 +243,15 @@ def _extracted_rootfs(cfg: Config, recipe: Recipe, arch: str, entry: Path) -> Pa
                 rootfs.download_command(recipe, arch, download), stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
             ).returncode
         if rc != 0:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+            text = log_path.read_text(errors="replace")
+            unknown = unknown_packages(text)
+            if unknown:
+                where = "runtime-packages" if set(unknown) <= set(recipe.runtime_packages) else f"recipe {recipe.path.name}"
+                raise BootstrapError(
+                    f"Debian {recipe.suite} has no package {', '.join(unknown)} for {arch} ({where})",
+                    f"check the name on https://packages.debian.org/{recipe.suite} and fix {where}",
+                )
+            tail = text.strip().splitlines()[-3:]
             raise BootstrapError(f"downloading {recipe.suite} {arch} packages failed: {' | '.join(tail)[:300]}", f"see {log_path}")
         if arch == native_arch:
             native = (tree, arch)
@@ -342,7 +360,9 @@ def bootstrap_base(cfg: Config, spec: BaseSpec, engine: Engine, registry: Regist
                 'pin the recipe to a Debian snapshot (snapshot = "YYYYMMDDTHHMMSSZ"), or accept the new set with FACTORY_UPDATE_PACKAGES=1',
             )
     repo = f"{cfg.registry}/{cfg.base_repository}"
-    tag = f"{cfg.python}-slim-{recipe.suite}-{spec.arch}"
+    # A base with a service's runtime-packages is its own image: the plain base keeps its tag.
+    extra = f"-{hashlib.sha256(' '.join(recipe.runtime_packages).encode()).hexdigest()[:8]}" if recipe.runtime_packages else ""
+    tag = f"{cfg.python}-slim-{recipe.suite}{extra}-{spec.arch}"
     with tempfile.TemporaryDirectory(dir=rootfs.parent) as tmp:
         ctx = Path(tmp) / "context.tar"
         scratch_context(rootfs, ctx)

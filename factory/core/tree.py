@@ -3,7 +3,7 @@
 Selection (Docker's ``.dockerignore`` rules, https://docs.docker.com/build/concepts/context/#dockerignore-files):
 patterns are relative to the tree's root, ``**`` matches any number of directories, ``!``
 re-includes, the last matching pattern wins. Patterns are read with ``pathspec``'s
-gitwildmatch grammar, each anchored at the root as Docker anchors them. Beside the
+gitignore grammar, each anchored at the root as Docker anchors them. Beside the
 ``.dockerignore`` of the root, version-control and cache directories never count
 (``ALWAYS_IGNORED``): they change without the sources changing.
 
@@ -32,7 +32,7 @@ DOCKERIGNORE = ".dockerignore"
 
 
 def _anchored(pattern: str) -> str:
-    """A ``.dockerignore`` line as an anchored gitwildmatch pattern (Docker matches from the root)."""
+    """A ``.dockerignore`` line as an anchored gitignore pattern (Docker matches from the root)."""
     negate = pattern.startswith("!")
     body = pattern[1:] if negate else pattern
     body = body.strip()
@@ -47,12 +47,12 @@ def ignore_spec(root: Path) -> pathspec.PathSpec:  # type: ignore[type-arg]
     ignore = root / DOCKERIGNORE
     if ignore.is_file():
         lines += [_anchored(line) for line in ignore.read_text(errors="replace").splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    return pathspec.PathSpec.from_lines("gitignore", lines)
 
 
 def select(root: Path, include: Sequence[str] = (), exclude_below: Iterable[Path] = ()) -> list[str]:
     """The files under ``root`` (relative POSIX paths, sorted) that a build context of ``root``
-    holds: all of them, or those ``include`` names (paths or gitwildmatch patterns, relative
+    holds: all of them, or those ``include`` names (paths or gitignore patterns, relative
     to ``root``: ``"src/"`` a directory, ``"manage.py"`` a file), less what ``ignore_spec``
     excludes and what lies under ``exclude_below``. ``ConfigError`` when an ``include``
     entry selects nothing."""
@@ -75,7 +75,7 @@ def select(root: Path, include: Sequence[str] = (), exclude_below: Iterable[Path
         return files
     chosen: set[str] = set()
     for entry in include:
-        wanted = pathspec.PathSpec.from_lines("gitwildmatch", [_anchored(entry)])
+        wanted = pathspec.PathSpec.from_lines("gitignore", [_anchored(entry)])
         hits = {f for f in files if wanted.match_file(f)}
         if not hits:
             raise ConfigError(f"app-files: {entry!r} selects no file under {root}", "fix the path, or its .dockerignore exclusion")

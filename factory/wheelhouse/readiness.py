@@ -30,6 +30,7 @@ from ..locks.lockfile import Lock
 from .manifest import DEFAULT_ABI, Manifest, json_text, read_json_object, write_file
 
 CROSS_NOTE = "cross-built, not import-tested"
+PROJECT_NOTE = "the service's own project"
 
 
 class Status(StrEnum):
@@ -70,6 +71,8 @@ class Cell:
         """The cell in words, Markdown-flavoured (tags in backticks, FAILED in bold)."""
         if self.status is Status.INDEX:
             return f"wheel from index (`{self.tag}`)"
+        if self.status is Status.BUILT and self.note and self.note.startswith(PROJECT_NOTE):
+            return f"built from its source tree (`{self.tag}`, {self.seconds or 0.0:.0f} s; {self.note.removeprefix(PROJECT_NOTE).strip(' ()')})"
         if self.status is Status.BUILT:
             note = f"; {self.note}" if self.note else ""
             return f"built from sdist (`{self.tag}`, {self.seconds or 0.0:.0f} s{note})"
@@ -213,9 +216,6 @@ class Readiness:
     def dump_markdown(self, path: Path) -> None:
         """Write ``markdown()`` to ``path`` atomically."""
         write_file(path, self.markdown())
-
-
-PROJECT_NOTE = "the service's own project, built from its source tree"
 
 
 def project_row(manifest: Manifest, targets: tuple[str, ...], failure: Failure | None = None, version: str = "") -> Row | None:
