@@ -15,7 +15,7 @@ CA_BUNDLE := /etc/ssl/certs/ca-certificates.crt
 PIP_CERT_ARG := $(if $(wildcard $(CA_BUNDLE)),--cert $(CA_BUNDLE),)
 PYTEST_ARGS ?=
 
-.PHONY: images test test-unit lint deps venv binfmt docker-check lock toolchain-lock build-lock host-lock registry-stop bench clean
+.PHONY: images test test-unit lint deps venv binfmt docker-check lock toolchain-lock build-lock exporters-lock host-lock registry-stop bench clean
 
 $(VENV)/.installed: constraints/host.txt pyproject.toml
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -q && apt-get install -y -q python3-venv; }
@@ -72,6 +72,11 @@ toolchain-lock: venv docker-check
 
 build-lock: venv docker-check
 	$(FACTORY) lock --in factory/resources/constraints/build.in --out factory/resources/constraints/build.txt
+
+# poetry and pdm, which export poetry.lock and pdm.lock (factory/locks/export.py), run on the host.
+exporters-lock: venv
+	cd factory/resources/constraints && $(PIP_ENV) CUSTOM_COMPILE_COMMAND="make exporters-lock" ../../../$(VENV)/bin/python -m piptools compile -q --no-config \
+	  --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links --strip-extras -o exporters.txt exporters.in
 
 host-lock: venv
 	cd constraints && $(PIP_ENV) CUSTOM_COMPILE_COMMAND="make host-lock" ../$(VENV)/bin/python -m piptools compile -q --no-config \

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 if TYPE_CHECKING:
     from .core.registry import Registry
 
+LOCK_COMMANDS = ("validate", "plan", "wheelhouse", "images", "smoke", "all")
 RELEASE_COMMANDS = ("promote", "rollback", "releases", "sign", "verify", "publish")
 HELP = "Wheelhouse build and container image factory for Python 3.14."
 
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("validate", help="validate a lock (pip-compile/uv requirements or PEP 751 pylock.toml)")
+    s = sub.add_parser("validate", help="validate a lock (requirements, PEP 751 pylock.toml, uv.lock, poetry.lock, pdm.lock)")
     s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
     s.add_argument("--abi", help=LANE_HELP)
 
@@ -130,7 +131,12 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if getattr(args, "abi", None):
         cfg = cfg.with_abi(args.abi)
-    lock_path = Path(args.lock).resolve() if getattr(args, "lock", None) else cfg.lock
+    given_lock = getattr(args, "lock", None)
+    lock_path = Path(given_lock).resolve() if given_lock else cfg.lock
+    if not given_lock and args.command in LOCK_COMMANDS and not cfg.lock_explicit:
+        lock_path = pipeline.find_lock(cfg)
+        if lock_path.exists():
+            console.print(f"lock: {lock_path.name} (found in {lock_path.parent})")
 
     def output(name: str, default: str) -> Path:
         """An output path given on the command line, else ``default`` in this lane."""
@@ -142,7 +148,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "validate":
         lock = read_lock(lock_path)
-        console.print(f"{lock.path}: ok, {lock.format} lock, {len(lock.pins)} pins, sha256 {lock.sha256}")
+        exported = f" (a {lock.exported_by} lock, exported to {lock.path})" if lock.exported_from else ""
+        console.print(f"{lock.exported_from or lock.path}: ok, {lock.format} lock{exported}, {len(lock.pins)} pins, sha256 {lock.sha256}")
     elif args.command == "lock":
         from .core.engine import Engine
         from .tools.pipcompile import compile_lock

@@ -19,9 +19,9 @@ from .bases import bootstrap as bootstrap_stage
 from .bases.imagelock import ImagesLock
 from .core import atomic
 from .core.cache import FileCache, sha256_file
-from .core.config import Config
+from .core.config import LOCK_NAMES, Config
 from .core.engine import Engine, docker_login_credentials
-from .core.errors import BootstrapError, BuildFailedError, ConfigError, UnknownCellError, WheelhouseMismatchError
+from .core.errors import BootstrapError, BuildFailedError, ConfigError, LockError, UnknownCellError, WheelhouseMismatchError
 from .core.progress import console
 from .core.registry import LocalRegistry, Registry, credentials
 from .core.targets import Target
@@ -29,7 +29,7 @@ from .images import assemble as images_stage
 from .images import layout as oci_layout
 from .images import smoke as smoke_stage
 from .index.client import Index
-from .locks.lockfile import Lock, Pin, check_for, read_lock
+from .locks.lockfile import ExportOptions, Lock, Pin, check_for, read_lock
 from .release import provenance
 from .release import signing as signing_stage
 from .report import print_summary
@@ -87,12 +87,42 @@ def make_index(cfg: Config, lock: Lock | None = None) -> Index:
     return Index(cfg.index_for(lock.index_url if lock is not None else None), FileCache(cfg.cache_dir), cfg.ca_bundle)
 
 
+def export_options(cfg: Config) -> ExportOptions:
+    """What a project lock exports for ``cfg`` (``[tool.factory] package, groups, extras``)."""
+    return ExportOptions(cfg.cache_dir, cfg.python, cfg.export_package, cfg.export_groups, cfg.export_extras)
+
+
 def load_lock(cfg: Config, path: Path) -> Lock:
-    """Read the lock at ``path`` (any accepted format) and check it against the configured
-    python and targets (``lockfile.check_for``). ``LockError`` names the problem."""
-    lock = read_lock(path)
+    """Read the lock at ``path`` (any accepted format; a project lock is exported with
+    ``export_options``) and check it against the configured python and targets
+    (``lockfile.check_for``). ``LockError`` names the problem."""
+    lock = read_lock(path, export_options(cfg))
     check_for(lock, cfg.python, cfg.targets)
     return lock
+
+
+def find_lock(cfg: Config) -> Path:
+    """The lock to read when neither ``--lock`` nor ``[tool.factory] lock`` names one: the
+    one of ``LOCK_NAMES`` in the project's directory (``cfg.root``), else ``cfg.lock`` (whose
+    absence ``read_lock`` reports). Several present must pin the same versions (each read as
+    ``load_lock`` does); ``LockError`` names the two that disagree and a pin they differ on."""
+    if cfg.lock_explicit:
+        return cfg.lock
+    present = [cfg.root / name for name in LOCK_NAMES if (cfg.root / name).is_file()]
+    if len(present) <= 1:
+        return present[0] if present else cfg.lock
+    first = present[0]
+    first_pins = {(p.name, p.version) for p in load_lock(cfg, first).pins}
+    for other in present[1:]:
+        pins = {(p.name, p.version) for p in load_lock(cfg, other).pins}
+        if pins != first_pins:
+            name, version = sorted(pins ^ first_pins)[0]
+            which = other.name if (name, version) in pins else first.name
+            raise LockError(
+                f"{first.name} and {other.name} disagree ({which} pins {name}=={version}, the other does not)",
+                "remove the stale one, or name the lock to use with --lock or [tool.factory] lock",
+            )
+    return first
 
 
 def local_registry(cfg: Config) -> LocalRegistry:
@@ -272,7 +302,8 @@ def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, 
     started = time.monotonic()
     console.rule("validate lock")
     lock = load_lock(cfg, lock_path)
-    console.print(f"{lock.path}: {len(lock.pins)} pins ({lock.format}), sha256 {lock.sha256[:12]}")
+    exported = f", exported by {lock.exported_by} to {lock.format}" if lock.exported_from else ""
+    console.print(f"{lock.exported_from or lock.path}: {len(lock.pins)} pins ({lock.format}{exported}), sha256 {lock.sha256[:12]}")
     console.rule("bootstrap")
     engine = connect_engine(cfg)
     registry = connect_registry(cfg)

@@ -144,6 +144,10 @@ DEFAULTS: dict[str, Any] = {
 }
 # Keys of the service a project ships (core/service.py).
 SERVICE_KEYS = frozenset({"image", "app-files", "app-dir", "runtime-packages", "package"})
+# What a project lock (uv.lock, poetry.lock, pdm.lock) exports, in uv's words (with `package`).
+EXPORT_KEYS = frozenset({"groups", "extras"})
+# The locks looked for in the project's directory when `lock` is not set, in this order.
+LOCK_NAMES = ("uv.lock", "pylock.toml", "poetry.lock", "pdm.lock", "requirements.lock")
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # A recipe's ``snapshot`` names a state of the Debian archive (snapshot.debian.org's URL scheme).
 SNAPSHOT_ARCHIVE = "https://snapshot.debian.org/archive/debian"
@@ -273,6 +277,13 @@ class Config:
     hosts: tuple[tuple[str, str], ...] = field(default=())
     # The service the images ship (core/service.py); None: the dependency image only.
     service: ServiceSpec | None = None
+    # False when neither [tool.factory] lock nor FACTORY_LOCK names the lock: the pipeline
+    # then looks for one of LOCK_NAMES in the project's directory.
+    lock_explicit: bool = True
+    # [tool.factory] package, groups, extras: what a project lock exports (locks/export.py).
+    export_package: str = ""
+    export_groups: tuple[str, ...] = ()
+    export_extras: tuple[str, ...] = ()
     # [tool.factory] runtime-packages: Debian packages added to every bootstrapped base.
     runtime_packages: tuple[str, ...] = ()
     # Keys (e.g. "toolchain") whose file is the one shipped in factory/resources: a command
@@ -646,6 +657,18 @@ def _read_table(pyproject: Path | str | None) -> tuple[Path, Mapping[str, Any], 
     return path.parent, table, project if isinstance(project, dict) else {}, data
 
 
+def _name_list(key: str, value: object) -> list[object]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{key} = {value!r} is not a list", f'give a list of names: {key} = ["name"]')
+    return value
+
+
+def _name_key(key: str, value: object) -> str:
+    if not isinstance(value, str) or (value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value)):
+        raise ConfigError(f"{key}: {value!r} is not a project, group or extra name", "use the name as pyproject.toml spells it")
+    return value
+
+
 def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Build the ``Config`` from ``pyproject`` (its ``[tool.factory]`` table) and ``env``.
 
@@ -656,7 +679,7 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
     """
     env = os.environ if env is None else env
     root, table, project, data = _read_table(pyproject)
-    unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides", "sdist", "hosts"} - SERVICE_KEYS
+    unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides", "sdist", "hosts"} - SERVICE_KEYS - EXPORT_KEYS
     if unknown:
         raise ConfigError(f"unknown [tool.factory] keys: {', '.join(sorted(unknown))}", "remove or rename them")
 
@@ -733,6 +756,10 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         sdist_options=_load_sdist_options(table.get("sdist", {})),
         bases=bases,
         service=service,
+        lock_explicit="lock" in table or _env_key("lock") in env,
+        export_package=_name_key("package", table.get("package", "")),
+        export_groups=tuple(_name_key("groups", g) for g in _name_list("groups", table.get("groups", []))),
+        export_extras=tuple(_name_key("extras", e) for e in _name_list("extras", table.get("extras", []))),
         runtime_packages=runtime,
         hosts=_load_hosts(table.get("hosts", {}), env),
         packaged=frozenset(k for k, v in values.items() if isinstance(v, Packaged)),

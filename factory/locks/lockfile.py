@@ -6,7 +6,9 @@ reported):
 - **requirements**: ``pip-compile --generate-hashes``, ``uv pip compile --generate-hashes``
   (also ``--universal``) and ``uv export --format requirements-txt`` (``requirements``);
 - **pylock**: PEP 751 ``pylock.toml`` lock-version 1.x, from ``uv pip compile -o
-  pylock.toml``, ``uv export --format pylock.toml`` or ``pip lock`` (``pylock``).
+  pylock.toml``, ``uv export --format pylock.toml`` or ``pip lock`` (``pylock``);
+- **project locks**: ``uv.lock``, ``poetry.lock`` and ``pdm.lock``, exported by the tool that
+  owns each into one of the above (``export``).
 
 A file is a pylock when it parses as TOML into a table with a ``lock-version`` key; a
 ``*.toml`` file that does not is refused (invalid TOML, or not a PEP 751 lock); anything
@@ -16,6 +18,7 @@ CPython and targets (pylock ``requires-python`` and ``environments``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import tomllib
 from collections.abc import Iterable
@@ -27,15 +30,20 @@ from packaging.version import Version
 
 from ..core.errors import LockError
 from ..core.targets import Target
+from .export import ExportOptions, export_project_lock, project_lock_kind
 from .pins import Lock, LockedFile, LockFormat, Pin
 from .pylock import read_pylock
 from .requirements import REGEN, read_requirements
 
-__all__ = ["Lock", "LockFormat", "LockedFile", "Pin", "check_for", "read_lock"]
+__all__ = ["ExportOptions", "Lock", "LockFormat", "LockedFile", "Pin", "check_for", "read_lock"]
 
 
-def read_lock(path: Path | str) -> Lock:
+def read_lock(path: Path | str, export: ExportOptions | None = None) -> Lock:
     """Read and validate the lock at ``path``, of any accepted format (module docstring).
+
+    A project lock (uv.lock, poetry.lock, pdm.lock; ``export.project_lock_kind``) is exported
+    by its own tool as ``export`` says (``export.export_project_lock``) and the result read;
+    the returned ``Lock`` then has ``path`` the exported file and ``exported_from`` ``path``.
 
     Raises ``LockError`` (one line, naming the file and line or package, with the fix)
     for a missing or unreadable file, invalid TOML in a ``*.toml`` file or one that is
@@ -59,6 +67,21 @@ def read_lock(path: Path | str) -> Lock:
         return read_requirements(path, sha256)
     if "lock-version" in toml:
         return read_pylock(path, text, toml, sha256)
+    kind = project_lock_kind(toml)
+    if kind is not None:
+        if export is None:
+            raise LockError(f"{path}: a {kind} lock, which factory reads only through its own commands", "give it as --lock to a factory command")
+        out = export_project_lock(path, data, toml, kind, export)
+        try:
+            exported = read_lock(out)
+        except LockError as e:
+            if "locks no package" in e.problem:
+                what = f"workspace member {export.package}" if export.package else "the root project"
+                raise LockError(
+                    f"{path}: {kind} exports no package for {what}", "name the workspace member to ship as [tool.factory] package"
+                ) from None
+            raise LockError(f"{path} (exported by {kind}): {e.problem}", e.fix) from None
+        return dataclasses.replace(exported, exported_from=path, exported_by=kind)
     if named_toml:
         raise LockError(f"{path}: TOML without lock-version is not a PEP 751 lock", "give a pylock.toml (PEP 751) or a hashed requirements file")
     return read_requirements(path, sha256)

@@ -80,7 +80,8 @@ class Lock:
     and ``environments`` (pylock ``environments`` markers) or None/empty;
     ``default_groups`` (pylock ``default-groups``, the dependency groups selected when
     none are asked for) or empty; ``index_url`` the requirements file's ``--index-url``
-    or None.
+    or None; ``exported_from`` the project lock (uv.lock, poetry.lock, pdm.lock) that
+    ``exported_by`` (``"uv"``, ``"poetry"``, ``"pdm"``) exported into ``path``, else None/"".
     """
 
     path: Path
@@ -91,6 +92,8 @@ class Lock:
     environments: tuple[str, ...] = ()
     index_url: str | None = None
     default_groups: tuple[str, ...] = ()
+    exported_from: Path | None = None
+    exported_by: str = ""
 
     def pin(self, name: str) -> Pin | None:
         """The first pin for ``name`` (any spelling), or None. A lock may pin one name
