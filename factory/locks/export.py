@@ -115,8 +115,9 @@ def _pdm_python(toml: Mapping[str, Any]) -> Any:
     targets = meta.get("targets") if isinstance(meta, Mapping) else None
     if not isinstance(targets, list):
         return None
-    specs = [t.get("requires_python") for t in targets if isinstance(t, Mapping) and t.get("requires_python")]
-    return ",".join(specs) if len(specs) == 1 else (specs[0] if specs and all(s == specs[0] for s in specs) else None)
+    specs = {str(t["requires_python"]) for t in targets if isinstance(t, Mapping) and t.get("requires_python")}
+    # several targets with different ranges: pdm itself checks each, so only one range is checked here
+    return specs.pop() if len(specs) == 1 else None
 
 
 def _clean_env(home: Path) -> dict[str, str]:
