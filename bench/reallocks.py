@@ -173,6 +173,12 @@ def run_lock(lock: Path, work: Path) -> list[str]:
     return lines
 
 
+def commit() -> str:
+    """The checkout's short commit (BENCHMARKS.md records one per figure), or ``unknown``."""
+    proc = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return proc.stdout.strip() or "unknown"
+
+
 def main(argv: list[str]) -> int:
     locks = [Path(a) for a in argv] or sorted(LOCKS.glob("*.requirements.txt"))
     if not (ROOT / ".venv" / "bin" / "factory").exists():
@@ -180,7 +186,7 @@ def main(argv: list[str]) -> int:
         return 2
     report = [
         f"## Real locks (`python bench/reallocks.py`, {date.today().isoformat()}, "
-        f"{os.cpu_count()} cores)",
+        f"{os.cpu_count()} cores, commit {commit()})",
         "",
     ]
     with tempfile.TemporaryDirectory(prefix="factory-reallocks-") as tmp:

@@ -38,6 +38,12 @@ SLIM_REFERENCE = (119.66e6, 43.4e6)  # python:3.14-slim amd64, docker-library: u
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 
 
+def commit() -> str:
+    """The checkout's short commit (BENCHMARKS.md records one per figure), or ``unknown``."""
+    proc = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return proc.stdout.strip() or "unknown"
+
+
 def timed(cmd: list[str], **kw) -> float:
     start = time.monotonic()
     subprocess.run(cmd, check=True, capture_output=True, **kw)
@@ -464,7 +470,7 @@ def main() -> int:
         "# factory benchmark run",
         "",
         f"Date {date.today().isoformat()}; machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; lock {cfg.lock.name}.",
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; lock {cfg.lock.name}; commit {commit()}.",
         "",
     ]
     run = {
