@@ -83,8 +83,21 @@ def exclusive(cache_dir: Path, *outputs: Path) -> Iterator[None]:
 
 def make_index(cfg: Config, lock: Lock | None = None) -> Index:
     """The index for ``lock`` (``Config.index_for``: the configured one, or the lock's own
-    ``--index-url``), downloading into the configured cache."""
-    return Index(cfg.index_for(lock.index_url if lock is not None else None), FileCache(cfg.cache_dir), cfg.ca_bundle)
+    ``--index-url``), downloading into the configured cache. A pylock package whose ``index``
+    is another index (uv's named indexes, exported) is read from that one, as
+    ``[tool.factory.indexes]`` maps it (``Config.index_here``); a file is still identified
+    by its name and sha256."""
+    cache = FileCache(cfg.cache_dir)
+    index = Index(cfg.index_for(lock.index_url if lock is not None else None), cache, cfg.ca_bundle)
+    others: dict[str, Index] = {}
+    for pin in lock.pins if lock is not None else ():
+        if pin.index is None:
+            continue
+        url = cfg.index_here(pin.index)
+        if url is None or url == index.url:
+            continue
+        index.route(pin.name, others.setdefault(url, Index(url, cache, cfg.ca_bundle)))
+    return index
 
 
 def export_options(cfg: Config) -> ExportOptions:

@@ -284,6 +284,10 @@ class Config:
     export_package: str = ""
     export_groups: tuple[str, ...] = ()
     export_extras: tuple[str, ...] = ()
+    # [tool.factory.indexes]: a lock's index URL or uv index name -> the URL to read here.
+    indexes: tuple[tuple[str, str], ...] = field(default=())
+    # [[tool.uv.index]] of the project's pyproject.toml: (name, url).
+    uv_indexes: tuple[tuple[str, str], ...] = field(default=())
     # [tool.factory] runtime-packages: Debian packages added to every bootstrapped base.
     runtime_packages: tuple[str, ...] = ()
     # Keys (e.g. "toolchain") whose file is the one shipped in factory/resources: a command
@@ -309,6 +313,21 @@ class Config:
             return name
         stem, dot, suffix = name.partition(".")
         return f"{stem}-{self.abi}{dot}{suffix}"
+
+    def index_here(self, lock_index: str) -> str | None:
+        """The simple-index URL (ending in "/") to read a package from that a lock pins to
+        ``lock_index`` (a pylock ``index`` URL): ``[tool.factory.indexes]`` by URL, then by
+        the name uv gives that URL; None for PyPI itself, which is ``index_url``'s to serve
+        (a configured mirror), else the URL itself."""
+        url = lock_index.rstrip("/") + "/"
+        mapped = dict(self.indexes)
+        names = [name for name, u in self.uv_indexes if u.rstrip("/") + "/" == url]
+        for key in (lock_index, url, url.rstrip("/"), *names):
+            if key in mapped:
+                return mapped[key].rstrip("/") + "/"
+        if url in (DEFAULTS["index-url"], "https://pypi.org/simple/", "https://pypi.python.org/simple/"):
+            return None
+        return url
 
     def index_for(self, lock_index_url: str | None) -> str:
         """The index to read for a lock: the configured one when set explicitly, else the
@@ -657,6 +676,28 @@ def _read_table(pyproject: Path | str | None) -> tuple[Path, Mapping[str, Any], 
     return path.parent, table, project if isinstance(project, dict) else {}, data
 
 
+def _load_indexes(table: object) -> tuple[tuple[str, str], ...]:
+    """``[tool.factory.indexes]``: ``"<lock's index URL or uv index name>" = "<URL here>"``."""
+    if not isinstance(table, dict):
+        raise ConfigError("[tool.factory.indexes] is not a table", 'map each index to its URL here: [tool.factory.indexes] internal = "https://mirror/simple/"')
+    out = []
+    for key, url in table.items():
+        if not isinstance(url, str) or not re.match(r"^(https?|file)://[^\s]+$", url):
+            raise ConfigError(f"indexes.{key} = {url!r} is not an index URL", 'give the simple index URL, e.g. "https://mirror.example/simple/"')
+        out.append((str(key), url))
+    return tuple(out)
+
+
+def _uv_indexes(data: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The (name, url) of each ``[[tool.uv.index]]`` in the pyproject.toml (uv's named indexes)."""
+    tool = data.get("tool")
+    uv = tool.get("uv") if isinstance(tool, Mapping) else None
+    entries = uv.get("index") if isinstance(uv, Mapping) else None
+    if not isinstance(entries, list):
+        return ()
+    return tuple((str(e["name"]), str(e["url"])) for e in entries if isinstance(e, Mapping) and "name" in e and "url" in e)
+
+
 def _name_list(key: str, value: object) -> list[object]:
     if not isinstance(value, list):
         raise ConfigError(f"{key} = {value!r} is not a list", f'give a list of names: {key} = ["name"]')
@@ -679,7 +720,7 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
     """
     env = os.environ if env is None else env
     root, table, project, data = _read_table(pyproject)
-    unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides", "sdist", "hosts"} - SERVICE_KEYS - EXPORT_KEYS
+    unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides", "sdist", "hosts", "indexes"} - SERVICE_KEYS - EXPORT_KEYS
     if unknown:
         raise ConfigError(f"unknown [tool.factory] keys: {', '.join(sorted(unknown))}", "remove or rename them")
 
@@ -760,6 +801,8 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         export_package=_name_key("package", table.get("package", "")),
         export_groups=tuple(_name_key("groups", g) for g in _name_list("groups", table.get("groups", []))),
         export_extras=tuple(_name_key("extras", e) for e in _name_list("extras", table.get("extras", []))),
+        indexes=_load_indexes(table.get("indexes", {})),
+        uv_indexes=_uv_indexes(data),
         runtime_packages=runtime,
         hosts=_load_hosts(table.get("hosts", {}), env),
         packaged=frozenset(k for k, v in values.items() if isinstance(v, Packaged)),

@@ -81,6 +81,16 @@ class Index:
         self._page_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self.pages_read = 0
+        # canonical project name -> the Index a lock pins it to (PEP 751 `index`), when not this one
+        self.routes: dict[str, Index] = {}
+
+    def route(self, project: str, index: Index) -> None:
+        """Read ``project``'s files from ``index`` instead of this one (a lock pins it there)."""
+        self.routes[canonicalize_name(project)] = index
+
+    def index_of(self, project: str) -> Index:
+        """The Index ``project``'s files come from: its route, else this one."""
+        return self.routes.get(canonicalize_name(project), self)
 
     def _unreachable(self, err: BaseException) -> IndexUnreachableError:
         return IndexUnreachableError(
@@ -90,7 +100,8 @@ class Index:
 
     def files(self, project: str, version: str | None = None) -> list[DistributionPackage]:
         """The files the index lists for ``project`` ([] when the project is unknown); with
-        ``version`` (PEP 440, any spelling), only that release's files.
+        ``version`` (PEP 440, any spelling), only that release's files. A routed project
+        (``route``) is read from its own index.
 
         The page is fetched once per project and run, whatever the spelling of the name or
         the versions asked for. A PEP 503 page lists every release a project ever had (tens
@@ -103,6 +114,8 @@ class Index:
         or lists no file at all.
         """
         project = canonicalize_name(project)  # one page per project, however the caller spells it
+        if project in self.routes:
+            return self.routes[project].files(project, version)
         key = (project, canonicalize_version(version) if version else None)
         with self._lock:
             if key in self._pages:

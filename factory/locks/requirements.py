@@ -28,8 +28,12 @@ REGEN = "regenerate it with `factory lock` (pip-compile --generate-hashes)"
 _SHA256_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
 _HARMLESS_OPTIONS = {"require_hashes", "pre"}
 _ONE_INDEX = "regenerate with --no-emit-index-url --no-emit-find-links (uv: --no-emit-index-url), or serve every file from one index"
+_PIN_TO_ONE_INDEX = (
+    "pin each package to one index (uv: [[tool.uv.index]] explicit = true with [tool.uv.sources]) "
+    "and give factory the uv.lock or its pylock.toml export, which name each package's index"
+)
 _OPTION_FIXES = {
-    "extra_index_urls": _ONE_INDEX,
+    "extra_index_urls": _PIN_TO_ONE_INDEX,
     "find_links": _ONE_INDEX,
     "no_index": _ONE_INDEX,
     "trusted_hosts": "drop --trusted-host (regenerate with --no-emit-trusted-host) and trust the index's CA instead",
@@ -88,6 +92,8 @@ def _option(path: Path, opt: OptionLine, index_url: str | None) -> tuple[LockErr
         if key in _HARMLESS_OPTIONS:
             continue
         fix = _OPTION_FIXES.get(key, "remove it: the factory decides which files of a pin it uses")
+        if key == "extra_index_urls":
+            return LockError(f"{where} lets every package come from either index (dependency confusion)", fix), None
         return LockError(f"{where} is not accepted in a lock", fix), None
     return None, None
 

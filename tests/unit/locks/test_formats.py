@@ -151,7 +151,7 @@ def test_index_url_is_recorded_and_hash_continuations_still_work(tmp_path):
 @pytest.mark.parametrize(
     "option, message",
     [
-        ("--extra-index-url https://other.example/simple", r"r.txt:1: option '--extra-index-url https://other.example/simple' is not accepted"),
+        ("--extra-index-url https://other.example/simple", r"r.txt:1: option '--extra-index-url https://other.example/simple' lets every package come from either index \(dependency confusion\)"),
         ("--find-links file:///srv/wheels", r"r.txt:1: option '--find-links file:///srv/wheels' is not accepted"),
         ("-f /srv/wheels", r"r.txt:1: option '-f /srv/wheels' is not accepted"),
         ("--no-index", r"r.txt:1: option '--no-index' is not accepted"),
@@ -164,7 +164,9 @@ def test_index_url_is_recorded_and_hash_continuations_still_work(tmp_path):
 def test_options_that_change_where_files_come_from_are_refused(tmp_path, option, message):
     p = write(tmp_path, "r.txt", f"{option}\nfoo==1.0 --hash=sha256:{H1}\n")
     err = one_line_error(p, message)
-    if "index" in option or "find-links" in option or "-f" in option:
+    if "extra-index" in option:
+        assert "[[tool.uv.index]] explicit = true" in err.fix
+    elif "index" in option or "find-links" in option or "-f" in option:
         assert "no-emit" in err.fix
 
 
