@@ -28,6 +28,7 @@ from .core.targets import Target
 from .images import assemble as images_stage
 from .images import layout as oci_layout
 from .images import smoke as smoke_stage
+from .images import startup as startup_stage
 from .index.client import Index
 from .locks.lockfile import ExportOptions, Lock, Pin, check_for, read_lock
 from .release import provenance
@@ -290,13 +291,23 @@ def pinned_names(lock: Lock, images: ImagesLock) -> frozenset[str]:
 
 def run_smoke(cfg: Config, images_lock: Path, lock: Lock) -> list[smoke_stage.SmokeResult]:
     """Smoke-test the images of ``images_lock``, built from ``lock`` (its pins may include
-    packaging tools). ``ArtifactError`` / ``WheelhouseMismatchError`` before any container."""
+    packaging tools); a service with ``[tool.factory.smoke]`` is also started once cold and
+    once under the limits per arch (``startup.measure``; ``SmokeError`` if it does not come
+    up or stop). ``ArtifactError`` / ``WheelhouseMismatchError`` before any container."""
     images = ImagesLock.load(images_lock)
     pinned = pinned_names(lock, images)
     engine = connect_engine(cfg)
     connect_registry(cfg)
     pip = tool_wheel(cfg, make_index(cfg), "pip")
-    return smoke_stage.smoke(engine, images, cfg.python, pip, pinned)
+    results = smoke_stage.smoke(engine, images, cfg.python, pip, pinned)
+    if cfg.smoke is not None and cfg.service is not None:
+        # The service itself, once cold and once under the limits per arch: it still comes up
+        # (the figures images.lock holds were measured by `factory images`, and are kept).
+        once = dataclasses.replace(cfg.smoke, runs=1)
+        for image in images.images:
+            measured = startup_stage.measure(engine, image.ref, image.arch, once, cfg.service.image.stop_signal)
+            console.print(f"service {startup_stage.describe(dataclasses.replace(image, startup=measured))}")
+    return results
 
 
 def write_oci_layout(cfg: Config, images: ImagesLock, dest: Path) -> Path:

@@ -103,6 +103,29 @@ def service_lines(images_lock: dict[str, Any]) -> list[str]:
     return lines
 
 
+def startup_table(images_lock: dict[str, Any]) -> Table | None:
+    """Each arch's service startup as smoke measured it (``images.lock``'s ``startup``): time
+    to ready cold and under the limits (median and max of the runs), RSS at ready, the stop;
+    None when no image has one."""
+    measured = [i for i in images_lock.get("images", []) if isinstance(i.get("startup"), dict)]
+    if not measured:
+        return None
+    first = measured[0]["startup"]
+    table = Table(title=f"service startup: {first['ready']}, {first['runs']} fresh containers per figure")
+    for col in ("arch", "ready cold", f"ready at {first['cpus']:g} CPU, {first['memory'] / 2**20:.0f} MiB", "RSS at ready", "stop (exit)"):
+        table.add_column(col)
+    for i in measured:
+        s = i["startup"]
+        table.add_row(
+            i["arch"] + (" (emulated, not gated)" if s["emulated"] else ""),
+            f"{s['cold_median_s']:.2f} s (max {s['cold_max_s']:.2f})",
+            f"{s['limited_median_s']:.2f} s (max {s['limited_max_s']:.2f})",
+            f"{s['rss_bytes'] / 2**20:.1f} MiB",
+            f"{s['stop_max_s']:.2f} s ({s['stop_exit_code']})",
+        )
+    return table
+
+
 def print_summary(wheelhouse: Path | None, images_lock: Path | None, console: Console | None = None) -> None:
     """Print the readiness digest of ``<wheelhouse>/readiness.json`` and the images table
     of ``images_lock``, each when its file is present. A readiness file of another format
@@ -122,3 +145,6 @@ def print_summary(wheelhouse: Path | None, images_lock: Path | None, console: Co
         console.print(images_table(data))
         for line in service_lines(data):
             console.print(escape(line))
+        startup = startup_table(data)
+        if startup is not None:
+            console.print(startup)

@@ -30,7 +30,7 @@ from ..core.errors import ArtifactError
 from ..core.textfile import write_atomically
 from .debpackages import DebPackage
 
-_Kind = Literal["str", "str?", "int", "float", "object?", "list", "object"]
+_Kind = Literal["str", "str?", "int", "float", "object?", "list", "object", "bool"]
 
 
 def _check(data: object, where: str, fix: str, required: Mapping[str, _Kind], optional: Mapping[str, _Kind] | None = None) -> dict[str, Any]:
@@ -59,6 +59,7 @@ _KIND_NAMES: dict[_Kind, str] = {
     "object?": "an object or null",
     "list": "a list",
     "object": "an object",
+    "bool": "true or false",
 }
 
 
@@ -75,6 +76,8 @@ def _is(value: object, kind: _Kind) -> bool:
         return value is None or isinstance(value, dict)
     if kind == "object":
         return isinstance(value, dict)
+    if kind == "bool":
+        return isinstance(value, bool)
     return isinstance(value, list)
 
 
@@ -121,6 +124,55 @@ class Perf:
 
 
 @dataclass(frozen=True)
+class Startup:
+    """The service's start and stop as Kubernetes would run it, measured by smoke
+    (``images.startup``) on ``runs`` fresh containers per figure; seconds and bytes.
+
+    ``ready``: the check (``http://:8000/health``, ``tcp://:8000``, ``exec …``);
+    ``cold_median_s``/``cold_max_s``: from the container's start to the first passing check,
+    without limits; ``limited_median_s``/``limited_max_s``: the same at ``cpus`` CPUs and
+    ``memory`` bytes; ``rss_bytes``: the median anonymous memory of the container's cgroup at
+    ready; ``stop_max_s``: the longest time from the stop signal to the exit, and
+    ``stop_exit_code`` the exit code then (the highest seen); ``emulated``: measured under
+    QEMU (times not gated); ``settings_sha256``: ``SmokeSpec.digest`` of the settings.
+    """
+
+    ready: str
+    runs: int
+    cold_median_s: float
+    cold_max_s: float
+    limited_median_s: float
+    limited_max_s: float
+    cpus: float
+    memory: int
+    rss_bytes: int
+    stop_max_s: float
+    stop_exit_code: int
+    emulated: bool
+    settings_sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures as images.lock stores them (keys as the fields)."""
+        return {k: getattr(self, k) for k in _STARTUP_KEYS}
+
+    @classmethod
+    def from_json(cls, data: object, where: str = "startup") -> Startup:
+        """From ``to_json``'s form; ``ArtifactError`` naming ``where`` and the key if it is not."""
+        d = _check(data, where, _IMAGES_FIX, _STARTUP_KEYS)
+        if not isinstance(d["emulated"], bool):
+            raise ArtifactError(f"{where}.emulated is not true or false", _IMAGES_FIX)
+        values: dict[str, Any] = {k: (float(d[k]) if kind == "float" else d[k]) for k, kind in _STARTUP_KEYS.items()}
+        return cls(**values)
+
+
+_STARTUP_KEYS: dict[str, _Kind] = {
+    "ready": "str", "runs": "int", "cold_median_s": "float", "cold_max_s": "float", "limited_median_s": "float",
+    "limited_max_s": "float", "cpus": "float", "memory": "int", "rss_bytes": "int", "stop_max_s": "float",
+    "stop_exit_code": "int", "emulated": "bool", "settings_sha256": "str",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class ArchImage:
     """One pushed single-arch runtime image as ``images.lock`` lists it.
 
@@ -134,7 +186,9 @@ class ArchImage:
     lock written before it was recorded): when they change, both are redone, the image is not.
     A service image also names its ``dependencies`` image (``<repo>@sha256:…``: base plus
     ``/opt/venv`` of the lock's wheels, the layers it shares) and that image's
-    ``dependencies_inputs_sha256``; both are "" for a dependency-only image.
+    ``dependencies_inputs_sha256``; both are "" for a dependency-only image. ``startup``: the
+    service's time to ready, memory and shutdown as smoke measured them (``Startup``; None for
+    a dependency image, or a service without ``[tool.factory.smoke]``).
     """
 
     arch: str
@@ -151,6 +205,7 @@ class ArchImage:
     probes_sha256: str = ""
     dependencies: str = ""
     dependencies_inputs_sha256: str = ""
+    startup: Startup | None = None
 
     @property
     def digest(self) -> str:
@@ -173,6 +228,7 @@ class ArchImage:
             "perf": self.perf.to_json() if self.perf else None,
             "probes_sha256": self.probes_sha256,
             **({"dependencies": self.dependencies, "dependencies_inputs_sha256": self.dependencies_inputs_sha256} if self.dependencies else {}),
+            **({"startup": self.startup.to_json()} if self.startup else {}),
         }
 
     @classmethod
@@ -194,7 +250,7 @@ class ArchImage:
                 "base_compressed_size": "int",
                 "inputs_sha256": "str",
             },
-            {"sbom": "str", "perf": "object?", "probes_sha256": "str", "dependencies": "str", "dependencies_inputs_sha256": "str"},
+            {"sbom": "str", "perf": "object?", "probes_sha256": "str", "dependencies": "str", "dependencies_inputs_sha256": "str", "startup": "object"},
         )
         if "@sha256:" not in d["ref"]:
             raise ArtifactError(f"{where}.ref {d['ref']!r} is not pinned by digest (<repo>@sha256:…)", _IMAGES_FIX)
@@ -214,6 +270,7 @@ class ArchImage:
             probes_sha256=d.get("probes_sha256", ""),
             dependencies=d.get("dependencies", ""),
             dependencies_inputs_sha256=d.get("dependencies_inputs_sha256", ""),
+            startup=Startup.from_json(d["startup"], f"{where}.startup") if "startup" in d else None,
         )
 
 

@@ -28,6 +28,7 @@ import platformdirs
 from . import parallel, resources
 from .errors import ConfigError
 from .service import ServiceSpec, load_service, runtime_packages
+from .smokespec import SmokeSpec, parse_smoke
 from .targets import Arch, Target, lane_abi, parse_target
 
 # Bump when the bootstrap procedure itself changes, so every recipe hash changes.
@@ -288,6 +289,8 @@ class Config:
     indexes: tuple[tuple[str, str], ...] = field(default=())
     # [[tool.uv.index]] of the project's pyproject.toml: (name, url).
     uv_indexes: tuple[tuple[str, str], ...] = field(default=())
+    # [tool.factory.smoke] (core/smokespec.py): how smoke starts the service and knows it is ready.
+    smoke: SmokeSpec | None = None
     # [tool.factory] runtime-packages: Debian packages added to every bootstrapped base.
     runtime_packages: tuple[str, ...] = ()
     # Keys (e.g. "toolchain") whose file is the one shipped in factory/resources: a command
@@ -720,7 +723,7 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
     """
     env = os.environ if env is None else env
     root, table, project, data = _read_table(pyproject)
-    unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides", "sdist", "hosts", "indexes"} - SERVICE_KEYS - EXPORT_KEYS
+    unknown = set(table) - set(DEFAULTS) - {"base", "builders", "build-overrides", "sdist", "hosts", "indexes", "smoke"} - SERVICE_KEYS - EXPORT_KEYS
     if unknown:
         raise ConfigError(f"unknown [tool.factory] keys: {', '.join(sorted(unknown))}", "remove or rename them")
 
@@ -755,6 +758,12 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
     runtime = runtime_packages(env[_env_key("runtime-packages")].replace(",", " ").split() if _env_key("runtime-packages") in env else table.get("runtime-packages", []))
     bases = _with_runtime_packages(_load_bases(root, base_table, env), runtime)
     service = load_service(root, data, table, env)
+    smoke = parse_smoke(table["smoke"]) if "smoke" in table else None
+    if smoke is not None and service is None:
+        raise ConfigError(
+            "[tool.factory.smoke] is set but the project ships no service to start",
+            "add [tool.factory.image] with the service's command, or remove [tool.factory.smoke]",
+        )
     return Config(
         root=root,
         python=python,
@@ -803,6 +812,7 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         export_extras=tuple(_name_key("extras", e) for e in _name_list("extras", table.get("extras", []))),
         indexes=_load_indexes(table.get("indexes", {})),
         uv_indexes=_uv_indexes(data),
+        smoke=smoke,
         runtime_packages=runtime,
         hosts=_load_hosts(table.get("hosts", {}), env),
         packaged=frozenset(k for k, v in values.items() if isinstance(v, Packaged)),

@@ -13,6 +13,9 @@ import posixpath
 import tarfile
 import tempfile
 import threading
+import time
+import urllib.parse
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -458,6 +461,68 @@ class Engine:
         return int(result.exit_code), result.output
 
     @contextlib.contextmanager
+    def test_network(self) -> Iterator[str]:
+        """A fresh internal bridge network of this engine for service containers
+        (``factory-smoke-<hex>``): this machine reaches them on their addresses, they reach
+        nothing outside it (on a configured Docker host, a plain bridge: an internal network
+        publishes no ports). Removed afterwards; yields its name. ``EngineError`` when the
+        engine refuses."""
+        try:
+            network = self.client.networks.create(f"factory-smoke-{uuid.uuid4().hex[:12]}", driver="bridge", internal=not self.remote, labels={"io.factory.smoke": "1"})
+        except docker.errors.APIError as e:
+            raise EngineError(f"cannot create a test network on {self.base_url or 'the engine'}: {e.explanation}", DOCKER_FIX) from None
+        try:
+            yield str(network.name)
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                network.remove()
+
+    @contextlib.contextmanager
+    def service_container(
+        self,
+        image: str,
+        network: str,
+        *,
+        environment: Mapping[str, str] | None = None,
+        cpus: float | None = None,
+        memory: int | None = None,
+        platform: str | None = None,
+        ports: Iterable[int] = (),
+    ) -> Iterator[ServiceContainer]:
+        """A container of ``image`` running its own ``Entrypoint``/``Cmd`` as its own user, as a
+        kubelet runs it: read-only root, tmpfs ``/tmp``, on ``network`` (``test_network``),
+        ``environment`` over the image's ``Env``, at most ``cpus`` CPUs and ``memory`` bytes
+        (no swap beyond it) when given. Created, not started (``ServiceContainer.start``);
+        force-removed on exit. On a configured Docker host the TCP ``ports`` are published
+        (``ServiceContainer.endpoint``). ``EngineError`` when the engine will not create it,
+        ``Interrupted`` once ``stop`` was called."""
+        kwargs: dict[str, Any] = {
+            "read_only": True, "tmpfs": {"/tmp": "size=64m"}, "network": network, "environment": dict(environment or {}),
+            "labels": {"io.factory.smoke": "1"}, "platform": platform, "detach": True,
+        }  # fmt: skip
+        if cpus is not None:
+            kwargs["nano_cpus"] = int(cpus * 1e9)
+        if memory is not None:
+            kwargs["mem_limit"] = kwargs["memswap_limit"] = memory
+        if self.remote:
+            kwargs["ports"] = {f"{p}/tcp": None for p in ports}
+        with self._guard:
+            if self.stopping:
+                raise Interrupted
+            try:
+                container = self.client.containers.create(image, **kwargs)
+            except docker.errors.APIError as e:
+                raise start_error(image, e) from None
+            self._running.add(container)
+        try:
+            yield ServiceContainer(self, container, image, network)
+        finally:
+            with self._guard:
+                self._running.discard(container)
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+
+    @contextlib.contextmanager
     def test_container(self, image: str, volumes: Iterable[tuple[str, str]] = ()) -> Iterator[Any]:
         """A started testcontainers ``DockerContainer`` of ``image`` idling in ``python3`` (the
         bases have no shell and no coreutils: ``IDLE``), with a read-only root filesystem and a
@@ -500,6 +565,110 @@ class Engine:
                 except docker.errors.APIError:
                     if not self.stopping:  # else stop() removed it already
                         raise
+
+
+class ServiceContainer:
+    """A service container made by ``Engine.service_container``: created, not yet started.
+
+    ``start`` starts it; ``endpoint`` is where a check reaches one of its ports from this
+    machine; ``exec`` runs a command in it (``docker exec``); ``rss_bytes`` reads its memory
+    from the engine's cgroup statistics; ``terminate`` sends the stop signal and waits;
+    ``log_tail`` is the end of its output. Every engine error is an ``EngineError``.
+    """
+
+    def __init__(self, engine: Engine, container: Any, image: str, network: str) -> None:
+        self.engine, self.container, self.image, self.network = engine, container, image, network
+
+    def start(self) -> float:
+        """Start the container; returns ``time.monotonic()`` taken just before the engine was
+        asked (the time to ready counts the engine's start, as a pod's does)."""
+        started = time.monotonic()
+        try:
+            self.container.start()
+        except docker.errors.APIError as e:
+            raise start_error(self.image, e) from None
+        return started
+
+    def state(self) -> tuple[bool, int]:
+        """(running, exit code): the exit code is meaningful once it is not running."""
+        try:
+            self.container.reload()
+        except docker.errors.APIError as e:
+            if self.engine.stopping:
+                raise Interrupted from None
+            raise EngineError(f"cannot inspect the container of {self.image}: {e.explanation}", DOCKER_FIX) from None
+        state = self.container.attrs.get("State") or {}
+        return bool(state.get("Running")), int(state.get("ExitCode") or 0)
+
+    def endpoint(self, port: int) -> tuple[str, int]:
+        """(host, port) that reaches the container's TCP ``port`` from this machine: its
+        address on the test network on the local engine; on a configured Docker host, that
+        host's name and the port the engine published (``ports`` of ``service_container``)."""
+        self.container.reload()
+        settings = self.container.attrs.get("NetworkSettings") or {}
+        if not self.engine.remote:
+            address = ((settings.get("Networks") or {}).get(self.network) or {}).get("IPAddress") or ""
+            if not address:
+                raise EngineError(f"the container of {self.image} has no address on the network {self.network}", "check the engine's networks (docker network ls)")
+            return address, port
+        bound = (settings.get("Ports") or {}).get(f"{port}/tcp") or []
+        if not bound:
+            raise EngineError(f"the container of {self.image} publishes no port {port}", "check the engine's port bindings")
+        host = urllib.parse.urlsplit(self.engine.base_url or "").hostname or "localhost"
+        return host, int(bound[0]["HostPort"])
+
+    def exec(self, command: list[str]) -> tuple[int, bytes]:
+        """Run ``command`` in the running container as its image's user: (exit code, output)."""
+        try:
+            result = self.container.exec_run(command)
+        except docker.errors.APIError as e:
+            if self.engine.stopping:
+                raise Interrupted from None
+            return -1, str(e.explanation).encode()
+        return int(result.exit_code if result.exit_code is not None else -1), result.output or b""
+
+    def rss_bytes(self) -> int:
+        """The container's resident anonymous memory in bytes, from the engine's cgroup
+        statistics (``docker stats``): cgroup v2's ``memory.stat`` ``anon``, cgroup v1's
+        ``total_rss`` (``rss``); else ``usage`` less the page cache."""
+        try:
+            stats = self.container.stats(stream=False, one_shot=True)
+        except docker.errors.APIError as e:
+            raise EngineError(f"cannot read the memory of the container of {self.image}: {e.explanation}", DOCKER_FIX) from None
+        memory = stats.get("memory_stats") or {}
+        detail = memory.get("stats") or {}
+        for key in ("anon", "total_rss", "rss"):
+            if key in detail:
+                return int(detail[key])
+        return int(memory.get("usage", 0)) - int(detail.get("cache", detail.get("inactive_file", 0)))
+
+    def terminate(self, signal: str, grace_period: float) -> tuple[int | None, float]:
+        """Send ``signal`` (``SIGTERM``) and wait up to ``grace_period`` seconds for the exit,
+        as Kubernetes stops a container: (exit code, seconds from the signal to the exit), or
+        (None, seconds waited) when it outlived the grace period (it is then killed)."""
+        sent = time.monotonic()
+        try:
+            self.container.kill(signal=signal)
+        except docker.errors.APIError as e:
+            if "is not running" not in str(e.explanation):
+                raise EngineError(f"cannot signal the container of {self.image}: {e.explanation}", DOCKER_FIX) from None
+        try:
+            code = int(self.container.wait(timeout=grace_period)["StatusCode"])
+        except requests.exceptions.RequestException:  # the SDK's read timeout: still running
+            waited = time.monotonic() - sent
+            with contextlib.suppress(docker.errors.APIError):
+                self.container.kill()
+            return None, waited
+        return code, time.monotonic() - sent
+
+    def log_tail(self, lines: int = 10) -> list[str]:
+        """The last ``lines`` non-empty lines of its output (stdout and stderr)."""
+        try:
+            text = self.container.logs(stdout=True, stderr=True, tail=lines * 4).decode(errors="replace")
+        except docker.errors.APIError:
+            return []
+        return [line for line in text.splitlines() if line.strip()][-lines:]
+
 
 
 def staged_mounts(volumes: Mapping[str, Mapping[str, str]]) -> dict[str, list[tuple[Path, str]]]:

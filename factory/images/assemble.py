@@ -12,7 +12,8 @@ Images are pushed, then one multi-arch index is pushed over them, and only then 
 
     {"images": [{"arch", "ref", "base", "tag", "size", "compressed_size", "base_size",
                  "base_compressed_size", "inputs_sha256", "sbom",
-                 "perf": {"cold_start_s", "import_s"}, "probes_sha256"}],
+                 "perf": {"cold_start_s", "import_s"}, "probes_sha256",
+                 "startup": {"ready", "cold_median_s", "limited_median_s", "rss_bytes", …}}],
      "index": "<repo>@sha256:…", "tags": [...], "python": "3.14.8", "lock_sha256": "…",
      "revision": "<git commit of the project>", "wheelhouse_sbom": "<path>"}
 
@@ -54,7 +55,7 @@ from ..core.targets import Arch
 from ..locks.lockfile import Lock
 from ..wheelhouse.manifest import ProjectEntry
 from ..wheelhouse.stage import SBOM_NAME
-from . import hostlayer, layerimage, perf, probes
+from . import hostlayer, kubeprobes, layerimage, perf, probes, startup
 from . import service as service_layer
 from .sbom import image_sbom, sbom_path
 
@@ -415,7 +416,11 @@ def build_images(
     missing or made by other probes. New images are measured (``perf.measure``) and gated
     against the previous ``out`` (``perf.gate``): regressions are printed, and with
     ``strict`` raise ``PerfRegressionError`` before the index tags move and before ``out`` is
-    written. The index lists every arch of ``cfg.arches``, each with the manifest the
+    written. A service with ``[tool.factory.smoke]`` is started as Kubernetes would run it
+    (``startup.measure``: time to ready, RSS, shutdown; redone when the image is new or the
+    settings changed) and gated the same way (``startup.gate``); a service that does not come
+    up raises ``SmokeError`` and writes nothing. Its probes and resources are then written as
+    ``probes.yaml`` beside ``out`` (``kubeprobes``). The index lists every arch of ``cfg.arches``, each with the manifest the
     registry served when the image was pushed or found reusable.
 
     Returns what was written to ``out``. Raises ``WheelhouseMismatchError`` if
@@ -485,15 +490,29 @@ def build_images(
     with children.sigterm_interrupts(), Progress() as progress, ThreadPoolExecutor(max_workers=len(plans) or 1, thread_name_prefix="image") as pool:
         assembled = children.results_or_stop([pool.submit(assemble, progress, *plan) for plan in plans], engine.stop)
     pushed: list[Pushed] = []
+    smoke = cfg.smoke if cfg.service is not None else None
     for (image, image_manifest), fresh in assembled:
         if fresh:
             measured = perf.measure(engine, image.ref, image.arch)
             image = replace(image, perf=measured, probes_sha256=probes_sha256)
             console.print(f"image {image.arch}: cold start {measured.cold_start_s:.2f} s, imports {measured.import_s:.3f} s")
+        if smoke is None:
+            image = replace(image, startup=None)
+        elif fresh or image.startup is None or image.startup.settings_sha256 != smoke.digest():
+            assert cfg.service is not None
+            if image.arch == "arm64" and engine.emulates(image.arch):
+                binfmt.require_arm64()
+            image = replace(image, startup=startup.measure(engine, image.ref, image.arch, smoke, cfg.service.image.stop_signal))
+            console.print(f"image {startup.describe(image)}")
         pushed.append((image, image_manifest))
     images = [image for image, _ in pushed]
     # Gate before the index moves: with --strict a regression publishes no new tag.
     regressions = perf.gate(previous, images)
+    if smoke is not None:
+        slower, notes = startup.gate(previous, images, smoke)
+        regressions += slower
+        for note in notes:
+            console.print(f"note: {note}")
     for message in regressions:
         console.print(f"[yellow]perf gate[/yellow]: {message}")
     if regressions and strict:
@@ -519,4 +538,7 @@ def build_images(
         service=service_record(cfg, project),
     )
     result.dump(out)
+    if smoke is not None and cfg.service is not None:
+        written = kubeprobes.write(out.parent / cfg.lane_name(kubeprobes.NAME), result, smoke, cfg.image_title or cfg.repository.rsplit("/", 1)[-1], cfg.service.image.ports)
+        console.print(f"Kubernetes probes and resources from the measured startup: {written}")
     return result

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 from paths import ROOT
 
-from factory.bases.imagelock import ArchImage, BaseImage, BaseImagesLock, BuilderImage, BuilderImagesLock, ImagesLock, Perf
+from factory.bases.imagelock import ArchImage, BaseImage, BaseImagesLock, BuilderImage, BuilderImagesLock, ImagesLock, Perf, Startup
 from factory.core import resources
 from factory.core.config import BaseSpec, Config, load_config
 from factory.core.errors import ArtifactError, ProbeError, WheelhouseMismatchError
@@ -114,6 +114,26 @@ def test_an_images_lock_written_before_probes_sha256_still_loads():
     assert loaded.image("arm64").digest == f"sha256:{H['b']}"
 
 
+STARTUP = Startup(
+    ready="http://:8000/health", runs=5, cold_median_s=0.81, cold_max_s=0.93, limited_median_s=1.42, limited_max_s=1.6, cpus=0.5,
+    memory=512 * 2**20, rss_bytes=21_000_000, stop_max_s=0.2, stop_exit_code=0, emulated=False, settings_sha256=H["9"],
+)  # fmt: skip
+
+
+def test_a_service_images_startup_validates_and_round_trips():
+    lock = images_lock(arch_image("amd64", startup=STARTUP), arch_image("arm64", startup=dataclasses.replace(STARTUP, emulated=True)))
+    validator(ImagesLock).validate(lock.to_json())
+    assert ImagesLock.from_json(lock.to_json()) == lock
+    assert lock.to_json()["images"][0]["startup"]["limited_max_s"] == 1.6
+    assert "startup" not in images_lock().to_json()["images"][0]  # a dependency image has none
+
+
+def _startup(mutate):
+    data = images_lock(arch_image("amd64", startup=STARTUP)).to_json()
+    mutate(data["images"][0]["startup"])
+    return data
+
+
 def _broken(mutate):
     data = images_lock().to_json()
     mutate(data)
@@ -128,6 +148,8 @@ BROKEN_IMAGES_LOCKS = {
     "perf without import_s": (_broken(lambda d: d["images"][0]["perf"].pop("import_s")), "images[0].perf lacks import_s"),
     "tag ref": (_broken(lambda d: d["images"][0].update(ref=f"{REPO}:latest")), "not pinned by digest"),
     "images not a list": (_broken(lambda d: d.update(images={})), "images is not a list"),
+    "startup without rss": (_startup(lambda s: s.pop("rss_bytes")), "images[0].startup lacks rss_bytes"),
+    "startup emulated as string": (_startup(lambda s: s.update(emulated="no")), "images[0].startup.emulated is not true or false"),
 }
 
 
