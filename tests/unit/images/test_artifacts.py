@@ -14,7 +14,7 @@ from importlib.metadata import version
 
 import jsonschema
 import pytest
-from paths import ROOT
+from paths import FIXTURES, ROOT
 
 from factory.bases.imagelock import ArchImage, BaseImage, BaseImagesLock, BuilderImage, BuilderImagesLock, ImagesLock, Perf, Startup
 from factory.core import resources
@@ -210,13 +210,14 @@ def test_a_bases_lock_entry_under_another_arch_is_refused():
         BaseImagesLock.from_json(data)
 
 
-def test_the_committed_builders_lock_reads_validates_and_round_trips(project_cfg, tmp_path):
-    builders = read_builders_lock(project_cfg.builders_lock)
+def test_a_builders_lock_reads_validates_and_round_trips(tmp_path):
+    recorded = FIXTURES / "artifacts" / "builders.lock"  # as `make images` wrote it
+    builders = read_builders_lock(recorded)
     assert set(builders) == {"amd64", "arm64"}
-    validator(BuilderImagesLock).validate(json.loads(project_cfg.builders_lock.read_text()))
+    validator(BuilderImagesLock).validate(json.loads(recorded.read_text()))
     copy = tmp_path / "builders.lock"
     BuilderImagesLock(python="3.14.8", builders=builders).dump(copy)
-    assert copy.read_text() == project_cfg.builders_lock.read_text()
+    assert copy.read_text() == recorded.read_text()
     assert read_builders_lock(tmp_path / "none.lock") == {}
 
 
@@ -602,3 +603,11 @@ def test_a_probe_result_longer_than_a_message_line_is_read_whole():
     assert len(line) > 1000
     assert probe_files.result("smoke_probe.py", "r@sha256:" + "a" * 64, "amd64", 0, "noise\n" + line + "\n") == json.loads(line)
     assert len(probe_files.last_line(line)) == 200 and probe_files.last_line(line, limit=None) == line
+
+
+def test_this_checkout_commits_no_machine_local_builder_refs(project_cfg):
+    """A fresh `make images` must leave the checkout clean: builders.lock (digests in a
+    loopback registry, not reproducible) lives in the cache, not in git."""
+    assert project_cfg.builders_lock.is_relative_to(project_cfg.cache_dir)
+    tracked = subprocess.run(["git", "ls-files", "*builders.lock"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert tracked == ["tests/fixtures/artifacts/builders.lock"]
