@@ -53,11 +53,22 @@ def rows_table(matrix: Readiness, rows: tuple[Row, ...]) -> Table:
 
 
 def print_readiness(matrix: Readiness, console: Console) -> None:
-    """Counts per target, the notable rows (if any), and a note on pins no target needs."""
+    """Counts per target, the notable rows (if any), a line on the missing cells the lock's
+    hashes leave out (the index has their wheels: the fix is a re-lock), and a note on pins
+    no target needs."""
     console.print(counts_table(matrix))
     notable = matrix.notable_rows()
     if notable:
         console.print(rows_table(matrix, notable))
+    locked_out = matrix.locked_out()
+    if locked_out:
+        pins = sorted({f"{r.name}=={r.version}" for r, _t, _c in locked_out})
+        _row, target, cell = locked_out[0]
+        console.print(
+            f"[yellow]{len(locked_out)} missing cells ({len(pins)} pins: {escape(', '.join(pins))}) are not a missing release: the index "
+            f"has their wheels, but the lock's hashes leave them out (e.g. {escape(cell.file or '')} for {target}). Lock again for "
+            f"CPython {matrix.python} (`factory lock`, or uv pip compile --python-version {matrix.python} --generate-hashes).[/yellow]"
+        )
     for row in matrix.needed_nowhere():
         marker = next(iter(row.cells.values())).marker
         console.print(f"note: {escape(row.name)}=={escape(row.version)} is needed on no target (marker {escape(marker or '')}); left out of the wheelhouse")
