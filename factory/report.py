@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .wheelhouse.readiness import Readiness, Row, Status
+from .wheelhouse.upgrade import UpgradePlan
 
 _STYLE = {Status.INDEX: "", Status.BUILT: "[cyan]", Status.FAILED: "[red]", Status.MISSING: "[red]", Status.NOT_NEEDED: "[dim]"}
 _COUNTED = (Status.INDEX, Status.BUILT, Status.NOT_NEEDED, Status.FAILED, Status.MISSING)
@@ -133,3 +134,25 @@ def print_summary(wheelhouse: Path | None, images_lock: Path | None, console: Co
         console.print(images_table(data))
         for line in service_lines(data):
             console.print(escape(line))
+
+
+def print_upgrade(plan: UpgradePlan, console: Console) -> None:
+    """``factory upgrade``'s summary: cells ready before and after, the changes table
+    (pin, old → new, why, major, forced), the pins no release makes ready, the run time."""
+    b, a = plan.before, plan.after
+    console.print(
+        f"upgrade of {escape(str(plan.lock.path))} for CPython {plan.python} ({plan.abi}): cells ready from the index "
+        f"{b.ready}/{b.cells} before, {a.ready}/{a.cells} after; {len(plan.changes)} pins change, "
+        f"{len(plan.relocked)} only gain hashes, {len(plan.blocked)} no release makes ready ({plan.seconds:.1f} s)"
+    )
+    if plan.changes:
+        table = Table(title=f"{len(plan.changes)} pin changes")
+        for col in ("pin", "old → new", "why", "major", "forced"):
+            table.add_column(col, overflow="fold")
+        for c in plan.changes:
+            why = c.why + (f" (forced by {c.forced_by})" if c.forced_by else "")
+            table.add_row(escape(c.name), escape(f"{c.old or '(new)'} → {c.new or '(dropped)'}"), escape(why), "yes" if c.major else "", escape(", ".join(c.forced)))
+        console.print(table)
+    for k in plan.blocked:
+        newest = f"newest checked {k.newest}" if k.newest else "no later release"
+        console.print(f"[yellow]not ready, no release fixes it: {escape(k.name)}=={escape(k.version)}: {escape(k.why)} ({newest})[/yellow]")
