@@ -255,6 +255,7 @@ class _Resolved:
     extras: set[str] = field(default_factory=set)
     targets: set[str] = field(default_factory=set)
     via: set[str] = field(default_factory=set)
+    marker: str | None = None  # a pin carried over as locked keeps its own marker
 
 
 _LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[([^\]]*)\])?==(\S+)")
@@ -301,7 +302,7 @@ def requirements_text(resolved: Mapping[str, _Resolved], targets: tuple[Target, 
     for name in sorted(resolved):
         r = resolved[name]
         extras = f"[{','.join(sorted(r.extras))}]" if r.extras else ""
-        marker = _marker(r.targets, targets)
+        marker = r.marker or _marker(r.targets, targets)
         head = f"{name}{extras}=={r.version}" + (f" ; {marker}" if marker else "")
         hashes = [f"    --hash=sha256:{h}" for h in sorted(r.hashes)]
         lines.append(" \\\n".join([head, *hashes]))
@@ -310,11 +311,15 @@ def requirements_text(resolved: Mapping[str, _Resolved], targets: tuple[Target, 
     return "\n".join(lines) + "\n"
 
 
-def _resolve(specs: dict[str, _Spec], targets: tuple[Target, ...], python: str, resolver: Resolver, platform: Callable[[Target], str]) -> dict[str, _Resolved]:
+def _resolve(
+    specs: dict[str, _Spec], targets: tuple[Target, ...], python: str, resolver: Resolver, platform: Callable[[Target], str], kept: Mapping[str, Pin]
+) -> dict[str, _Resolved]:
     """One re-resolution for every target, relaxing held pins uv names until it resolves.
-    ``platform`` maps a target to uv's platform name. Mutates ``specs`` (relaxed pins)."""
+    ``platform`` maps a target to uv's platform name. Mutates ``specs`` (relaxed pins).
+    The ``kept`` pins (no release makes them ready) stay out of the resolution: uv refuses a
+    release with no wheel for the platform, so they are carried over as locked."""
     for _ in range(len(specs) + 1):
-        text = "".join(s.line() + "\n" for s in specs.values())
+        text = "".join(s.line() + "\n" for name, s in specs.items() if name not in kept)
         try:
             resolved: dict[str, _Resolved] = {}
             for target in targets:
@@ -328,8 +333,12 @@ def _resolve(specs: dict[str, _Spec], targets: tuple[Target, ...], python: str, 
                     r.extras |= extras
                     r.targets.add(target.name)
                     r.via |= via
+            for name, pin in kept.items():
+                resolved[name] = _Resolved(pin.version, set(pin.hashes), set(pin.extras), {t.name for t in targets}, marker=pin.marker)
             return resolved
         except ResolutionError as e:
+            if "No solution found" not in e.problem:
+                raise ResolutionError(f"uv pip compile failed for CPython {python}: {e.problem}"[:1500], "check the index and the lock") from None
             held = _held_in(e.problem, specs)
             moved = [s for s in specs.values() if s.op == ">="]
             if not held or not moved:
@@ -400,7 +409,8 @@ def plan_upgrade(lock: Lock, targets: tuple[Target, ...], python: str, abi: str,
     sel = sel0
     with tempfile.TemporaryDirectory(prefix="factory-upgrade-") as tmp:
         for _ in range(ROUNDS):
-            resolved = _resolve(specs, targets, python, resolver, platform)
+            kept = {name: specs[name].pin for name in blocked if name in specs}
+            resolved = _resolve(specs, targets, python, resolver, platform, kept)
             path = Path(tmp) / "proposed.txt"
             path.write_text(requirements_text(resolved, targets, header))
             proposed = read_lock(path)
