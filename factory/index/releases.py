@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 from pypi_simple import DistributionPackage
 
 from ..core.targets import Target
-from .client import filename_version
+from .client import SDIST_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,10 @@ class Release:
     version: Version
     files: tuple[DistributionPackage, ...]
     uploaded: datetime | None = None
+    text: str = ""  # the version as the file names spell it ("2.0.0", where Version prints "2.0.0" too but a page may say "2.0")
+
+    def __str__(self) -> str:
+        return self.text or str(self.version)
 
     def admits(self, python: str) -> bool:
         """True when some file's requires-python admits CPython ``python`` (or none says)."""
@@ -80,20 +84,32 @@ def releases(files: Iterable[DistributionPackage]) -> list[Release]:
     grouped by the version their names carry, yanked files (PEP 592) and unparsable names
     left out."""
     grouped: dict[Version, list[DistributionPackage]] = {}
+    spelled: dict[Version, str] = {}
     for f in files:
         if f.is_yanked:
             continue
-        raw = filename_version(f.filename)
+        raw = raw_version(f.filename)
         try:
             version = Version(raw)
         except InvalidVersion:
             continue
         grouped.setdefault(version, []).append(f)
+        spelled.setdefault(version, raw)
     out = []
     for version in sorted(grouped):
         times = [f.upload_time for f in grouped[version] if f.upload_time is not None]
-        out.append(Release(version, tuple(grouped[version]), min(times) if times else None))
+        out.append(Release(version, tuple(grouped[version]), min(times) if times else None, spelled[version]))
     return out
+
+
+def raw_version(filename: str) -> str:
+    """The version a distribution file name carries, as spelled there (a wheel's second
+    field, PEP 427; an sdist's text after the last ``-``); "" when it has none."""
+    if filename.endswith(".whl"):
+        parts = filename.split("-")
+        return parts[1] if len(parts) >= 5 else ""
+    stem = next((filename[: -len(s)] for s in SDIST_SUFFIXES if filename.endswith(s)), "")
+    return stem.rpartition("-")[2] if "-" in stem else ""
 
 
 @dataclass(frozen=True)

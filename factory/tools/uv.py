@@ -105,7 +105,9 @@ class Compiler:
         (``"3.14.8"``) on uv platform ``platform`` (``uv_platform``; None: ``--universal``),
         as uv writes it in ``fmt`` (``requirements.txt`` or ``pylock.toml``), with every
         file's sha256 when ``hashes``. ``lowest_direct`` takes the lowest version each
-        requirement allows (uv ``--resolution lowest-direct``).
+        requirement allows (uv ``--resolution lowest-direct``). Pre-releases are taken only
+        where a requirement names one (``--prerelease explicit``): lowest-direct would
+        otherwise pick ``2.12.0a1`` over ``2.12.0``.
 
         Raises ``ResolutionError`` whose problem is uv's own explanation (``stderr``, the
         "No solution found" derivation) when there is no resolution, or the index fails.
@@ -116,7 +118,7 @@ class Compiler:
             argv = [
                 str(self.uv), "pip", "compile", "--quiet", "--no-config", "--no-python-downloads", "--no-header",
                 "--python-version", python, "--index-url", self.index_url, "--cache-dir", str(self.cache_dir),
-                "--format", fmt, "-o", str(out), str(src),
+                "--format", fmt, "--prerelease", "explicit", "-o", str(out), str(src),
             ]  # fmt: skip
             argv += ["--universal"] if platform is None else ["--python-platform", platform]
             argv += ["--generate-hashes"] if hashes else []

@@ -222,7 +222,8 @@ class _Spec:
         return f"{self.pin.name}{extras}{self.op}{self.version}{marker}"
 
 
-_PINNED = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([A-Za-z0-9.+!_-]+)")
+# name[extras]{marker}==version, as uv's explanations spell a requirement
+_PINNED = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?(?:\{[^}]*\})?==([A-Za-z0-9.+!_-]+)")
 
 
 def _held_in(message: str, specs: Mapping[str, _Spec]) -> list[str]:
@@ -384,18 +385,23 @@ def plan_upgrade(lock: Lock, targets: tuple[Target, ...], python: str, abi: str,
                 continue
             files = index.files(name)
             found = oldest_ready(pin.version, files, targets, python)
-            why = f"{name} {pin.version} has no {abi} wheel for {', '.join(where)}"
+            own = [f for f in files if _version_of(f.filename) == Version(pin.version)]
+            if own and not any(f.filename.endswith(".whl") for f in own):
+                why = f"{name} {pin.version} publishes no wheel at all (sdist only)"
+            else:
+                places = "any target" if len(where) == len(targets) else ", ".join(where)
+                why = f"{name} {pin.version} has no {abi} wheel for {places}"
             if found.found is None:
-                has_sdist = any(not f.filename.endswith(".whl") and _version_of(f.filename) == Version(pin.version) for f in files)
+                has_sdist = any(not f.filename.endswith(".whl") for f in own)
                 newest = str(found.newest) if found.newest else None
                 blocked[name] = Blocked(name, pin.version, why + (f"; neither has any of its {found.checked} later releases" if found.checked else ""), newest, found.checked, has_sdist)
                 continue
             release = found.found
-            raised_why[name] = f"{why}; {release.version} is the oldest later release with a wheel for every target"
+            raised_why[name] = f"{why}; {release} is the oldest later release with a wheel for every target"
             spec = specs.get(name)
             base = spec.pin if spec is not None else pin
             date = release.uploaded.date().isoformat() if release.uploaded else None
-            specs[name] = _Spec(base, ">=", str(release.version), why=raised_why[name], date=date)
+            specs[name] = _Spec(base, ">=", str(release), why=raised_why[name], date=date)
             changed = True
         return changed
 
