@@ -59,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-build", action="store_true", help="wheels-only lane: fail on pins without a wheel instead of building their sdists")
     s.add_argument("--only", metavar="CELL", help="build this one cell (an id from `factory plan`) into the build cache; with --out, copy its wheel to OUT/<target>/")
 
+    s = sub.add_parser("upgrade", help="propose the fewest, oldest pin upgrades that give every pin a wheel on every target (uv re-resolves)")
+    s.add_argument("--lock", help="lock file, of any accepted format and any Python (default: [tool.factory] lock)")
+    s.add_argument("--out", help="directory for upgrade.md, upgrade.json and the proposed lock (default: upgrade; upgrade-cp314t in the free-threaded lane)")
+    s.add_argument("--abi", help=LANE_HELP)
+    s.add_argument("--target", action="append", default=[], help="a target (repeatable; default: all configured)")
+    s.add_argument("--write", action="store_true", help="also replace the lock with the proposed one")
+
     s = sub.add_parser("plan", help="list the cells to build (ids, targets, build cache keys) as JSON or a CI matrix")
     s.add_argument("--lock", help="lock file (default: [tool.factory] lock)")
     s.add_argument("--abi", help=LANE_HELP)
@@ -126,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
     from .core import binfmt
     from .core.config import load_config
     from .core.progress import console
-    from .report import print_summary
+    from .report import print_summary, print_upgrade
 
     cfg = load_config(args.config)
     if getattr(args, "abi", None):
@@ -166,6 +173,12 @@ def _run(args: argparse.Namespace) -> int:
         command = "factory lock --toolchain" if args.toolchain else "factory lock"
         lock = compile_lock(cfg, engine, pipeline.make_index(cfg), base_ref, source, out, command)
         console.print(f"{lock.path}: {len(lock.pins)} pins, sha256 {lock.sha256[:12]}")
+    elif args.command == "upgrade":
+        if args.target:
+            cfg = cfg.with_targets(args.target)
+        plan, proposed = pipeline.run_upgrade(cfg, lock_path, output("out", "upgrade"), args.write)
+        print_upgrade(plan, console)
+        console.print(f"proposed lock: {proposed}" + (f" (written to {plan.lock.path})" if args.write else " (the lock is unchanged; --write replaces it)"))
     elif args.command == "plan":
         from .sdist.matrix import render
 

@@ -40,8 +40,10 @@ from .sdist.builders import cache_identity, read_builders_lock
 from .sdist.outcome import BuildOutcome, PlannedCell, cell_id
 from .sdist.plan import Connection
 from .sdist.project import ProjectSource
+from .tools import uv as uv_tool
 from .tools.toolchain import tool_wheel
 from .wheelhouse import stage as wheelhouse_stage
+from .wheelhouse import upgrade as upgrade_stage
 
 
 def run_lock_file(cache_dir: Path, path: Path) -> Path:
@@ -268,6 +270,21 @@ def run_wheelhouse(cfg: Config, lock: Lock, out: Path, allow_missing: bool, buil
                 project=project_source(cfg),
             )
         )
+
+
+def run_upgrade(cfg: Config, lock_path: Path, out: Path, write: bool = False) -> tuple[upgrade_stage.UpgradePlan, Path]:
+    """``factory upgrade``: read the lock at ``lock_path`` (any accepted format, made for any
+    Python: ``check_for`` is not applied, the point is to make it fit), plan its upgrade for
+    the configured CPython and targets from the index and the pinned uv
+    (``wheelhouse.upgrade``), and write the plan into ``out``; with ``write``, the proposed
+    lock replaces the user's. Returns the plan and the proposed lock's path in ``out``.
+    Nothing is written when the lock, the index or the resolution fails."""
+    lock = read_lock(lock_path)
+    with exclusive(cfg.cache_dir, out):
+        index = make_index(cfg, lock)
+        compiler = uv_tool.Compiler(uv_tool.uv_binary(cfg, index), index.url, cfg.cache_dir / "uv-cache", cfg.ca_bundle)
+        plan = upgrade_stage.plan_upgrade(lock, cfg.targets, cfg.python, cfg.abi_tag, index, compiler, uv_tool.uv_platform)
+        return plan, upgrade_stage.write_upgrade(plan, out, write)
 
 
 def run_images(cfg: Config, lock: Lock, wheelhouse: Path, out: Path, strict: bool = False) -> ImagesLock:

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .wheelhouse.readiness import Readiness, Row, Status
+from .wheelhouse.upgrade import UpgradePlan
 
 _STYLE = {Status.INDEX: "", Status.BUILT: "[cyan]", Status.FAILED: "[red]", Status.MISSING: "[red]", Status.NOT_NEEDED: "[dim]"}
 _COUNTED = (Status.INDEX, Status.BUILT, Status.NOT_NEEDED, Status.FAILED, Status.MISSING)
@@ -53,11 +54,22 @@ def rows_table(matrix: Readiness, rows: tuple[Row, ...]) -> Table:
 
 
 def print_readiness(matrix: Readiness, console: Console) -> None:
-    """Counts per target, the notable rows (if any), and a note on pins no target needs."""
+    """Counts per target, the notable rows (if any), a line on the missing cells the lock's
+    hashes leave out (the index has their wheels: the fix is a re-lock), and a note on pins
+    no target needs."""
     console.print(counts_table(matrix))
     notable = matrix.notable_rows()
     if notable:
         console.print(rows_table(matrix, notable))
+    locked_out = matrix.locked_out()
+    if locked_out:
+        pins = sorted({f"{r.name}=={r.version}" for r, _t, _c in locked_out})
+        _row, target, cell = locked_out[0]
+        console.print(
+            f"[yellow]{len(locked_out)} missing cells ({len(pins)} pins: {escape(', '.join(pins))}) are not a missing release: the index "
+            f"has their wheels, but the lock's hashes leave them out (e.g. {escape(cell.file or '')} for {target}). Lock again for "
+            f"CPython {matrix.python} (`factory lock`, or uv pip compile --python-version {matrix.python} --generate-hashes).[/yellow]"
+        )
     for row in matrix.needed_nowhere():
         marker = next(iter(row.cells.values())).marker
         console.print(f"note: {escape(row.name)}=={escape(row.version)} is needed on no target (marker {escape(marker or '')}); left out of the wheelhouse")
@@ -148,3 +160,25 @@ def print_summary(wheelhouse: Path | None, images_lock: Path | None, console: Co
         startup = startup_table(data)
         if startup is not None:
             console.print(startup)
+
+
+def print_upgrade(plan: UpgradePlan, console: Console) -> None:
+    """``factory upgrade``'s summary: cells ready before and after, the changes table
+    (pin, old → new, why, major, forced), the pins no release makes ready, the run time."""
+    b, a = plan.before, plan.after
+    console.print(
+        f"upgrade of {escape(str(plan.lock.path))} for CPython {plan.python} ({plan.abi}): cells ready from the index "
+        f"{b.ready}/{b.cells} before, {a.ready}/{a.cells} after; {len(plan.changes)} pins change, "
+        f"{len(plan.relocked)} only gain hashes, {len(plan.blocked)} no release makes ready ({plan.seconds:.1f} s)"
+    )
+    if plan.changes:
+        table = Table(title=f"{len(plan.changes)} pin changes")
+        for col in ("pin", "old → new", "why", "major", "forced"):
+            table.add_column(col, overflow="fold")
+        for c in plan.changes:
+            why = c.why + (f" (forced by {c.forced_by})" if c.forced_by else "")
+            table.add_row(escape(c.name), escape(f"{c.old or '(new)'} → {c.new or '(dropped)'}"), escape(why), "yes" if c.major else "", escape(", ".join(c.forced)))
+        console.print(table)
+    for k in plan.blocked:
+        newest = f"newest checked {k.newest}" if k.newest else "no later release"
+        console.print(f"[yellow]not ready, no release fixes it: {escape(k.name)}=={escape(k.version)}: {escape(k.why)} ({newest})[/yellow]")

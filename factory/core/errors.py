@@ -53,6 +53,10 @@ class MissingWheelsError(FactoryError):
     """Some pin × target has no wheel on the index."""
 
 
+class ResolutionError(FactoryError):
+    """The resolver (uv) found no set of versions that satisfies the requirements, or failed."""
+
+
 class DockerUnavailableError(FactoryError):
     """The Docker engine cannot be reached."""
 

@@ -29,7 +29,7 @@ ProgressFactory = Callable[[int | None], ProgressTracker]
 
 HTML_TYPES = ("text/html", "application/vnd.pypi.simple.v1+html")
 _ANCHOR = re.compile(r"<a\b[^>]*>(.*?)</a\s*>", re.IGNORECASE | re.DOTALL)
-_SDIST_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip")
+SDIST_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip")
 
 
 def filename_version(filename: str) -> str:
@@ -40,7 +40,7 @@ def filename_version(filename: str) -> str:
         parts = filename.split("-")
         raw = parts[1] if len(parts) >= 5 else ""
     else:
-        stem = next((filename[: -len(s)] for s in _SDIST_SUFFIXES if filename.endswith(s)), "")
+        stem = next((filename[: -len(s)] for s in SDIST_SUFFIXES if filename.endswith(s)), "")
         raw = stem.rpartition("-")[2] if "-" in stem else ""
     return canonicalize_version(raw) if raw else ""
 

@@ -31,20 +31,21 @@ def toolchain_lock(cfg: Config) -> Lock:
     return read_lock(cfg.toolchain)
 
 
-def tool_wheel(cfg: Config, index: Index, name: str, rank: Mapping[Tag, int] | None = None) -> Path:
+def tool_wheel(cfg: Config, index: Index, name: str, rank: Mapping[Tag, int] | None = None, lock: Lock | None = None) -> Path:
     """The toolchain's wheel of ``name`` (e.g. ``pip``) in the cache, hash-verified.
 
     ``rank`` (tag -> preference, 0 best) says which wheels fit; the default is the first
-    configured target's (right for the pure-Python tools containers install). A cached file
-    whose sha256 the toolchain allows and whose tags fit is used without reading the index.
+    configured target's (right for the pure-Python tools containers install). ``lock`` is
+    the lock that pins ``name`` (default: the toolchain's). A cached file whose sha256 the
+    lock allows and whose tags fit is used without reading the index.
 
-    Raises ``LockError`` if the toolchain does not pin ``name`` or the index has no fitting
+    Raises ``LockError`` if the lock does not pin ``name`` or the index has no fitting
     wheel of it, ``HashMismatchError``/``IndexUnreachableError`` from the download.
     """
-    lock = toolchain_lock(cfg)
+    lock = toolchain_lock(cfg) if lock is None else lock
     pin = lock.pin(name)
     if pin is None:
-        raise LockError(f"{cfg.toolchain} does not pin {name}", "add it to the toolchain.in beside that lock and run `factory lock --toolchain`")
+        raise LockError(f"{lock.path} does not pin {name}", "add it to the toolchain.in beside that lock and run `factory lock --toolchain`")
     rank = cfg.targets[0].rank(cfg.python) if rank is None else rank
     for sha in sorted(pin.hashes):  # a cached, hash-checked copy needs no index
         cached = index.cache.find(sha)

@@ -5,7 +5,7 @@
     {"python": "3.14.8", "abi": "cp314", "lock_sha256": "<64 hex>",
      "targets": {"<target>": [entry, ...]},             entries sorted by name
      "not_needed": [{"name", "version", "marker", "targets": ["<target>", ...]}],
-     "missing": [{"name", "version", "target"}],
+     "missing": [{"name", "version", "target", "cause", "file"?}],
      "project": {...}}                                  a service's own project, when it ships one
 
 An entry is ``{"name", "version", "filename", "sha256", "tag", "source": "index"}``; a
@@ -13,7 +13,9 @@ wheel built from its sdist has ``"source": "built"`` plus ``sdist``, ``sdist_sha
 ``builder``, ``toolchain_sha256``, ``build_constraints_sha256``, ``build_seconds`` and
 ``cross_built``. ``not_needed`` lists the pins whose PEP 508 marker excludes some targets
 (those targets, never the pin's wheel, appear there); ``missing`` the cells left without a
-wheel (``--allow-missing``). ``project`` is the service's own wheel (``ProjectEntry``,
+wheel (``--allow-missing``), with their ``cause``: ``no-wheel`` (the index lists no wheel of
+the release for the target) or ``locked-out`` (it lists ``file``, but the lock's hashes
+leave it out). ``project`` is the service's own wheel (``ProjectEntry``,
 ``"source": "project"``), kept as ``project/<filename>``: it serves every target, and the
 install locks leave it out (it is the image's top layer, above the dependencies).
 
@@ -195,23 +197,44 @@ class NotNeeded:
             raise ValueError(f"not_needed item lacks {e}") from None
 
 
+NO_WHEEL = "no-wheel"
+LOCKED_OUT = "locked-out"
+MISSING_CAUSES = (NO_WHEEL, LOCKED_OUT)
+
+
 @dataclass(frozen=True)
 class MissingCell:
-    """A pin × target left without a wheel (no index wheel, not built)."""
+    """A pin × target left without a wheel (no allowed index wheel, not built), and why.
+
+    ``cause`` is ``"no-wheel"`` (the index lists no wheel of the release that fits the
+    target) or ``"locked-out"`` (it lists one, ``file``, but the lock's hashes leave it out:
+    a lock made for another Python, or before the wheel was uploaded)."""
 
     name: str
     version: str
     target: str
+    cause: str = NO_WHEEL
+    file: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """``{"name", "version", "target"}``."""
-        return {"name": self.name, "version": self.version, "target": self.target}
+        """``{"name", "version", "target", "cause"}``, plus ``"file"`` when locked out."""
+        out: dict[str, Any] = {"name": self.name, "version": self.version, "target": self.target, "cause": self.cause}
+        if self.file is not None:
+            out["file"] = self.file
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> MissingCell:
-        """Parse ``to_json``'s form; ``ValueError`` if malformed."""
+        """Parse ``to_json``'s form (an older manifest without ``cause`` reads as no-wheel);
+        ``ValueError`` if malformed."""
         try:
-            return cls(_str(d, "name"), _str(d, "version"), _str(d, "target"))
+            cause = d.get("cause", NO_WHEEL)
+            if cause not in MISSING_CAUSES:
+                raise ValueError(f"missing item has an unknown cause {cause!r}")
+            file = d.get("file")
+            if file is not None and not isinstance(file, str):
+                raise ValueError(f"missing item's file is not a string: {file!r}")
+            return cls(_str(d, "name"), _str(d, "version"), _str(d, "target"), cause, file)
         except KeyError as e:
             raise ValueError(f"missing item lacks {e}") from None
 

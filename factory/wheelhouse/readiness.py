@@ -3,8 +3,11 @@
 The migration playbooks' dependency readiness checklist, as a product. A cell is a wheel
 from the index (its tag), built from the sdist (its tag and build time; musllinux cells
 "cross-built, not import-tested"), failed (the reason and the build log's last lines),
-missing (no wheel and not built, ``--allow-missing``), or not needed (the pin's PEP 508
-marker excludes the target).
+missing (no allowed wheel and not built: ``--no-build``, ``--allow-missing``), or not
+needed (the pin's PEP 508 marker excludes the target). A missing cell says which of two
+causes it has: the index has no wheel of the release for the target (``no-wheel``), or it
+has one but the lock's hashes leave it out (``locked-out``, naming the file: the fix is to
+lock again for the configured Python, not to wait for a release).
 
 ``readiness.json`` (JSON Schema: ``factory/resources/schemas/readiness.schema.json``)::
 
@@ -13,7 +16,8 @@ marker excludes the target).
 
 where a cell is ``{"status": "index"|"built"|"failed"|"missing"|"not needed"}`` plus
 ``tag`` (index, built), ``seconds`` (built), ``note`` (built, cross-built), ``reason``,
-``log_tail`` and ``log`` (failed), ``marker`` (not needed). ``readiness.md`` is the same
+``log_tail`` and ``log`` (failed), ``cause`` (``"no-wheel"``/``"locked-out"``), ``reason``
+and, when locked out, ``file`` (missing), ``marker`` (not needed). ``readiness.md`` is the same
 matrix as a Markdown table, followed by the failed cells' log tails.
 """
 
@@ -27,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..locks.lockfile import Lock
-from .manifest import DEFAULT_ABI, Manifest, json_text, read_json_object, write_file
+from .manifest import DEFAULT_ABI, LOCKED_OUT, NO_WHEEL, Manifest, MissingCell, json_text, read_json_object, write_file
 
 CROSS_NOTE = "cross-built, not import-tested"
 PROJECT_NOTE = "the service's own project"
@@ -66,6 +70,8 @@ class Cell:
     log_tail: tuple[str, ...] = ()
     log: str | None = None
     marker: str | None = None
+    cause: str | None = None
+    file: str | None = None
 
     def text(self) -> str:
         """The cell in words, Markdown-flavoured (tags in backticks, FAILED in bold)."""
@@ -79,7 +85,7 @@ class Cell:
         if self.status is Status.FAILED:
             return f"**FAILED**: {self.reason}"
         if self.status is Status.MISSING:
-            return "**MISSING**: no wheel on the index, not built"
+            return f"**MISSING**: {self.reason}" if self.reason else "**MISSING**: no wheel on the index, not built"
         return f"not needed (marker `{self.marker}`)"
 
     def to_json(self) -> dict[str, Any]:
@@ -93,6 +99,10 @@ class Cell:
                 out["note"] = self.note
         if self.status is Status.FAILED:
             out |= {"reason": self.reason, "log_tail": list(self.log_tail), "log": self.log or ""}
+        if self.status is Status.MISSING and self.cause:
+            out |= {"cause": self.cause, "reason": self.reason or ""}
+            if self.file:
+                out["file"] = self.file
         if self.status is Status.NOT_NEEDED:
             out["marker"] = self.marker
         return out
@@ -107,10 +117,12 @@ class Cell:
                 tag=d["tag"] if status in (Status.INDEX, Status.BUILT) else None,
                 seconds=float(d["seconds"]) if status is Status.BUILT else None,
                 note=d.get("note"),
-                reason=d["reason"] if status is Status.FAILED else None,
+                reason=d["reason"] if status is Status.FAILED else d.get("reason") if status is Status.MISSING else None,
                 log_tail=tuple(d.get("log_tail", ())),
                 log=d.get("log"),
                 marker=d["marker"] if status is Status.NOT_NEEDED else None,
+                cause=d.get("cause") if status is Status.MISSING else None,
+                file=d.get("file") if status is Status.MISSING else None,
             )
         except KeyError as e:
             raise ValueError(f"readiness cell lacks {e}") from None
@@ -157,6 +169,11 @@ class Readiness:
     def needed_nowhere(self) -> tuple[Row, ...]:
         """The rows whose marker excludes every target."""
         return tuple(r for r in self.rows if r.needed_nowhere)
+
+    def locked_out(self) -> tuple[tuple[Row, str, Cell], ...]:
+        """The missing cells whose wheel the index has but the lock's hashes leave out, as
+        (row, target, cell), in row then target order."""
+        return tuple((r, t, r.cells[t]) for r in self.rows for t in self.targets if r.cells[t].cause == LOCKED_OUT)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of ``readiness.json`` (``readiness.schema.json``)."""
@@ -231,6 +248,23 @@ def project_row(manifest: Manifest, targets: tuple[str, ...], failure: Failure |
     return Row(entry.name, entry.version, dict.fromkeys(targets, Cell(Status.BUILT, tag=entry.tag, seconds=entry.build_seconds, note=note)))
 
 
+def missing_cell(record: MissingCell | None, manifest: Manifest) -> Cell:
+    """The ``missing`` cell of the manifest's ``record`` of it, its reason in words: which
+    wheel the index lacks, or which file the lock's hashes leave out and the re-lock that
+    takes it; a cell without a record has the bare reason."""
+    if record is None:
+        return Cell(Status.MISSING, reason="no allowed wheel, not built")
+    if record.cause == LOCKED_OUT and record.file:
+        reason = (
+            f"the index has {record.file}, but the lock's hashes leave it out (the lock was made for another Python, or before "
+            f"the upload): lock again for CPython {manifest.python} (`factory lock`, or uv pip compile --python-version "
+            f"{manifest.python} --generate-hashes); not built"
+        )
+        return Cell(Status.MISSING, reason=reason, cause=LOCKED_OUT, file=record.file)
+    reason = f"the index has no {manifest.abi} wheel of {record.name} {record.version} for {record.target} (`factory upgrade` finds a release that has one); not built"
+    return Cell(Status.MISSING, reason=reason, cause=NO_WHEEL)
+
+
 def readiness_of(manifest: Manifest, lock: Lock, failures: Iterable[Failure] = (), project: Failure | None = None) -> Readiness:
     """The matrix of a wheelhouse: rows in ``lock`` order, columns the ``manifest``'s targets,
     after the row of the service's project when there is one (``project_row``; ``project`` its
@@ -242,6 +276,7 @@ def readiness_of(manifest: Manifest, lock: Lock, failures: Iterable[Failure] = (
     ``missing``.
     """
     failed = {(f.name, f.target): f for f in failures}
+    missing = {(m.name, m.target): m for m in manifest.missing}
     targets = tuple(manifest.targets)
     own = project_row(manifest, targets, project)
     rows = [own] if own is not None else []
@@ -264,6 +299,6 @@ def readiness_of(manifest: Manifest, lock: Lock, failures: Iterable[Failure] = (
             elif excluded is not None:
                 cells[t] = Cell(Status.NOT_NEEDED, marker=excluded.marker)
             else:
-                cells[t] = Cell(Status.MISSING)
+                cells[t] = missing_cell(missing.get((pin.name, t)), manifest)
         rows.append(Row(pin.name, pin.version, cells))
     return Readiness(python=manifest.python, abi=manifest.abi, lock_sha256=manifest.lock_sha256, targets=targets, rows=tuple(rows))

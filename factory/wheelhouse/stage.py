@@ -29,7 +29,7 @@ import html
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,10 +44,10 @@ from ..core.errors import BuildFailedError, MissingWheelsError
 from ..core.progress import Progress, console
 from ..core.targets import Target
 from ..index.client import Index
-from ..index.selection import Choice, best_wheel
+from ..index.selection import Choice, best_wheel, unlocked_wheel
 from ..index.verify import check_wheel
 from ..locks.lockfile import Lock, Pin
-from .manifest import DEFAULT_ABI, InstallLock, Manifest, ManifestEntry, MissingCell, NotNeeded, ProjectEntry, json_text
+from .manifest import DEFAULT_ABI, LOCKED_OUT, NO_WHEEL, InstallLock, Manifest, ManifestEntry, MissingCell, NotNeeded, ProjectEntry, json_text
 from .readiness import Failure, Readiness, readiness_of
 from .sbom import wheelhouse_sbom
 
@@ -90,11 +90,21 @@ class WheelhouseRequest:
 @dataclass(frozen=True)
 class Selection:
     """Result of matching a lock against index pages: choices, (pin, target) without a
-    wheel, and the pins a marker excludes from some targets (with those targets)."""
+    wheel, and the pins a marker excludes from some targets (with those targets).
+
+    ``locked_out`` maps a missing cell, as (pin name, version, target name), to the file
+    name of the index wheel that fits it but whose sha256 the lock leaves out
+    (``selection.unlocked_wheel``); a missing cell not in it has no fitting wheel at all."""
 
     choices: tuple[Choice, ...]
     missing: tuple[tuple[Pin, Target], ...]
     not_needed: tuple[tuple[Pin, tuple[Target, ...]], ...] = ()
+    locked_out: Mapping[tuple[str, str, str], str] = field(default_factory=dict)
+
+    def missing_cell(self, pin: Pin, target: Target) -> MissingCell:
+        """The manifest's record of the missing cell ``pin`` × ``target``, with its cause."""
+        file = self.locked_out.get((pin.name, pin.version, target.name))
+        return MissingCell(pin.name, pin.version, target.name, LOCKED_OUT if file else NO_WHEEL, file)
 
 
 @dataclass(frozen=True)
@@ -128,17 +138,22 @@ def select(lock: Lock, targets: tuple[Target, ...], python: str, index: Index, j
         pages = dict(zip(releases, pool.map(lambda r: index.files(*r), releases), strict=True))
     choices: list[Choice] = []
     missing: list[tuple[Pin, Target]] = []
+    locked_out: dict[tuple[str, str, str], str] = {}
     for target in targets:
         for i, pin in needed:
             if target in excluded[i]:
                 continue
-            choice = best_wheel(pin, target, python, pages[pin.name, pin.version])
+            files = pages[pin.name, pin.version]
+            choice = best_wheel(pin, target, python, files)
             if choice is None:
                 missing.append((pin, target))
+                file = unlocked_wheel(pin, target, python, files)
+                if file is not None:
+                    locked_out[pin.name, pin.version, target.name] = file
             else:
                 choices.append(choice)
     not_needed = tuple((p, excluded[i]) for i, p in enumerate(lock.pins) if excluded[i])
-    return Selection(tuple(choices), tuple(missing), not_needed)
+    return Selection(tuple(choices), tuple(missing), not_needed, locked_out)
 
 
 RESOLUTION_VERSION = 1
@@ -243,7 +258,7 @@ def manifest_of(
         lock_sha256=req.lock.sha256,
         targets={t: tuple(es) for t, es in per_target.items()},
         not_needed=tuple(NotNeeded(p.name, p.version, p.marker or "", tuple(t.name for t in ts)) for p, ts in sel.not_needed),
-        missing=tuple(MissingCell(p.name, p.version, t.name) for p, t in unbuilt),
+        missing=tuple(sel.missing_cell(p, t) for p, t in unbuilt),
         project=project_entry(project, req.project.tree_sha256) if project is not None and project.ok and req.project is not None else None,
     )
 
@@ -372,11 +387,7 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
     if sdist_builder is not None:
         outcomes = sdist_builder.build_cells(sel.missing)
     elif sel.missing and not req.allow_missing:
-        cells = "; ".join(f"{p.name}=={p.version} × {t.name}" for p, t in sel.missing)
-        raise MissingWheelsError(
-            f"{len(sel.missing)} pin × target without a {req.abi} wheel on the index: {cells}",
-            "pick versions with wheels, drop those targets, or pass --allow-missing to only report them",
-        )
+        raise missing_error(sel, req.abi, req.python)
     unique = {c.sha256: c for c in sel.choices}
     with Progress() as progress:
         task = progress.files_task("wheels", len(unique))
@@ -456,6 +467,25 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
     if failed_dir.is_dir():
         shutil.rmtree(failed_dir, ignore_errors=True)
     return WheelhouseResult(out=req.out, manifest=manifest, missing=tuple(unbuilt), outcomes=tuple(outcomes))
+
+
+def missing_error(sel: Selection, abi: str, python: str) -> MissingWheelsError:
+    """The one-line refusal of ``sel``'s missing cells when nothing is built (``--no-build``):
+    each cell with its cause, and the fix that cause calls for (lock again for ``python``
+    when the index has a wheel the lock's hashes leave out)."""
+    cells = [sel.missing_cell(p, t) for p, t in sel.missing]
+    out = [c for c in cells if c.cause == LOCKED_OUT]
+    text = "; ".join(f"{c.name}=={c.version} × {c.target}" + (f" (the lock leaves out {c.file})" if c.file else "") for c in cells)
+    fixes = []
+    if out:
+        fixes.append(f"lock again for CPython {python} (`factory lock`, or uv pip compile --python-version {python} --generate-hashes) to allow the wheels the index has")
+    if len(out) < len(cells):
+        fixes.append("pick versions with wheels (`factory upgrade`), drop those targets")
+    fixes.append("or pass --allow-missing to only report them")
+    return MissingWheelsError(
+        f"{len(cells)} pin × target without an allowed {abi} wheel on the index ({len(out)} of them left out by the lock's hashes): {text}",
+        ", ".join(fixes),
+    )
 
 
 def _build_failed(outcomes: list[BuildOutcome], failed_dir: Path, published: tuple[str, ...]) -> BuildFailedError:

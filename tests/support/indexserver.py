@@ -20,16 +20,18 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 
-def make_wheel(filename: str, extra: dict[str, bytes] | None = None, tags: list[str] | None = None) -> bytes:
+def make_wheel(filename: str, extra: dict[str, bytes] | None = None, tags: list[str] | None = None, requires: tuple[str, ...] = ()) -> bytes:
     """A minimal wheel archive for ``filename`` (METADATA, WHEEL, RECORD, plus ``extra`` files).
 
-    ``tags`` overrides the WHEEL ``Tag:`` lines (default: the filename's tags).
+    ``tags`` overrides the WHEEL ``Tag:`` lines (default: the filename's tags); ``requires``
+    are METADATA ``Requires-Dist`` lines (PEP 508), for a resolver to follow.
     """
     name, version, _, parsed_tags = parse_wheel_filename(filename)
     dist = f"{name.replace('-', '_')}-{version}.dist-info"
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        deps = "".join(f"Requires-Dist: {r}\n" for r in requires)
+        z.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{deps}")
         declared = tags if isinstance(tags, list) else sorted(map(str, parsed_tags))
         z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\n" + "".join(f"Tag: {t}\n" for t in declared))
         for path, data in (extra or {}).items():
@@ -97,7 +99,8 @@ def sha256(data: bytes) -> str:
 class FixtureIndex:
     """Files by project: ``{"orjson": {"orjson-3.13.0-...whl": b"..."}}``.
 
-    ``listed_hash`` overrides the ``#sha256=`` a page shows for a file; ``served`` overrides
+    ``listed_hash`` overrides the ``#sha256=`` a page shows for a file; ``requires_python``
+    gives a file's ``data-requires-python`` (PEP 503); ``served`` overrides
     the bytes a download returns (tampering, truncation); ``garbage`` makes pages junk.
     """
 
@@ -106,6 +109,7 @@ class FixtureIndex:
         self.upstream = upstream  # pages of other projects are relayed from this index
         self.json_api = json_api
         self.listed_hash: dict[str, str] = {}
+        self.requires_python: dict[str, str] = {}
         self.served: dict[str, bytes] = {}
         self.garbage = False
         self.raw_pages: dict[str, bytes] = {}
@@ -140,6 +144,15 @@ class FixtureIndex:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def do_HEAD(self) -> None:
+                # a resolver (uv) asks first whether a file serves byte ranges: it does not
+                parts = [p for p in self.path.split("/") if p]
+                body = next((fs[parts[1]] for fs in index.projects.values() if len(parts) == 2 and parts[0] == "files" and parts[1] in fs), None)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body) if body is not None else 0))
+                self.end_headers()
+
             def do_GET(self) -> None:
                 index.requests[self.path] += 1
                 parts = [p for p in self.path.split("/") if p]
@@ -167,8 +180,11 @@ class FixtureIndex:
                             ],
                         }
                         return self._send(200, "application/vnd.pypi.simple.v1+json", json.dumps(data).encode())
+                    def rp(f: str) -> str:
+                        return f' data-requires-python="{html.escape(index.requires_python[f])}"' if f in index.requires_python else ""
+
                     links = "".join(
-                        f'<a href="/files/{html.escape(f)}#sha256={index.listed_hash.get(f, sha256(b))}">{html.escape(f)}</a><br/>\n'
+                        f'<a href="/files/{html.escape(f)}#sha256={index.listed_hash.get(f, sha256(b))}"{rp(f)}>{html.escape(f)}</a><br/>\n'
                         for f, b in files.items()
                     )
                     return self._send(200, "text/html", f"<!DOCTYPE html><html><body>\n{links}</body></html>".encode())

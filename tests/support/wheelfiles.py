@@ -34,3 +34,21 @@ VERSIONS = {"orjson": "3.13.0", "markupsafe": "3.0.4", "typing-extensions": "4.1
 
 def projects(names):
     return {n: {f: make_wheel(f) for f in FILES[n]} for n in names}
+
+
+PLATFORMS = {
+    "manylinux_2_28_x86_64": "manylinux_2_17_x86_64.manylinux2014_x86_64",
+    "manylinux_2_28_aarch64": "manylinux_2_17_aarch64.manylinux2014_aarch64",
+    "musllinux_1_2_x86_64": "musllinux_1_2_x86_64",
+    "musllinux_1_2_aarch64": "musllinux_1_2_aarch64",
+}
+
+
+def release(name, version, python="cp314", platforms=tuple(PLATFORMS.values()), requires=()):
+    """The wheels of one release, as file name -> bytes: one ``{python}-{python}`` wheel per
+    platform tag (``python="py3"``: one pure ``py3-none-any`` wheel), each declaring
+    ``requires`` (Requires-Dist) so a resolver sees the release's dependencies."""
+    dist = name.replace("-", "_")
+    pure = [f"{dist}-{version}-py3-none-any.whl"]
+    names = pure if python == "py3" else [f"{dist}-{version}-{python}-{python}-{p}.whl" for p in platforms]
+    return {f: make_wheel(f, requires=tuple(requires)) for f in names}

@@ -156,7 +156,7 @@ def test_project_settings_override_the_packaged_defaults(tmp_path, monkeypatch):
 def test_this_checkout_keeps_its_committed_outputs():
     cfg = load_config(ROOT / "pyproject.toml", env={})
     assert cfg.bases_lock == ROOT / "images" / "bases.lock" and cfg.bases_lock.is_file()
-    assert cfg.builders_lock == ROOT / "images" / "builders.lock" and cfg.builders_lock.is_file()
+    assert cfg.builders_lock == cfg.cache_dir / "builders.lock"  # machine-local: not committed
     assert cfg.lock == ROOT / "constraints" / "requirements.lock"
     assert cfg.toolchain == ROOT / "factory" / "resources" / "constraints" / "toolchain.txt" and "toolchain" not in cfg.packaged
 

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from indexserver import FixtureIndex, sha256
+from indexserver import FixtureIndex, make_wheel, sha256
 from rich.console import Console
 from wheelfiles import PY, TARGETS, VERSIONS, projects
 
 from factory.core import resources
 from factory.core.cache import FileCache
+from factory.core.errors import MissingWheelsError
 from factory.index.client import Index
 from factory.locks.lockfile import read_lock
 from factory.report import print_summary
@@ -340,3 +341,48 @@ def test_the_wheelhouse_sbom_lists_each_file_once_and_is_the_same_for_the_same_m
     assert [p["value"] for p in six["properties"] if p["name"] == "factory:target"] == [X86, MUSL_X86]
     assert six["hashes"] == [{"alg": "SHA-256", "content": "a" * 64}]
     assert {p["value"] for p in by_ref[built_entry().filename]["properties"] if p["name"] == "factory:source"} == {"built"}
+
+
+# -- the true reason of a missing cell ------------------------------------------------------
+
+
+def test_a_cp314_wheel_the_lock_hashes_leave_out_is_named_with_the_relock(tmp_path):
+    """A lock made for 3.12 (as uv writes it for ``requires-python = "==3.12.*"``): the index
+    serves cffi's cp314 manylinux wheel, but its sha256 is not in the lock. The cell names
+    that file and the re-lock, in readiness.json (schema-valid), readiness.md, the manifest
+    and the summary; a cell whose release has no wheel at all says so instead."""
+    cp314 = "cffi-2.0.0-cp314-cp314-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    files = {
+        "cffi-2.0.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl": b"",
+        cp314: b"",
+        "cffi-2.0.0.tar.gz": b"sdist of cffi 2.0.0",
+    }
+    files = {f: (b if f.endswith(".tar.gz") else make_wheel(f)) for f, b in files.items()}
+    locked = {f: b for f, b in files.items() if f != cp314}
+    lock_path = tmp_path / "req.lock"
+    lock_path.write_text(f"cffi==2.0.0 {' '.join(f'--hash=sha256:{sha256(b)}' for b in locked.values())}\n")
+    lock = read_lock(lock_path)
+    out = tmp_path / "wh"
+    with FixtureIndex({"cffi": files}) as idx:
+        index = Index(idx.url, FileCache(tmp_path / "c"))
+        with pytest.raises(MissingWheelsError) as refused:
+            build_wheelhouse(WheelhouseRequest(lock, TARGETS[:2], PY, index, out))
+        result = build_wheelhouse(WheelhouseRequest(lock, TARGETS[:2], PY, index, out, allow_missing=True))
+    assert f"cffi==2.0.0 × {X86} (the lock leaves out {cp314})" in str(refused.value)
+    assert f"lock again for CPython {PY}" in str(refused.value) and not out.with_name("wh.tmp").exists()
+    doc = json.loads((out / "readiness.json").read_text())
+    validator("readiness").validate(doc)
+    validator("manifest").validate(json.loads((out / "manifest.json").read_text()))
+    x86, arm = doc["rows"][0]["cells"][X86], doc["rows"][0]["cells"][ARM]
+    assert (x86["status"], x86["cause"], x86["file"]) == ("missing", "locked-out", cp314)
+    assert f"lock again for CPython {PY}" in x86["reason"] and "no wheel on the index" not in x86["reason"]
+    assert (arm["status"], arm["cause"]) == ("missing", "no-wheel") and "file" not in arm
+    assert arm["reason"].startswith(f"the index has no cp314 wheel of cffi 2.0.0 for {ARM}")
+    assert {(m.target, m.cause, m.file) for m in result.manifest.missing} == {(X86, "locked-out", cp314), (ARM, "no-wheel", None)}
+    assert Readiness.load(out / "readiness.json").rows[0].cells[X86].file == cp314
+    assert f"the index has {cp314}, but the lock's hashes leave it out" in (out / "readiness.md").read_text()
+    buf = io.StringIO()
+    print_summary(out, None, Console(file=buf, width=400))
+    summary = buf.getvalue()
+    assert "the index has their wheels, but the lock's hashes leave them out" in summary and cp314 in summary
+    assert f"Lock again for CPython {PY}" in summary
