@@ -178,6 +178,10 @@ def _run(args: argparse.Namespace) -> int:
             cfg = cfg.with_targets(args.target)
         plan, proposed = pipeline.run_upgrade(cfg, lock_path, output("out", "upgrade"), args.write)
         print_upgrade(plan, console)
+        if plan.lock.exported_from is not None and plan.changes:
+            tool = {"uv": "uv lock --upgrade-package", "poetry": "poetry update", "pdm": "pdm update"}[plan.lock.exported_by]
+            moves = " ".join(f"{c.name}=={c.new}" if plan.lock.exported_by == "uv" else c.name for c in plan.changes if c.new)
+            console.print(f"to apply it to {plan.lock.exported_from.name}: set requires-python to admit {cfg.python}, then {tool} " + moves.replace(" ", f" {'--upgrade-package ' if plan.lock.exported_by == 'uv' else ''}"))
         console.print(f"proposed lock: {proposed}" + (f" (written to {plan.lock.path})" if args.write else " (the lock is unchanged; --write replaces it)"))
     elif args.command == "plan":
         from .sdist.matrix import render

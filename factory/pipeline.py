@@ -279,7 +279,12 @@ def run_upgrade(cfg: Config, lock_path: Path, out: Path, write: bool = False) ->
     (``wheelhouse.upgrade``), and write the plan into ``out``; with ``write``, the proposed
     lock replaces the user's. Returns the plan and the proposed lock's path in ``out``.
     Nothing is written when the lock, the index or the resolution fails."""
-    lock = read_lock(lock_path)
+    lock = read_lock(lock_path, dataclasses.replace(export_options(cfg), check_python=False))
+    if write and lock.exported_from is not None:
+        raise ConfigError(
+            f"--write cannot rewrite {lock.exported_from.name}: {lock.exported_by} owns its format",
+            f"run without --write and apply the printed {lock.exported_by} commands, or take the proposed pylock.toml",
+        )
     with exclusive(cfg.cache_dir, out):
         index = make_index(cfg, lock)
         compiler = uv_tool.Compiler(uv_tool.uv_binary(cfg, index), index.url, cfg.cache_dir / "uv-cache", cfg.ca_bundle)

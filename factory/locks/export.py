@@ -61,6 +61,8 @@ class ExportOptions:
     package: str = ""
     groups: tuple[str, ...] = ()
     extras: tuple[str, ...] = ()
+    # False for `factory upgrade`, whose input is a lock made for another Python
+    check_python: bool = True
 
 
 def project_lock_kind(toml: Mapping[str, Any]) -> ProjectLockKind | None:
@@ -80,7 +82,7 @@ def project_lock_kind(toml: Mapping[str, Any]) -> ProjectLockKind | None:
     return None
 
 
-def _check_uv_header(path: Path, toml: Mapping[str, Any], python: str) -> None:
+def _check_uv_header(path: Path, toml: Mapping[str, Any], python: str | None) -> None:
     version = toml.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version not in UV_LOCK_VERSIONS:
         raise LockError(
@@ -90,8 +92,8 @@ def _check_uv_header(path: Path, toml: Mapping[str, Any], python: str) -> None:
     _check_requires_python(path, toml.get("requires-python"), python, "uv lock")
 
 
-def _check_requires_python(path: Path, spec: Any, python: str, relock: str) -> None:
-    if spec is None:
+def _check_requires_python(path: Path, spec: Any, python: str | None, relock: str) -> None:
+    if spec is None or python is None:
         return
     try:
         admits = isinstance(spec, str) and SpecifierSet(spec).contains(Version(python), prereleases=True)
@@ -207,12 +209,13 @@ def export_project_lock(path: Path, data: bytes, toml: Mapping[str, Any], kind: 
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file():
         raise LockError(f"{path}: no pyproject.toml beside it, so {kind} cannot export it", f"run factory in the project's directory (where {path.name} and pyproject.toml are)")
+    admit = options.python if options.check_python else None
     if kind == "uv":
-        _check_uv_header(path, toml, options.python)
+        _check_uv_header(path, toml, admit)
     elif kind == "poetry":
-        _check_requires_python(path, _poetry_python(toml), options.python, "poetry lock")
+        _check_requires_python(path, _poetry_python(toml), admit, "poetry lock")
     else:
-        _check_requires_python(path, _pdm_python(toml), options.python, "pdm lock")
+        _check_requires_python(path, _pdm_python(toml), admit, "pdm lock")
     key = hashlib.sha256(
         json.dumps([kind, hashlib.sha256(data).hexdigest(), hashlib.sha256(pyproject.read_bytes()).hexdigest(),
                     options.package, list(options.groups), list(options.extras), resources.digest(EXPORTERS_LOCK) if kind != "uv" else uv_version()]).encode()
