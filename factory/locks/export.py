@@ -241,7 +241,10 @@ def export_project_lock(path: Path, data: bytes, toml: Mapping[str, Any], kind: 
         staging.mkdir(parents=True)
         try:
             _run([*argv, "--output-file", str(staging / name)], root, env, "uv.lock", path)
-            text = (staging / name).read_text()
+            # uv's header repeats the command, whose --output-file path changes with the
+            # export key: dropped, so the exported lock's sha256 follows only its content.
+            lines = (staging / name).read_text().splitlines(keepends=True)
+            text = "".join(lines[next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines)) :])
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     elif kind == "poetry":

@@ -158,3 +158,13 @@ def test_export_keys_are_checked(tmp_path, key, value):
     with pytest.raises(ConfigError) as e:
         load_config(root / "pyproject.toml", env={})
     assert "\n" not in str(e.value)
+
+
+def test_the_exported_lock_follows_the_lock_not_the_config(tmp_path, cache):
+    """A change to [tool.factory] alone gives another export directory but the same exported
+    bytes, so the wheelhouse made from the lock stays current."""
+    root = project(tmp_path, "uvws")
+    first = read_lock(root / "uv.lock", ExportOptions(cache, PY, package="svc"))
+    (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text() + '\n[tool.factory]\napp-dir = "/srv"\n')
+    again = read_lock(root / "uv.lock", ExportOptions(cache, PY, package="svc"))
+    assert again.path != first.path and again.sha256 == first.sha256
