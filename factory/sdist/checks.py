@@ -22,7 +22,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from ..core import atomic, resources
+from ..core import atomic, binfmt, resources
 from ..core.config import Config
 from ..core.errors import EngineError, WheelContentError
 from ..core.targets import Arch, Target
@@ -157,7 +157,8 @@ class WheelChecks:
 
         Returns ``outcomes`` in order, each whose check failed replaced by a failed copy
         (``reason``, ``log_tail``); musllinux targets are returned as they are (no musl
-        CPython here). ``EngineError``/``RegistryError`` if the base cannot be run.
+        CPython here). ``EngineError``/``RegistryError`` if the base cannot be run;
+        ``BinfmtMissingError`` for an emulated aarch64 target when QEMU is not registered.
         """
         if target.libc != "manylinux" or not any(o.ok and o.target == target.name for o in outcomes):
             return list(outcomes)
@@ -166,6 +167,9 @@ class WheelChecks:
         # The engine may have lost the base (pruned, or untagged by another project that
         # shares its digest): pull it back by digest rather than fail to start a container.
         engine = conn.engine.for_arch(target.docker_arch)
+        if target.docker_arch == "arm64" and engine.emulates("arm64"):
+            # Without QEMU every check would fail as "exec format error", blamed on the wheel.
+            binfmt.require_arm64()
         engine.ensure_local(base.ref, f"linux/{target.docker_arch}", conn.registry.auth)
         program = resources.path(IMPORT_CHECK)
         failed = {str(canonicalize_name(o.name)) for o in outcomes if o.target == target.name and not o.ok}

@@ -796,3 +796,23 @@ def test_a_project_s_build_timeout_reaches_its_cells_only(lane):
     builder.cfg = dataclasses.replace(builder.cfg, sdist_options=(("tinyc", SdistOptions(build_timeout=4000)),))
     assert _build(builder, pins["tinyc"]).ok
     assert runs[0]["timeout"] == "4000" and builder.cfg.build_timeout_for("other") == 1800
+
+
+def test_import_check_on_emulated_arm64_without_qemu_stops_the_run_instead_of_failing_the_wheel(tmp_path, monkeypatch):
+    from factory.bases.bootstrap import BaseImage
+    from factory.core import binfmt
+    from factory.core.errors import BinfmtMissingError
+
+    (tmp_path / "pyproject.toml").write_text("[tool.factory]\n")
+    cfg = load_config(tmp_path / "pyproject.toml", env={})
+    arm = BuildOutcome(**{**OK.to_json(), "target": "manylinux_2_28_aarch64", "filename": "tinyc-1.0-py3-none-any.whl", "log_tail": ()})
+    with zipfile.ZipFile(tmp_path / arm.filename, "w") as z:
+        z.writestr("tinyc/__init__.py", "")
+    engine = _Engine(set())
+    base = BaseImage(arch="arm64", ref="r/python@sha256:" + "f" * 64, tag="t", source="bootstrap")
+    conn = Connection(engine=engine, registry=type("R", (), {"auth": None})(), bases={"arm64": base}, pip_wheel=tmp_path / "pip.whl")  # type: ignore[arg-type]
+    monkeypatch.setattr(binfmt.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(binfmt, "status", lambda root=None: None)
+    with pytest.raises(BinfmtMissingError):
+        WheelChecks(cfg, lambda: conn).import_check(parse_target("manylinux_2_28_aarch64"), tmp_path, [arm])
+    assert engine.runs == []
