@@ -21,6 +21,7 @@ import io
 import tarfile
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from ..bases.bootstrap import build_rootfs
@@ -29,6 +30,7 @@ from ..core import binfmt
 from ..core.config import Config, load_recipe
 from ..core.engine import Engine
 from ..core.errors import BootstrapError, ConfigError
+from ..core.progress import console
 from ..core.registry import Registry
 from ..core.targets import Arch
 from ..index.client import Index
@@ -98,6 +100,8 @@ def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, i
         return entry
     if arch == "arm64":
         binfmt.require_arm64()
+    started = time.monotonic()
+    console.print(f"builder {arch}: making (rootfs, image, push)", soft_wrap=True)
     rootfs = build_rootfs(cfg, recipe, arch, recipe_sha256)
     repo = f"{cfg.registry}/{cfg.builder_repository}"
     tag = f"{cfg.python}-{recipe.suite}-{arch}"
@@ -123,6 +127,7 @@ def ensure_builder(cfg: Config, arch: str, engine: Engine, registry: Registry, i
     digest = engine.push(repo, tag, registry.auth)
     result = BuilderImage(arch=arch, ref=f"{repo}@{digest}", tag=f"{repo}:{tag}", inputs_sha256=key)
     record_builder(cfg.builders_lock, cfg.python, result)
+    console.print(f"builder {arch}: {result.ref} ({time.monotonic() - started:.0f} s)", soft_wrap=True)
     return result
 
 
