@@ -30,9 +30,7 @@ def _image_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--images-lock", help="images lock (default: images.lock; images-cp314t.lock in the free-threaded lane)")
     s.add_argument("--abi", help=LANE_HELP)
     s.add_argument("--strict", action="store_true", help="fail on a perf regression against the previous images.lock")
-    s.add_argument(
-        "--oci-layout", metavar="DIR", help="also write the index and its images as an OCI image layout in DIR (skopeo, oras and docker load read it)"
-    )
+    s.add_argument("--oci-layout", metavar="DIR", help="also write the index and its images as an OCI image layout in DIR (skopeo, oras and docker load read it)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,17 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--target", action="append", default=[], help="a target (repeatable; default: all configured)")
     s.add_argument("--allow-missing", action="store_true", help="report pins without wheels instead of building or failing")
     s.add_argument("--no-build", action="store_true", help="wheels-only lane: fail on pins without a wheel instead of building their sdists")
-    s.add_argument(
-        "--only",
-        metavar="CELL",
-        help="build this one cell (an id from `factory plan`) into the build cache; with --out, copy its wheel to OUT/<target>/",
-    )
+    s.add_argument("--only", metavar="CELL", help="build this one cell (an id from `factory plan`) into the build cache; with --out, copy its wheel to OUT/<target>/")
 
     s = sub.add_parser("upgrade", help="propose the fewest, oldest pin upgrades that give every pin a wheel on every target (uv re-resolves)")
     s.add_argument("--lock", help="lock file, of any accepted format and any Python (default: [tool.factory] lock)")
-    s.add_argument(
-        "--out", help="directory for upgrade.md, upgrade.json and the proposed lock (default: upgrade; upgrade-cp314t in the free-threaded lane)"
-    )
+    s.add_argument("--out", help="directory for upgrade.md, upgrade.json and the proposed lock (default: upgrade; upgrade-cp314t in the free-threaded lane)")
     s.add_argument("--abi", help=LANE_HELP)
     s.add_argument("--target", action="append", default=[], help="a target (repeatable; default: all configured)")
     s.add_argument("--write", action="store_true", help="also replace the lock with the proposed one")
@@ -127,12 +119,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("publish", help="upload every target's wheels to a package index with an upload API (twine)")
     s.add_argument("--wheelhouse", default="wheelhouse")
-    s.add_argument(
-        "--to",
-        required=True,
-        metavar="URL",
-        help="an index's upload URL (pypiserver: http://host:port/), or oci://REGISTRY/NAME:TAG for an OCI artifact (oras)",
-    )
+    s.add_argument("--to", required=True, metavar="URL", help="an index's upload URL (pypiserver: http://host:port/), or oci://REGISTRY/NAME:TAG for an OCI artifact (oras)")
     s.add_argument("--cache-dir", default=".cache/factory", help="where oras is installed (default: %(default)s)")
 
     s = sub.add_parser("binfmt", help="check or install (root) QEMU 11.1 binfmt for aarch64")
@@ -196,13 +183,8 @@ def _run(args: argparse.Namespace) -> int:
         if plan.lock.exported_from is not None and plan.changes:
             tool = {"uv": "uv lock --upgrade-package", "poetry": "poetry update", "pdm": "pdm update"}[plan.lock.exported_by]
             moves = " ".join(f"{c.name}=={c.new}" if plan.lock.exported_by == "uv" else c.name for c in plan.changes if c.new)
-            console.print(
-                f"to apply it to {plan.lock.exported_from.name}: set requires-python to admit {cfg.python}, then {tool} "
-                + moves.replace(" ", f" {'--upgrade-package ' if plan.lock.exported_by == 'uv' else ''}")
-            )
-        console.print(
-            f"proposed lock: {proposed}" + (f" (written to {plan.lock.path})" if args.write else " (the lock is unchanged; --write replaces it)")
-        )
+            console.print(f"to apply it to {plan.lock.exported_from.name}: set requires-python to admit {cfg.python}, then {tool} " + moves.replace(" ", f" {'--upgrade-package ' if plan.lock.exported_by == 'uv' else ''}"))
+        console.print(f"proposed lock: {proposed}" + (f" (written to {plan.lock.path})" if args.write else " (the lock is unchanged; --write replaces it)"))
     elif args.command == "plan":
         from .sdist.matrix import render
 
@@ -230,7 +212,9 @@ def _run(args: argparse.Namespace) -> int:
         for arch, base in pipeline.run_bootstrap(cfg).items():
             console.print(f"{arch}: {base.ref}")
     elif args.command == "images":
-        images = pipeline.run_images(cfg, read_lock(lock_path), output("wheelhouse", "wheelhouse"), output("images_lock", "images.lock"), args.strict)
+        images = pipeline.run_images(
+            cfg, read_lock(lock_path), output("wheelhouse", "wheelhouse"), output("images_lock", "images.lock"), args.strict
+        )
         console.print(f"index: {images.index}")
         if args.oci_layout:
             console.print(f"OCI image layout: {pipeline.write_oci_layout(cfg, images, Path(args.oci_layout).resolve())}")

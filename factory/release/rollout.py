@@ -151,9 +151,7 @@ def promote(
         raw = images_lock.read_bytes()
         index = json.loads(raw)["index"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ReleaseError(
-            f"cannot read the index of {images_lock} ({type(e).__name__})", "give the images.lock that `factory images` wrote"
-        ) from None
+        raise ReleaseError(f"cannot read the index of {images_lock} ({type(e).__name__})", "give the images.lock that `factory images` wrote") from None
     address, repository, digest = _split(str(index))
     with _locked(history_file, lock_file):
         return _promote(connect, images_lock, raw, tag, history_file, now, address, repository, digest)
@@ -205,9 +203,7 @@ def _rollback(connect: Connect, tag: str, history_file: Path, now: Callable[[], 
     registry = connect(address)
     registry.check()
     if registry.manifest(repository, digest) is None:
-        raise ReleaseError(
-            f"registry {address} no longer holds {previous.ref}, the previous release of {tag!r}", "promote an images.lock whose index it holds"
-        )
+        raise ReleaseError(f"registry {address} no longer holds {previous.ref}, the previous release of {tag!r}", "promote an images.lock whose index it holds")
     registry.tag(repository, digest, tag)
     move = Release(tag, previous.repository, digest, now(), previous.images_lock_sha256, "rollback")
     _record(history_file, history, move)
