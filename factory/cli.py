@@ -95,11 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--images-lock", default="images.lock")
     s.add_argument("--tag", required=True, help="the environment tag to move")
     s.add_argument("--history", help="release history file (default: releases.json beside the images.lock)")
+    s.add_argument("--cache-dir", help="holds the history's run lock (default: $FACTORY_CACHE_DIR or the user cache dir)")
 
     s = sub.add_parser("rollback", help="point a tag back at its previous release, in one registry request")
     s.add_argument("--tag", required=True)
     s.add_argument("--images-lock", default="images.lock", help="locates the default history")
     s.add_argument("--history", help="release history file (default: releases.json beside the images.lock)")
+    s.add_argument("--cache-dir", help="holds the history's run lock (default: $FACTORY_CACHE_DIR or the user cache dir)")
 
     s = sub.add_parser("releases", help="list the recorded moves of a tag")
     s.add_argument("--tag", required=True)
@@ -276,14 +278,26 @@ def _release(args: argparse.Namespace) -> None:
         return
     history = Path(args.history).resolve() if args.history else rollout.history_path(images_lock)
     if args.command == "promote":
-        move = rollout.promote(_connect, images_lock, args.tag, history)
+        move = rollout.promote(_connect, images_lock, args.tag, history, lock_file=_history_lock(args, history))
         console.print(f"{args.tag}: already at the index of {images_lock.name}" if move is None else f"{args.tag} -> {move.ref}")
     elif args.command == "rollback":
-        move = rollout.rollback(_connect, args.tag, history)
+        move = rollout.rollback(_connect, args.tag, history, lock_file=_history_lock(args, history))
         console.print(f"{args.tag} -> {move.ref} (rolled back)")
     else:
         for r in rollout.releases(args.tag, history):
             console.print(f"{r.time}  {r.action:8}  {r.ref}  images.lock {r.images_lock_sha256[:12]}")
+
+
+def _history_lock(args: argparse.Namespace, history: Path) -> Path:
+    """The release history's run lock, in the cache as the other run locks are."""
+    import os
+
+    import platformdirs
+
+    from factory.pipeline import run_lock_file
+
+    cache = args.cache_dir or os.environ.get("FACTORY_CACHE_DIR") or platformdirs.user_cache_dir("factory")
+    return run_lock_file(Path(cache).resolve(), history)
 
 
 def _signing(args: argparse.Namespace, images_lock: Path) -> None:

@@ -105,10 +105,16 @@ def _split(ref: str) -> tuple[str, str, str]:
     return address, repository, digest
 
 
-def _locked(history_file: Path) -> FileLock:
-    """One move at a time per history file (a concurrent promote waits up to 60 s)."""
+def _locked(history_file: Path, lock_file: Path | None) -> FileLock:
+    """One move at a time per history file (a concurrent promote waits up to 60 s).
+
+    ``lock_file`` is the run lock in the cache (the CLI passes ``<cache>/locks/<sha256>.lock``)
+    so that nothing lands beside the user's files; without it, ``.releases.json.lock`` beside
+    the history (for callers that have no cache)."""
     history_file.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(history_file.parent / f".{history_file.name}.lock"), timeout=60)
+    path = lock_file or history_file.parent / f".{history_file.name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path), timeout=60)
 
 
 def _now() -> str:
@@ -130,7 +136,9 @@ def _writable(path: Path) -> None:
         raise ReleaseError(f"cannot write the release history {path}: {e.strerror}", "check the path and its permissions") from None
 
 
-def promote(connect: Connect, images_lock: Path, tag: str, history_file: Path, now: Callable[[], str] = _now) -> Release | None:
+def promote(
+    connect: Connect, images_lock: Path, tag: str, history_file: Path, now: Callable[[], str] = _now, lock_file: Path | None = None
+) -> Release | None:
     """Point ``tag`` at the index digest of ``images_lock`` and record the move.
 
     ``connect(address)`` gives a registry client. Returns the recorded move, or None when
@@ -145,7 +153,7 @@ def promote(connect: Connect, images_lock: Path, tag: str, history_file: Path, n
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ReleaseError(f"cannot read the index of {images_lock} ({type(e).__name__})", "give the images.lock that `factory images` wrote") from None
     address, repository, digest = _split(str(index))
-    with _locked(history_file):
+    with _locked(history_file, lock_file):
         return _promote(connect, images_lock, raw, tag, history_file, now, address, repository, digest)
 
 
@@ -171,14 +179,14 @@ def _promote(
     return move
 
 
-def rollback(connect: Connect, tag: str, history_file: Path, now: Callable[[], str] = _now) -> Release:
+def rollback(connect: Connect, tag: str, history_file: Path, now: Callable[[], str] = _now, lock_file: Path | None = None) -> Release:
     """Point ``tag`` back at the digest it had before its last promote, and record that.
 
     Raises ``ReleaseError`` when the history has no such tag, nothing to roll back to, or
     the registry no longer holds the previous index; ``RegistryError`` when it is down.
     """
     _check_tag(tag)
-    with _locked(history_file):
+    with _locked(history_file, lock_file):
         return _rollback(connect, tag, history_file, now)
 
 
