@@ -87,10 +87,13 @@ def test_promote_promote_rollback_returns_the_tag_to_the_first_digest(registry, 
     digest_b = json.loads(lock_b.read_text())["index"].partition("@")[2]
     assert digest_a != digest_b
 
+    cache = ["--cache-dir", str(tmp_path / "cache")]
     for lock, digest in ((lock_a, digest_a), (lock_b, digest_b)):
-        run_factory(tmp_path, "promote", "--images-lock", str(lock), "--tag", "prod", "--history", str(history), check=True)
+        run_factory(tmp_path, "promote", "--images-lock", str(lock), "--tag", "prod", "--history", str(history), *cache, check=True)
         assert _tag_digest(registry, "prod") == digest
-    proc = run_factory(tmp_path, "rollback", "--tag", "prod", "--history", str(history), check=True)
+    proc = run_factory(tmp_path, "rollback", "--tag", "prod", "--history", str(history), *cache, check=True)
+    # the run lock is the cache's, not a file left beside the user's history
+    assert not list(tmp_path.glob(".releases.json.lock")) and list((tmp_path / "cache" / "locks").glob("*.lock"))
     assert digest_a in proc.stdout + proc.stderr
     assert _tag_digest(registry, "prod") == digest_a
     # the index came back byte for byte: same media type, still OCI
