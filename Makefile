@@ -15,7 +15,7 @@ CA_BUNDLE := /etc/ssl/certs/ca-certificates.crt
 PIP_CERT_ARG := $(if $(wildcard $(CA_BUNDLE)),--cert $(CA_BUNDLE),)
 PYTEST_ARGS ?=
 
-.PHONY: images test test-unit lint deps venv binfmt docker-check lock toolchain-lock build-lock exporters-lock host-lock registry-stop bench clean
+.PHONY: images test test-unit lint deps venv binfmt docker-check lock toolchain-lock build-lock exporters-lock host-lock fuzz fuzz-lock registry-stop bench clean
 
 $(VENV)/.installed: constraints/host.txt pyproject.toml
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -q && apt-get install -y -q python3-venv; }
@@ -93,3 +93,19 @@ registry-stop: venv
 
 clean:
 	rm -rf wheelhouse wheelhouse.failed images.lock .pytest_cache
+
+# Coverage-guided fuzzing (atheris) of the lock and config readers, FUZZ_SECONDS each
+# (default 600), then of the artifact, index page and sdist readers for a tenth of that.
+# The property is tests/support/fuzzing.py's; a crash stops with libFuzzer's report.
+FUZZ_SECONDS ?= 600
+FUZZ_MAIN := tests/fuzz/atheris_main.py
+fuzz: venv
+	$(PIP_ENV) $(VENV)/bin/python -m pip install -q $(PIP_CERT_ARG) --require-hashes --no-deps -r constraints/fuzz.txt
+	@set -eo pipefail; for t in requirements pylock project-lock config; do \
+	  $(VENV)/bin/python $(FUZZ_MAIN) $$t $(FUZZ_SECONDS) 2>&1 | grep -E '^(Done|==|Traceback|  File|[A-Za-z]*Error)' ; done
+	@set -eo pipefail; for t in manifest readiness install-lock images-lock bases-lock builders-lock releases index-page sdist; do \
+	  $(VENV)/bin/python $(FUZZ_MAIN) $$t $$(( $(FUZZ_SECONDS) / 10 )) 2>&1 | grep -E '^(Done|==|Traceback|  File|[A-Za-z]*Error)' ; done
+
+fuzz-lock: venv
+	cd constraints && $(PIP_ENV) CUSTOM_COMPILE_COMMAND="make fuzz-lock" ../$(VENV)/bin/python -m piptools compile -q --no-config \
+	  --generate-hashes --allow-unsafe --no-emit-index-url --no-emit-find-links --strip-extras -o fuzz.txt fuzz.in

@@ -21,7 +21,7 @@ from .core import atomic
 from .core.cache import FileCache, sha256_file
 from .core.config import LOCK_NAMES, Config
 from .core.engine import Engine, docker_login_credentials
-from .core.errors import BootstrapError, BuildFailedError, ConfigError, LockError, UnknownCellError, WheelhouseMismatchError
+from .core.errors import BootstrapError, BuildFailedError, ConfigError, LockError, OutputError, UnknownCellError, WheelhouseMismatchError
 from .core.progress import console
 from .core.registry import LocalRegistry, Registry, credentials
 from .core.targets import Target
@@ -67,8 +67,13 @@ def exclusive(cache_dir: Path, *outputs: Path) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         for path in (cache_dir, *outputs):
             lock_file = run_lock_file(cache_dir, path)
-            lock_file.parent.mkdir(parents=True, exist_ok=True)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            for directory in (lock_file.parent, path.parent):
+                try:
+                    directory.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    what = "cache" if directory == lock_file.parent else "output"
+                    fix = "set cache-dir (or FACTORY_CACHE_DIR) to a writable directory" if what == "cache" else "write the output to a writable directory"
+                    raise OutputError(f"cannot create the {what} directory {directory}: {e.strerror}", fix) from None
             lock = FileLock(str(lock_file))
             try:
                 lock.acquire(timeout=0)

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .bases.imagelock import ImagesLock
 from .wheelhouse.readiness import Readiness, Row, Status
 from .wheelhouse.upgrade import UpgradePlan
 
@@ -141,7 +142,8 @@ def startup_table(images_lock: dict[str, Any]) -> Table | None:
 def print_summary(wheelhouse: Path | None, images_lock: Path | None, console: Console | None = None) -> None:
     """Print the readiness digest of ``<wheelhouse>/readiness.json`` and the images table
     of ``images_lock``, each when its file is present. A readiness file of another format
-    (an older factory's) is named, not printed; the full matrix is in ``readiness.md``."""
+    (an older factory's) is named, not printed; the full matrix is in ``readiness.md``.
+    ``ArtifactError`` when ``images_lock`` is not an images.lock (``ImagesLock.load``)."""
     console = console or Console(width=200)
     readiness = wheelhouse / "readiness.json" if wheelhouse is not None else None
     if readiness is not None and readiness.exists():
@@ -153,6 +155,7 @@ def print_summary(wheelhouse: Path | None, images_lock: Path | None, console: Co
             print_readiness(matrix, console)
             console.print(f"full matrix: {escape(str(readiness.with_suffix('.md')))}")
     if images_lock is not None and images_lock.exists():
+        ImagesLock.load(images_lock)  # ArtifactError, one line, for a file not of its form
         data = json.loads(images_lock.read_text())
         console.print(images_table(data))
         for line in service_lines(data):

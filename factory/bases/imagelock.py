@@ -449,7 +449,7 @@ class BaseImagesLock:
 def _same_arch(entries: Mapping[str, BaseImage | BuilderImage], where: str, key: str, fix: str) -> None:
     for arch, entry in entries.items():
         if entry.arch != arch:
-            raise ArtifactError(f"{where}: {key}.{arch} is the entry of arch {entry.arch}", fix)
+            raise ArtifactError(f"{where}: {key}.{arch} is the entry of arch {entry.arch!r}", fix)
 
 
 # -- builders.lock -------------------------------------------------------------------------

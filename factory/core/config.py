@@ -672,7 +672,14 @@ def _read_table(pyproject: Path | str | None) -> tuple[Path, Mapping[str, Any], 
         raise ConfigError(f"{path} not found", "pass --config an existing pyproject.toml, or leave --config out to use the defaults") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}", "fix the file's syntax") from None
-    table = data.get("tool", {}).get("factory", {})
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})", "save it as UTF-8 (TOML requires it)") from None
+    except OSError as e:
+        raise ConfigError(f"{path} cannot be read: {e.strerror}", "pass --config a readable pyproject.toml") from None
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: [tool] is not a table", "write it as a [tool] table ([tool.factory], …)")
+    table = tool.get("factory", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.factory] is not a table", "write it as a [tool.factory] table")
     project = data.get("project", {})
@@ -699,6 +706,16 @@ def _uv_indexes(data: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     if not isinstance(entries, list):
         return ()
     return tuple((str(e["name"]), str(e["url"])) for e in entries if isinstance(e, Mapping) and "name" in e and "url" in e)
+
+
+def _target_names(value: object) -> list[str]:
+    """``targets`` as a list of names: a list of strings, or one string of names separated
+    by commas or spaces (as ``FACTORY_TARGETS`` is read). ``ConfigError`` otherwise."""
+    if isinstance(value, str):
+        return value.replace(",", " ").split()
+    if not isinstance(value, list | tuple) or not all(isinstance(t, str) for t in value):
+        raise ConfigError(f"targets = {value!r} is not a list of target names", 'give a list: targets = ["manylinux_2_28_x86_64"]')
+    return list(value)
 
 
 def _name_list(key: str, value: object) -> list[object]:
@@ -750,7 +767,7 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
     if not re.fullmatch(r"3\.\d+\.\d+", python):
         raise ConfigError(f"python={python!r} is not a patch version", "set python to e.g. \"3.14.8\"")
     abi = _lane(str(values["abi"]), python)
-    targets = tuple(parse_target(t, abi) for t in values["targets"])
+    targets = tuple(parse_target(t, abi) for t in _target_names(values["targets"]))
     if not targets:
         raise ConfigError("no targets configured", "list at least one target in [tool.factory] targets")
     ca_bundle = _ca_bundle(root, str(values["ca-bundle"]))

@@ -172,7 +172,7 @@ def _pyproject(path: Path) -> dict[str, Any]:
 def _workspace_member(root: Path, data: Mapping[str, Any], package: str) -> Path:
     """The directory of the uv workspace member whose ``[project] name`` is ``package``
     (``[tool.uv.workspace] members``, globs as uv reads them, ``exclude`` honoured)."""
-    workspace = data.get("tool", {}).get("uv", {}).get("workspace", {})
+    workspace = _sub(data, "tool", "uv", "workspace")
     members = workspace.get("members", []) if isinstance(workspace, Mapping) else []
     excluded = {p.resolve() for pattern in workspace.get("exclude", []) for p in root.glob(str(pattern))} if isinstance(workspace, Mapping) else set()
     wanted = canonicalize_name(package)
@@ -182,14 +182,22 @@ def _workspace_member(root: Path, data: Mapping[str, Any], package: str) -> Path
             member = candidate.resolve()
             if member in excluded or not (member / "pyproject.toml").is_file():
                 continue
-            name = _pyproject(member / "pyproject.toml").get("project", {}).get("name", "")
+            name = _sub(_pyproject(member / "pyproject.toml"), "project").get("name", "")
             seen.append(str(name))
             if canonicalize_name(str(name)) == wanted:
                 return member
-    if canonicalize_name(str(data.get("project", {}).get("name", ""))) == wanted:
+    if canonicalize_name(str(_sub(data, "project").get("name", ""))) == wanted:
         return root
     listed = ", ".join(seen) or "none"
     raise ConfigError(f"package {package!r} is not the project or a workspace member (members: {listed})", "set package to a [project] name of the uv workspace")
+
+
+def _sub(data: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
+    """``data[k1][k2]…``, or {} where a step is missing or not a table (a hand-edited file)."""
+    for key in keys:
+        value = data.get(key, {})
+        data = value if isinstance(value, Mapping) else {}
+    return data
 
 
 def _project(root: Path, data: Mapping[str, Any], package: str) -> Project | None:
@@ -200,7 +208,7 @@ def _project(root: Path, data: Mapping[str, Any], package: str) -> Project | Non
     project = own.get("project")
     if not isinstance(project, Mapping) or "name" not in project:
         return None
-    if own.get("tool", {}).get("uv", {}).get("package") is False or "build-system" not in own:
+    if _sub(own, "tool", "uv").get("package") is False or "build-system" not in own:
         return None
     scripts = project.get("scripts", {})
     return Project(canonicalize_name(str(project["name"])), directory, tuple(sorted(scripts)) if isinstance(scripts, Mapping) else ())

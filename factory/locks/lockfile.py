@@ -18,6 +18,7 @@ CPython and targets (pylock ``requires-python`` and ``environments``).
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import hashlib
 import tomllib
@@ -57,7 +58,7 @@ def read_lock(path: Path | str, export: ExportOptions | None = None) -> Lock:
     except OSError as e:
         raise LockError(f"lock {path} cannot be read: {e.strerror}", "check the path and its permissions") from None
     sha256 = hashlib.sha256(data).hexdigest()
-    text = data.decode("utf-8", errors="replace")
+    text = _text_of(path, data)
     named_toml = path.name.endswith(".toml")
     try:
         toml = tomllib.loads(text)
@@ -85,6 +86,24 @@ def read_lock(path: Path | str, export: ExportOptions | None = None) -> Lock:
     if named_toml:
         raise LockError(f"{path}: TOML without lock-version is not a PEP 751 lock", "give a pylock.toml (PEP 751) or a hashed requirements file")
     return read_requirements(path, sha256)
+
+
+def _text_of(path: Path, data: bytes) -> str:
+    """``data`` as text: UTF-8 (a BOM allowed), or UTF-16 with its BOM, as pip reads a
+    requirements file. ``LockError`` for anything else (a binary file, another encoding)."""
+    boms = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+    codec = next((name for bom, name in boms if data.startswith(bom)), "utf-8")
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError as e:
+        raise LockError(
+            f"lock {path} is not a text file ({codec} cannot decode byte {data[e.start]:#04x} at offset {e.start})",
+            "give a requirements file, pylock.toml, uv.lock, poetry.lock or pdm.lock, saved as UTF-8",
+        ) from None
+    if "\0" in text:
+        raise LockError(f"lock {path} is not a text file (it holds a NUL byte at offset {text.index(chr(0))})",
+                        "give a requirements file, pylock.toml, uv.lock, poetry.lock or pdm.lock, saved as UTF-8")
+    return text
 
 
 def check_for(lock: Lock, python: str, targets: Iterable[Target]) -> None:

@@ -62,6 +62,11 @@ def _normalise(parts: tuple[str, ...]) -> list[str]:
     return out
 
 
+def _first_line(err: BaseException) -> str:
+    # tarfile's "could not be opened" lists one line per compression method tried
+    return (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(":")[:120]
+
+
 def inspect_sdist(path: Path) -> SdistInfo:
     """Check every member of the sdist at ``path`` and read its build requirements.
 
@@ -87,14 +92,17 @@ def inspect_sdist(path: Path) -> SdistInfo:
             except KeyError:
                 pyproject = {}
     except (tarfile.TarError, EOFError, OSError) as e:
-        raise SdistError(f"{path.name}: not a readable tar archive ({str(e)[:120]})", fix) from None
+        raise SdistError(f"{path.name}: not a readable tar archive ({_first_line(e)})", fix) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise SdistError(f"{path.name}: pyproject.toml is not valid TOML ({str(e)[:120]})", fix) from None
+        raise SdistError(f"{path.name}: pyproject.toml is not valid TOML ({_first_line(e)})", fix) from None
     compiled = tuple(m.name for m in members if m.isfile() and _compiled_source(m.name))
     system = pyproject.get("build-system")
     if not isinstance(system, dict) or "requires" not in system:
         return SdistInfo(path, top, LEGACY_REQUIRES, LEGACY_BACKEND, compiled)
-    return SdistInfo(path, top, tuple(system["requires"]), str(system.get("build-backend", LEGACY_BACKEND)), compiled)
+    requires, backend = system["requires"], system.get("build-backend", LEGACY_BACKEND)
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires) or not isinstance(backend, str):
+        raise SdistError(f"{path.name}: pyproject.toml's [build-system] is not PEP 518's (requires: a list of strings, build-backend: a string)", fix)
+    return SdistInfo(path, top, tuple(requires), backend, compiled)
 
 
 # Sources a build compiles (a header alone compiles nothing; Cargo.toml means Rust).

@@ -206,7 +206,7 @@ def test_bases_lock_round_trip_with_an_upstream_base(tmp_path):
 
 def test_a_bases_lock_entry_under_another_arch_is_refused():
     data = {"python": "3.14.8", "bases": {"arm64": BaseImage("amd64", f"{REPO}@sha256:{H['a']}", "t", "upstream").to_json()}}
-    with pytest.raises(ArtifactError, match="bases.arm64 is the entry of arch amd64"):
+    with pytest.raises(ArtifactError, match="bases.arm64 is the entry of arch 'amd64'"):
         BaseImagesLock.from_json(data)
 
 
