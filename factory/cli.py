@@ -85,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--wheelhouse", help="wheelhouse directory (default: wheelhouse; wheelhouse-cp314t in the free-threaded lane)")
     s.add_argument("--images-lock", help="images lock (default: images.lock; images-cp314t.lock in the free-threaded lane)")
     s.add_argument("--abi", help=LANE_HELP)
+    s.add_argument("--baseline", help="the previous release's images.lock, for the go/no-go startup and RSS gates")
+    s.add_argument("--out", help="also write the go/no-go checklist as report.json and report.md into this directory")
 
     _image_options(sub.add_parser("all", help="validate, bootstrap, wheelhouse, images, smoke, report (make images)"))
 
@@ -223,7 +225,19 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "report":
         wheelhouse = output("wheelhouse", "wheelhouse")
         failed = wheelhouse.parent / f"{wheelhouse.name}.failed"
-        print_summary(failed if (failed / "readiness.json").exists() else wheelhouse, output("images_lock", "images.lock"))
+        images_lock = output("images_lock", "images.lock")
+        print_summary(failed if (failed / "readiness.json").exists() else wheelhouse, images_lock)
+        if images_lock.exists() or args.out:
+            from .gonogo import MARK, build_report
+
+            smoke = cfg.smoke
+            report = build_report(images_lock, wheelhouse, Path(args.baseline).resolve() if args.baseline else None,
+                                  *((smoke.ready_regression, smoke.rss_regression) if smoke else ()))  # fmt: skip
+            console.print(f"go/no-go: {'GO' if report.go else 'NO-GO'}")
+            for item in report.items:
+                console.print(f"  {MARK[item.result]} {item.title}: {item.evidence}", markup=False)
+            if args.out:
+                console.print(f"wrote {', '.join(str(p) for p in report.write(Path(args.out).resolve()))}")
     elif args.command == "all":
         pipeline.run_all(
             cfg, lock_path, output("wheelhouse", "wheelhouse"), output("images_lock", "images.lock"), args.strict,
@@ -303,10 +317,12 @@ def _history_lock(args: argparse.Namespace, history: Path) -> Path:
 def _signing(args: argparse.Namespace, images_lock: Path) -> None:
     import os
 
+    from .bases.imagelock import ImagesLock
     from .core.progress import console
     from .core.registry import credentials
     from .release import cosign, signing
 
+    ImagesLock.load(images_lock)  # a broken images.lock is named before cosign is installed
     cache_dir = Path(args.cache_dir).resolve()
     if args.command == "sign":
         data = signing.sign_with_cosign(cache_dir, images_lock)
