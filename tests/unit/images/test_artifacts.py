@@ -610,4 +610,4 @@ def test_this_checkout_commits_no_machine_local_builder_refs(project_cfg):
     loopback registry, not reproducible) lives in the cache, not in git."""
     assert project_cfg.builders_lock.is_relative_to(project_cfg.cache_dir)
     tracked = subprocess.run(["git", "ls-files", "*builders.lock"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    assert tracked == ["tests/fixtures/artifacts/builders.lock"]
+    assert tracked and all(t.startswith("tests/fixtures/") for t in tracked), tracked  # test fixtures and fuzz seeds only

@@ -93,12 +93,14 @@ def _images_lock(registry: Registry, directory: Path, payload: bytes) -> Path:
         sbom = directory / f"image-{arch}.cdx.json"
         sbom.write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1, "components": [{"type": "library", "name": "orjson", "version": "3.13.0"}]}))
         images.append({"arch": arch, "ref": f"{registry.address}/{REPO}@{image.digest}", "tag": f"{registry.address}/{REPO}:{tag}",
-                       "base": f"{registry.address}/t/python@sha256:{'b' * 64}", "inputs_sha256": "e" * 64, "sbom": sbom.name})
+                       "base": f"{registry.address}/t/python@sha256:{'b' * 64}", "inputs_sha256": "e" * 64, "sbom": sbom.name,
+                       "size": 1000, "compressed_size": 500, "base_size": 800, "base_compressed_size": 400})
     index_tag = f"3.14.8-{payload.hex()[:8]}"
     index = push_oci_index(registry, REPO, [index_tag], entries, ANNOTATIONS)
+    (directory / "wheelhouse.cdx.json").write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1, "components": []}))
     lock = directory / "images.lock"
     lock.write_text(json.dumps({"images": images, "index": f"{registry.address}/{REPO}@{index}", "tags": [f"{registry.address}/{REPO}:{index_tag}"],
-                                "python": "3.14.8", "lock_sha256": "f" * 64, "revision": "1" * 40}))
+                                "python": "3.14.8", "lock_sha256": "f" * 64, "revision": "1" * 40, "wheelhouse_sbom": "wheelhouse.cdx.json"}))
     return lock
 
 
@@ -143,6 +145,7 @@ def test_sign_then_verify_with_the_factory_and_with_cosign_itself(signed, cosign
     assert statement["predicateType"] == provenance.PREDICATE_TYPE
     names = {d["name"]: d["digest"] for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]}
     assert names["lock"] == {"sha256": "f" * 64} and names["base-arm64"] == {"sha256": "b" * 64}
+    assert names["wheelhouse-sbom"] == {"sha256": hashlib.sha256((lock.parent / "wheelhouse.cdx.json").read_bytes()).hexdigest()}
     assert names["source"] == {"gitCommit": "1" * 40}
     image = data["images"][1]["ref"]
     out = subprocess.run([str(cosign_binary), "verify-attestation", "--key", str(lock.parent / "cosign.pub"), "--type", "cyclonedx",
