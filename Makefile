@@ -94,17 +94,21 @@ registry-stop: venv
 clean:
 	rm -rf wheelhouse wheelhouse.failed images.lock .pytest_cache
 
-# Coverage-guided fuzzing (atheris) of the lock and config readers, FUZZ_SECONDS each
-# (default 600), then of the artifact, index page and sdist readers for a tenth of that.
-# The property is tests/support/fuzzing.py's; a crash stops with libFuzzer's report.
+# Coverage-guided fuzzing (atheris) of every reader of outside input, FUZZ_SECONDS each
+# (default 600), FUZZ_JOBS at a time (default: one per core). Each target's libFuzzer log is
+# .cache/fuzz/TARGET.log; its last line ("Done N runs in T second(s)") is printed. The
+# property is tests/support/fuzzing.py's; a crash fails the run and leaves crash-* there.
 FUZZ_SECONDS ?= 600
+FUZZ_JOBS ?= $(shell nproc)
+FUZZ_TARGETS ?= requirements pylock project-lock config manifest readiness install-lock images-lock bases-lock builders-lock releases index-page sdist
 FUZZ_MAIN := tests/fuzz/atheris_main.py
+FUZZ_DIR := .cache/fuzz
 fuzz: venv
 	$(PIP_ENV) $(VENV)/bin/python -m pip install -q $(PIP_CERT_ARG) --require-hashes --no-deps -r constraints/fuzz.txt
-	@set -eo pipefail; for t in requirements pylock project-lock config; do \
-	  $(VENV)/bin/python $(FUZZ_MAIN) $$t $(FUZZ_SECONDS) 2>&1 | grep -E '^(Done|==|Traceback|  File|[A-Za-z]*Error)' ; done
-	@set -eo pipefail; for t in manifest readiness install-lock images-lock bases-lock builders-lock releases index-page sdist; do \
-	  $(VENV)/bin/python $(FUZZ_MAIN) $$t $$(( $(FUZZ_SECONDS) / 10 )) 2>&1 | grep -E '^(Done|==|Traceback|  File|[A-Za-z]*Error)' ; done
+	@mkdir -p $(FUZZ_DIR)
+	@printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(FUZZ_JOBS) -I{} sh -c \
+	  'cd $(FUZZ_DIR) && ../../$(VENV)/bin/python ../../$(FUZZ_MAIN) {} $(FUZZ_SECONDS) > {}.log 2>&1; rc=$$?; \
+	   echo "{}: $$(grep -E "^Done" {}.log || echo "CRASH (rc $$rc), see $(FUZZ_DIR)/{}.log")"; exit $$rc'
 
 fuzz-lock: venv
 	cd constraints && $(PIP_ENV) CUSTOM_COMPILE_COMMAND="make fuzz-lock" ../$(VENV)/bin/python -m piptools compile -q --no-config \

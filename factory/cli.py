@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 from pathlib import Path
@@ -345,6 +346,14 @@ def main(argv: list[str] | None = None) -> int:
     except FactoryError as e:
         print(f"factory: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # a full disk can strike any write (the cache's records, a builder's log); the outputs
+        # are renamed into place only when complete, so nothing half-written is left
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"factory: error: no space left on the device{where} (fix: free space there, or point cache-dir and --out at a larger filesystem)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as e:
         code = e.exit_code if isinstance(e, Interrupted) else 128 + signal.SIGINT
         print(f"factory: {'terminated' if code == 128 + signal.SIGTERM else 'interrupted'}", file=sys.stderr)

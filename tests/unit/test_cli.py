@@ -214,6 +214,29 @@ def test_full_disk(tmp_path):
         subprocess.run(["umount", str(small)], check=True)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_full_cache_disk(tmp_path):
+    """The cache on a 64 KiB tmpfs filled to its last byte: the download into the cache is a
+    clean one-line error, and no wheelhouse is written."""
+    project(tmp_path)
+    name = "six-1.17.0-py3-none-any.whl"
+    data = make_wheel(name, extra={"six/blob.bin": os.urandom(64 * 1024)})
+    full = tmp_path / "cache"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)], check=True)
+    try:
+        with open(full / "filler", "wb", buffering=0) as f, pytest.raises(OSError, match="No space left"):
+            while True:
+                f.write(b"\0" * 512)
+        with FixtureIndex({"six": {name: data}}) as idx:
+            good_lock(tmp_path / "req.lock", data)
+            proc = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", env={"FACTORY_INDEX_URL": idx.url})
+        assert_clean_failure(proc, "no space left")
+        assert not (tmp_path / "wh").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(full)], check=True)
+
+
 def _evil_sdist(kind: str) -> bytes:
     import io
     import tarfile

@@ -66,3 +66,37 @@ def test_a_broken_environment_gets_one_clean_error(tmp_path, name, broken):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0 and 1 <= len(lines) <= 5, proc.stderr
     assert lines[-1].startswith("factory: error: ") and "(fix: " in lines[-1], proc.stderr
+
+
+H = "a" * 64
+PYLOCK_WITHOUT_FILES = b'lock-version = "1.0"\ncreated-by = "hand"\n[[packages]]\nname = "six"\nversion = "1.17.0"\n'
+# issue 38's seven inputs "as a new user might produce them": (file name, bytes, config, expected line)
+SEVEN = {
+    "binary": ("garbage.lock", bytes(range(128, 256)) * 24, None, "is not a text file"),
+    "bom-crlf": ("bom.lock", f"\ufeffsix==1.17.0 \\\r\n    --hash=sha256:{H}\r\n".encode(), None, None),
+    "upper-hex": ("upper.lock", f"six==1.17.0 --hash=sha256:{H.upper()}\n".encode(), None, "malformed hash"),
+    "pylock-no-files": ("pylock.toml", PYLOCK_WITHOUT_FILES, None, "Exactly one of vcs, directory, archive"),
+    "direct-url": ("url.lock", f"six @ https://example.com/six-1.17.0.tar.gz --hash=sha256:{H}\n".encode(), None, "is not an index requirement"),
+    "directory": ("dir.lock", None, None, "Is a directory"),
+    "targets-string": ("ok.lock", f"six==1.17.0 --hash=sha256:{H}\n".encode(), '[tool.factory]\ntargets = "x86"\n', "unknown target 'x86'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SEVEN))
+def test_the_reported_inputs_get_one_line(tmp_path, case):
+    name, data, config, expected = SEVEN[case]
+    if data is None:
+        (tmp_path / name).mkdir()
+    else:
+        (tmp_path / name).write_bytes(data)
+    if config:
+        (tmp_path / "pyproject.toml").write_text(config)
+    proc = run_factory(tmp_path, "validate", "--lock", name, env={"HOME": str(tmp_path / "home")})
+    assert "Traceback" not in proc.stderr + proc.stdout
+    if expected is None:  # a BOM and CRLF line ends are read as the same lock
+        assert proc.returncode == 0 and "ok, requirements lock, 1 pins" in proc.stdout + proc.stderr, proc.stderr
+        return
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("factory: error: ") and "(fix: " in lines[0], proc.stderr
+    assert expected in lines[0], lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({name, *(["pyproject.toml"] if config else [])})
