@@ -100,7 +100,7 @@ clean:
 # property is tests/support/fuzzing.py's; a crash fails the run and leaves crash-* there.
 FUZZ_SECONDS ?= 600
 FUZZ_JOBS ?= $(shell nproc)
-FUZZ_TARGETS ?= requirements pylock project-lock config manifest readiness install-lock images-lock bases-lock builders-lock releases index-page sdist
+FUZZ_TARGETS ?= requirements pylock project-lock config environment manifest readiness install-lock images-lock bases-lock builders-lock releases index-page sdist
 FUZZ_MAIN := tests/fuzz/atheris_main.py
 FUZZ_DIR := .cache/fuzz
 fuzz: venv

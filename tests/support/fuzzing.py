@@ -60,6 +60,17 @@ def _config(path: Path) -> object:
     return load_config(path, env={})
 
 
+def _environment(path: Path) -> object:
+    """``FACTORY_*`` variables, one ``NAME=VALUE`` per line, over the config seed's table
+    (a process environment cannot hold NUL, so a NUL ends its value as it would there)."""
+    env = {}
+    for line in path.read_bytes().decode("utf-8", errors="surrogateescape").splitlines():
+        name, _, value = line.partition("=")
+        if name.startswith("FACTORY_") and "\0" not in name:
+            env[name] = value.split("\0")[0]
+    return load_config(SEEDS / "pyproject.toml", env=env)
+
+
 def _index_page(path: Path) -> object:
     return only_version(path.read_bytes().decode("utf-8", errors="replace"), "1.0")
 
@@ -82,6 +93,7 @@ TARGETS: Mapping[str, Target] = {
         Target("pylock", "pylock.toml", read_lock, (FactoryError,), _seeds("pylock.uv-export.toml", "pylock.pip.toml", root=LOCK_SEEDS)),
         Target("project-lock", "uv.lock", read_lock, (FactoryError,), _seeds("uv.lock", "poetry.lock")),
         Target("config", "pyproject.toml", _config, (FactoryError,), _seeds("pyproject.toml")),
+        Target("environment", "factory.env", _environment, (FactoryError,), _seeds("factory.env")),
         Target("manifest", "manifest.json", Manifest.load, (ValueError,), _seeds("manifest.json")),
         Target("readiness", "readiness.json", Readiness.load, (ValueError,), _seeds("readiness.json")),
         Target("install-lock", "install.lock", InstallLock.load, (ValueError,), _seeds("install.lock")),
