@@ -52,6 +52,16 @@ def test_mutated_seeds(name, rng: random.Random, rounds, pick):
     run(name, mutate(target, seed, rng, rounds))
 
 
+def test_every_minimised_crash_is_a_seed_of_its_target():
+    """A crash input committed under tests/fixtures/fuzz/crashes is run by
+    ``test_every_target_has_a_seed_that_it_reads`` only if its name prefix claims it."""
+    from fuzzing import SEEDS
+
+    crashes = {p.resolve() for p in (SEEDS / "crashes").iterdir()}
+    claimed = {s.resolve() for t in TARGETS.values() for s in t.seeds}
+    assert crashes and crashes <= claimed, sorted(p.name for p in crashes - claimed)
+
+
 def test_the_property_fails_on_a_reader_that_breaks_its_contract(tmp_path):
     # the check must be able to fail: a reader raising outside its contract, or in two lines
     from dataclasses import replace
