@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 FACTORY := $(VENV)/bin/factory
-APT_PACKAGES := qemu-user-static mmdebstrap docker-registry skopeo
+APT_PACKAGES := qemu-user-static mmdebstrap docker-registry skopeo chromium
 # The host's pip configuration may add local find-links / extra indexes; the venv must
 # come from the index only, hash-checked against constraints/host.txt.
 PIP_ENV := env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null
@@ -34,6 +34,7 @@ deps:
 	[ -e /usr/bin/qemu-aarch64-static ] || missing="$$missing qemu-user-static"; \
 	command -v dpkg-deb >/dev/null || missing="$$missing dpkg"; \
 	command -v cc >/dev/null || missing="$$missing gcc"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \

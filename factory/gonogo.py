@@ -6,7 +6,8 @@ Inputs: ``images.lock`` (``ImagesLock``), the wheelhouse's ``manifest.json`` and
 baseline images.lock (the release before), and the free-threaded lane's wheelhouse when it
 exists. Nothing is fetched: the report proves what the recorded runs showed.
 
-Output: ``report.json`` (schema ``resources/schemas/report.schema.json``) and ``report.md``.
+Output: ``report.json`` (schema ``resources/schemas/report.schema.json``), ``report.md`` and
+``report.html`` (``reportpage``: the checklist, the readiness grid, the times to ready).
 The items, in order (ids as in the JSON):
 
 - ``wheels-only``: the images were built from this wheelhouse (same lock sha256), which holds
@@ -38,6 +39,8 @@ from .core.textfile import write_atomically
 from .images.kubeprobes import NAME as PROBES_NAME
 from .images.kubeprobes import startup_budget
 from .release.rollout import HISTORY_NAME, read_history
+from .reportpage import NAME as PAGE_NAME
+from .reportpage import render
 from .wheelhouse.manifest import Manifest
 from .wheelhouse.readiness import Readiness, Status
 
@@ -62,11 +65,15 @@ class Item:
 
 @dataclass(frozen=True)
 class Report:
-    """The checklist for one images.lock: ``go`` when no item failed."""
+    """The checklist for one images.lock: ``go`` when no item failed. ``readiness`` (the
+    wheelhouse's matrix, None when it has none) and ``startups`` ((arch, measured, baseline
+    or None) per arch measured) are for the page only."""
 
     images_lock: str
     index: str
     items: tuple[Item, ...]
+    readiness: Readiness | None = None
+    startups: tuple[tuple[str, Startup, Startup | None], ...] = ()
 
     @property
     def go(self) -> bool:
@@ -81,12 +88,13 @@ class Report:
         lines += [f"| {MARK[i.result]} | {i.title} | {i.evidence.replace('|', '/')} |" for i in self.items]
         return "\n".join(lines) + "\n"
 
-    def write(self, out: Path) -> tuple[Path, Path]:
-        """Write ``report.json`` and ``report.md`` into the directory ``out`` (each atomically);
-        ``OutputError`` if refused."""
-        paths = out / "report.json", out / "report.md"
+    def write(self, out: Path) -> tuple[Path, Path, Path]:
+        """Write ``report.json``, ``report.md`` and ``report.html`` into the directory ``out``
+        (each atomically); ``OutputError`` if refused."""
+        paths = out / "report.json", out / "report.md", out / PAGE_NAME
         write_atomically(paths[0], json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
         write_atomically(paths[1], self.markdown())
+        write_atomically(paths[2], render(self.go, self.index, [i.to_json() for i in self.items], self.readiness, self.startups))
         return paths
 
 
@@ -233,4 +241,18 @@ def build_report(images_lock: Path, wheelhouse: Path, baseline: Path | None = No
         rollback_tested(images_lock.parent),
         free_threaded(wheelhouse),
     )
-    return Report(str(images_lock), images.index, items)
+    before = _startups(base) if base is not None else {}
+    startups = tuple((arch, s, before.get(arch)) for arch, s in sorted(_startups(images).items()))
+    return Report(str(images_lock), images.index, items, _readiness(wheelhouse), startups)
+
+
+def _readiness(wheelhouse: Path) -> Readiness | None:
+    """The wheelhouse's readiness matrix (its ``.failed`` sibling's after a failed build), or None."""
+    failed = wheelhouse.parent / f"{wheelhouse.name}.failed" / "readiness.json"
+    path = failed if failed.is_file() else wheelhouse / "readiness.json"
+    if not path.is_file():
+        return None
+    try:
+        return Readiness.load(path)
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"{path} is not a readiness matrix ({e})", "rebuild it with `factory wheelhouse`") from None

@@ -1,6 +1,6 @@
 """The go/no-go report (factory/gonogo.py): each checklist item passes on the evidence of a
 good run and fails, naming why, when that evidence is missing or over budget; report.json
-matches its schema; ``factory report --out`` writes both files."""
+matches its schema; ``factory report --out`` writes report.json, report.md and report.html."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def test_a_broken_input_is_one_error(good):
         build_report(good / "images.lock", good / "wheelhouse", good / "baseline.lock")
 
 
-def test_factory_report_writes_the_two_files(good):
+def test_factory_report_writes_the_three_files(good):
     (good / "pyproject.toml").write_text('[tool.factory]\ncache-dir = "cache"\nregistry-local = false\n')
     proc = run_factory(good, "report", "--baseline", "baseline.lock", "--out", "out", timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -113,3 +113,6 @@ def test_factory_report_writes_the_two_files(good):
     assert "go/no-go: GO" in out and "✓ Rollback is one action" in out, out
     assert json.loads((good / "out" / "report.json").read_text())["go"] is True
     assert (good / "out" / "report.md").read_text().startswith("# Go/no-go: GO")
+    page = (good / "out" / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and "default-src 'none'" in page and '<h1 class="go">GO</h1>' in page
+    assert page.count('<td class="mark">') == 7 and "No readiness.json" in page  # the fixture wheelhouse has no matrix
