@@ -3,7 +3,7 @@
 Every import in ``factory/`` is read from the source (module level, function level and
 ``TYPE_CHECKING`` blocks alike). The packages, lowest first, draw the pipeline:
 
-    core → locks → index → tools → bases → sdist → wheelhouse → images → release → top (cli, pipeline, report)
+    core → locks → index → tools → bases → sdist → wheelhouse → images → release → top (cli, pipeline, report, gonogo, reportpage)
 
 A module may import modules of its own package or of a lower one; there must be no import
 cycle between modules; only ``factory.core.engine`` imports the Docker SDK or
