@@ -6,6 +6,7 @@ import argparse
 import errno
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--target", action="append", default=[], help="a target (repeatable; default: all configured)")
     s.add_argument("--allow-missing", action="store_true", help="report pins without wheels instead of building or failing")
     s.add_argument("--no-build", action="store_true", help="wheels-only lane: fail on pins without a wheel instead of building their sdists")
+    s.add_argument("--verify-cache", action="store_true", help="re-hash every cached file it reuses, not only those changed since they were checked")
     s.add_argument("--only", metavar="CELL", help="build this one cell (an id from `factory plan`) into the build cache; with --out, copy its wheel to OUT/<target>/")
 
     s = sub.add_parser("upgrade", help="propose the fewest, oldest pin upgrades that give every pin a wheel on every target (uv re-resolves)")
@@ -89,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--baseline", help="the previous release's images.lock, for the go/no-go startup and RSS gates")
     s.add_argument("--out", help="also write the go/no-go checklist as report.json and report.md into this directory")
 
-    _image_options(sub.add_parser("all", help="validate, bootstrap, wheelhouse, images, smoke, report (make images)"))
+    s = sub.add_parser("all", help="validate, bootstrap, wheelhouse, images, smoke, report (make images)")
+    _image_options(s)
+    s.add_argument("--verify-cache", action="store_true", help="re-hash every cached file it reuses, not only those changed since they were checked")
 
     s = sub.add_parser("registry", help="start/stop the loopback registry")
     s.add_argument("action", choices=["start", "stop", "status"])
@@ -143,6 +147,8 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if getattr(args, "abi", None):
         cfg = cfg.with_abi(args.abi)
+    if getattr(args, "verify_cache", False):
+        cfg = replace(cfg, verify_cache=True)
     given_lock = getattr(args, "lock", None)
     lock_path = Path(given_lock).resolve() if given_lock else cfg.lock
     if not given_lock and args.command in LOCK_COMMANDS and not cfg.lock_explicit:

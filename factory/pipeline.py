@@ -12,38 +12,34 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
-from .bases import bootstrap as bootstrap_stage
 from .bases.imagelock import ImagesLock
 from .core import atomic
 from .core.cache import FileCache, sha256_file
 from .core.config import LOCK_NAMES, Config
-from .core.engine import Engine, docker_login_credentials
 from .core.errors import BootstrapError, BuildFailedError, ConfigError, LockError, OutputError, UnknownCellError, WheelhouseMismatchError
 from .core.progress import console
-from .core.registry import LocalRegistry, Registry, credentials
 from .core.targets import Target
-from .images import assemble as images_stage
-from .images import layout as oci_layout
-from .images import smoke as smoke_stage
-from .images import startup as startup_stage
 from .index.client import Index
 from .locks.lockfile import ExportOptions, Lock, Pin, check_for, read_lock
-from .release import provenance
-from .release import signing as signing_stage
-from .report import print_summary
-from .sdist import build as build_stage
-from .sdist.build import SdistBuilder
-from .sdist.builders import cache_identity, read_builders_lock
-from .sdist.outcome import BuildOutcome, PlannedCell, cell_id
-from .sdist.plan import Connection
-from .sdist.project import ProjectSource
-from .tools import uv as uv_tool
-from .tools.toolchain import tool_wheel
 from .wheelhouse import stage as wheelhouse_stage
-from .wheelhouse import upgrade as upgrade_stage
+
+# The other stages are imported where they are used: a run that only assembles a wheelhouse
+# from the cache does not pay for Docker, the sdist lane or the image stages (about 0.9 s).
+if TYPE_CHECKING:
+    from .bases.bootstrap import BaseImage
+    from .core.engine import Engine
+    from .core.registry import LocalRegistry, Registry
+    from .images.smoke import SmokeResult
+    from .release.provenance import Input
+    from .sdist.build import SdistBuilder
+    from .sdist.outcome import BuildOutcome, PlannedCell
+    from .sdist.plan import Connection
+    from .sdist.project import ProjectSource
+    from .wheelhouse.upgrade import UpgradePlan
 
 
 def run_lock_file(cache_dir: Path, path: Path) -> Path:
@@ -81,6 +77,9 @@ def exclusive(cache_dir: Path, *outputs: Path) -> Iterator[None]:
                 console.print(f"waiting for another factory run to release {path} (lock {lock_file})")
                 lock.acquire()
             stack.callback(lock.release)
+        from .bases import bootstrap as bootstrap_stage
+        from .sdist import build as build_stage
+
         FileCache(cache_dir).sweep()
         bootstrap_stage.sweep(cache_dir)
         build_stage.sweep(cache_dir)
@@ -95,7 +94,7 @@ def make_index(cfg: Config, lock: Lock | None = None) -> Index:
     is another index (uv's named indexes, exported) is read from that one, as
     ``[tool.factory.indexes]`` maps it (``Config.index_here``); a file is still identified
     by its name and sha256."""
-    cache = FileCache(cfg.cache_dir)
+    cache = FileCache(cfg.cache_dir, verify=cfg.verify_cache)
     index = Index(cfg.index_for(lock.index_url if lock is not None else None), cache, cfg.ca_bundle)
     others: dict[str, Index] = {}
     for pin in lock.pins if lock is not None else ():
@@ -148,6 +147,8 @@ def find_lock(cfg: Config) -> Path:
 
 def local_registry(cfg: Config) -> LocalRegistry:
     """The loopback registry process for ``cfg`` (data under ``registry-dir``)."""
+    from .core.registry import LocalRegistry
+
     return LocalRegistry(cfg.registry, cfg.registry_dir, cfg.registry_htpasswd)
 
 
@@ -155,6 +156,8 @@ def connect_engine(cfg: Config) -> Engine:
     """The local Docker engine, handing each arch with a configured host
     (``[tool.factory.hosts]``) to that host's engine. ``DockerUnavailableError`` if the
     local engine does not answer (a host's, when that arch is first used)."""
+    from .core.engine import Engine
+
     return Engine(hosts=dict(cfg.hosts))
 
 
@@ -164,6 +167,9 @@ def connect_registry(cfg: Config) -> Registry:
     Credentials come from ``FACTORY_REGISTRY_USER`` / ``FACTORY_REGISTRY_PASSWORD`` or the
     Docker config (``registry.credentials``).
     """
+    from .core.engine import docker_login_credentials
+    from .core.registry import Registry, credentials
+
     if cfg.registry_local:
         local_registry(cfg).start()
     registry = Registry(cfg.registry, credentials(cfg.registry, docker_login=docker_login_credentials))
@@ -171,8 +177,10 @@ def connect_registry(cfg: Config) -> Registry:
     return registry
 
 
-def bases_for(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
+def bases_for(cfg: Config) -> dict[str, BaseImage]:
     """The recorded base images; ``BootstrapError`` if an arch was never bootstrapped."""
+    from .bases import bootstrap as bootstrap_stage
+
     require_lane_bases(cfg)
     bases = bootstrap_stage.read_bases_lock(cfg.bases_lock)
     for arch in cfg.arches:
@@ -184,7 +192,7 @@ def bases_for(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
     return bases
 
 
-def runtime_bases(cfg: Config, engine: Engine, registry: Registry) -> dict[str, bootstrap_stage.BaseImage]:
+def runtime_bases(cfg: Config, engine: Engine, registry: Registry) -> dict[str, BaseImage]:
     """The recorded base images (``bases_for``), each made local to the engine that runs its
     arch, pulled from ``registry`` when that engine lacks it: the sdist lane runs them for
     build locks and import checks, ``factory lock`` compiles in the amd64 one, the images
@@ -205,7 +213,9 @@ def runtime_bases(cfg: Config, engine: Engine, registry: Registry) -> dict[str, 
     return bases
 
 
-def run_bootstrap(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
+def run_bootstrap(cfg: Config) -> dict[str, BaseImage]:
+    from .bases import bootstrap as bootstrap_stage
+
     engine = connect_engine(cfg)
     with exclusive(cfg.cache_dir, cfg.bases_lock):
         return bootstrap_stage.bootstrap(require_lane_bases(cfg), engine, connect_registry(cfg))
@@ -214,6 +224,10 @@ def run_bootstrap(cfg: Config) -> dict[str, bootstrap_stage.BaseImage]:
 def sdist_builder(cfg: Config, index: Index, engine: Engine | None = None, registry: Registry | None = None) -> Callable[[], SdistBuilder]:
     """A factory for the build stage's ``SdistBuilder``: Docker, the registry and the base
     images are only reached when some cell actually needs a build."""
+    from .sdist.build import SdistBuilder
+    from .sdist.plan import Connection
+    from .tools.toolchain import tool_wheel
+
 
     def connect() -> Connection:
         eng = engine or connect_engine(cfg)
@@ -227,6 +241,8 @@ def plan_cells(cfg: Config, lock: Lock) -> list[PlannedCell]:
     """``factory plan``: every pin × target cell of ``lock`` without an index wheel, with
     its build cache key as ``build`` would compute it (builders as ``builders.lock`` records
     them; nothing is built, bootstrapped or started). Raises the index's errors."""
+    from .sdist.builders import cache_identity, read_builders_lock
+
     with exclusive(cfg.cache_dir):
         index = make_index(cfg, lock)
         recorded = {arch: cache_identity(b) for arch, b in read_builders_lock(cfg.builders_lock).items()}
@@ -245,6 +261,8 @@ def build_only(cfg: Config, lock: Lock, cell: str, out: Path | None) -> BuildOut
     the build cache, index wheels untouched; with ``out``, copy its wheel into ``out/<target>/``.
     Returns its outcome (failed ones too). ``UnknownCellError`` when the lock's plan has no
     such cell (it has an index wheel, or the id is wrong)."""
+    from .sdist.outcome import cell_id
+
     with exclusive(cfg.cache_dir):
         index = make_index(cfg, lock)
         cells = {cell_id(p.name, p.version, t.name): (p, t) for p, t in _missing_cells(cfg, lock, index)}
@@ -260,6 +278,8 @@ def build_only(cfg: Config, lock: Lock, cell: str, out: Path | None) -> BuildOut
 
 def project_source(cfg: Config) -> ProjectSource | None:
     """The service's project tree to build into the wheelhouse, or None (no packaged project)."""
+    from .sdist.project import ProjectSource
+
     if cfg.service is None or cfg.service.project is None:
         return None
     return ProjectSource.of(cfg.service.project)
@@ -277,13 +297,16 @@ def run_wheelhouse(cfg: Config, lock: Lock, out: Path, allow_missing: bool, buil
         )
 
 
-def run_upgrade(cfg: Config, lock_path: Path, out: Path, write: bool = False) -> tuple[upgrade_stage.UpgradePlan, Path]:
+def run_upgrade(cfg: Config, lock_path: Path, out: Path, write: bool = False) -> tuple[UpgradePlan, Path]:
     """``factory upgrade``: read the lock at ``lock_path`` (any accepted format, made for any
     Python: ``check_for`` is not applied, the point is to make it fit), plan its upgrade for
     the configured CPython and targets from the index and the pinned uv
     (``wheelhouse.upgrade``), and write the plan into ``out``; with ``write``, the proposed
     lock replaces the user's. Returns the plan and the proposed lock's path in ``out``.
     Nothing is written when the lock, the index or the resolution fails."""
+    from .tools import uv as uv_tool
+    from .wheelhouse import upgrade as upgrade_stage
+
     lock = read_lock(lock_path, dataclasses.replace(export_options(cfg), check_python=False))
     if write and lock.exported_from is not None:
         raise ConfigError(
@@ -298,6 +321,9 @@ def run_upgrade(cfg: Config, lock_path: Path, out: Path, write: bool = False) ->
 
 
 def run_images(cfg: Config, lock: Lock, wheelhouse: Path, out: Path, strict: bool = False) -> ImagesLock:
+    from .images import assemble as images_stage
+    from .tools.toolchain import tool_wheel
+
     engine = connect_engine(cfg)
     with exclusive(cfg.cache_dir, out):
         registry = connect_registry(cfg)
@@ -316,11 +342,15 @@ def pinned_names(lock: Lock, images: ImagesLock) -> frozenset[str]:
     return frozenset(p.name for p in lock.pins)
 
 
-def run_smoke(cfg: Config, images_lock: Path, lock: Lock) -> list[smoke_stage.SmokeResult]:
+def run_smoke(cfg: Config, images_lock: Path, lock: Lock) -> list[SmokeResult]:
     """Smoke-test the images of ``images_lock``, built from ``lock`` (its pins may include
     packaging tools); a service with ``[tool.factory.smoke]`` is also started once cold and
     once under the limits per arch (``startup.measure``; ``SmokeError`` if it does not come
     up or stop). ``ArtifactError`` / ``WheelhouseMismatchError`` before any container."""
+    from .images import smoke as smoke_stage
+    from .images import startup as startup_stage
+    from .tools.toolchain import tool_wheel
+
     images = ImagesLock.load(images_lock)
     pinned = pinned_names(lock, images)
     engine = connect_engine(cfg)
@@ -339,6 +369,8 @@ def run_smoke(cfg: Config, images_lock: Path, lock: Lock) -> list[smoke_stage.Sm
 
 def write_oci_layout(cfg: Config, images: ImagesLock, dest: Path) -> Path:
     """``--oci-layout DIR``: the index and images of ``images`` as an OCI image layout at ``dest``."""
+    from .images import layout as oci_layout
+
     registry = connect_registry(cfg)
     return oci_layout.write_layout(images, dest, registry.auth, insecure=cfg.registry_local or cfg.registry.startswith(("127.", "localhost")))
 
@@ -350,6 +382,14 @@ def run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, s
 
 
 def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, strict: bool, oci_layout_dir: Path | None = None) -> None:
+    from .bases import bootstrap as bootstrap_stage
+    from .images import assemble as images_stage
+    from .images import layout as oci_layout
+    from .images import smoke as smoke_stage
+    from .release import signing as signing_stage
+    from .report import print_summary
+    from .tools.toolchain import tool_wheel
+
     started = time.monotonic()
     console.rule("validate lock")
     lock = load_lock(cfg, lock_path)
@@ -397,10 +437,13 @@ def _run_all(cfg: Config, lock_path: Path, wheelhouse: Path, images_lock: Path, 
         raise failed
 
 
-def provenance_inputs(cfg: Config, wheelhouse: Path) -> list[provenance.Input]:
+def provenance_inputs(cfg: Config, wheelhouse: Path) -> list[Input]:
     """The inputs of a run that images.lock does not name, for its SLSA provenance: the
     toolchain lock, the wheelhouse manifest, each bootstrapped base's recipe and each
     builder image of builders.lock (sha256 of the files; builders by digest)."""
+    from .release import provenance
+    from .sdist.builders import read_builders_lock
+
     inputs = [
         provenance.Input("toolchain", str(cfg.toolchain), sha256_file(cfg.toolchain)),
         provenance.Input("wheelhouse-manifest", str(wheelhouse / wheelhouse_stage.MANIFEST_NAME), sha256_file(wheelhouse / wheelhouse_stage.MANIFEST_NAME)),

@@ -99,6 +99,8 @@ DEFAULTS: dict[str, Any] = {
     "cache-dir": "",
     "registry": "127.0.0.1:5555",
     "registry-local": True,
+    # true: re-hash every cached file on reuse, whatever its stamp says (cache.FileCache)
+    "verify-cache": False,
     "registry-dir": "",
     "registry-htpasswd": "",
     "dockerfile": Packaged("images/runtime.Dockerfile"),
@@ -267,6 +269,7 @@ class Config:
     # a lock's own --index-url line.
     index_url_explicit: bool = False
     engine_cache: bool = True
+    verify_cache: bool = False
     builder_images: tuple[tuple[str, str], ...] = field(default=())
     build_overrides: tuple[tuple[str, Path], ...] = field(default=())
     library_builder_recipe: Path | None = None
@@ -795,6 +798,7 @@ def load_config(pyproject: Path | str | None = None, env: Mapping[str, str] | No
         cache_dir=cache_dir,
         registry=str(values["registry"]).rstrip("/"),
         registry_local=_as_bool("registry-local", values["registry-local"]),
+        verify_cache=_as_bool("verify-cache", values["verify-cache"]),
         registry_dir=path_or("registry-dir", cache_dir / "registry"),
         dockerfile=path_of("dockerfile"),
         registry_htpasswd=path_of("registry-htpasswd") if values["registry-htpasswd"] else None,

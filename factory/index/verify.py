@@ -28,6 +28,12 @@ FIX = "the file on the index is mislabelled or tampered with; do not ship it (pi
 
 
 
+def check_name(target: Target) -> str:
+    """The name under which a cache entry records that it passed ``check_wheel`` for
+    ``target`` (``FileCache.mark_passed``); it changes when the check does."""
+    return f"check_wheel-2-{target.arch}"
+
+
 def check_wheel(path: Path, target: Target) -> None:
     """Raise ``WheelContentError`` unless the wheel at ``path`` is what its name claims for ``target``."""
     name = path.name

@@ -45,7 +45,7 @@ from ..core.progress import Progress, console
 from ..core.targets import Target
 from ..index.client import Index
 from ..index.selection import Choice, best_wheel, unlocked_wheel
-from ..index.verify import check_wheel
+from ..index.verify import check_name, check_wheel
 from ..locks.lockfile import Lock, Pin
 from .manifest import DEFAULT_ABI, LOCKED_OUT, NO_WHEEL, InstallLock, Manifest, ManifestEntry, MissingCell, NotNeeded, ProjectEntry, json_text
 from .readiness import Failure, Readiness, readiness_of
@@ -366,7 +366,9 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
     """Select, download (once per file, ``req.jobs`` at a time), build, verify and lay out the wheelhouse.
 
     Each index wheel is checked against its own name (``verify.check_wheel``): WHEEL tags
-    and the machine of every ELF file inside; a liar raises ``WheelContentError``.
+    and the machine of every ELF file inside; a liar raises ``WheelContentError``. A cached
+    wheel that passed it for its arch since its bytes were last verified is not read again
+    (``FileCache.passed``; every wheel is, with ``--verify-cache``).
 
     Cells without an index wheel are built by ``req.builder()`` (a factory, called only
     when a cell is missing, so a wheels-only lock needs no Docker here; one cibuildwheel run
@@ -394,7 +396,10 @@ def build_wheelhouse(req: WheelhouseRequest) -> WheelhouseResult:
 
         def fetch(c: Choice) -> tuple[str, Path]:
             path = req.index.fetch(c.package, c.sha256, progress=progress.bytes_tracker())
-            check_wheel(path, c.target)
+            cache, check = req.index.cache, check_name(c.target)
+            if not cache.passed(c.sha256, path, check):
+                check_wheel(path, c.target)
+                cache.mark_passed(c.sha256, path, check)
             progress.advance(task)
             return c.sha256, path
 

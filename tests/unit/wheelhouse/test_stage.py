@@ -203,6 +203,38 @@ def test_a_new_output_from_a_warm_cache_needs_no_index(tmp_path, served):
     assert (tmp_path / "wh2" / "install" / f"{TARGETS[0].name}.lock").read_text() == (tmp_path / "wh1" / "install" / f"{TARGETS[0].name}.lock").read_text()
 
 
+def test_a_warm_new_output_re_hashes_nothing_but_catches_a_flipped_byte(tmp_path, served, monkeypatch):
+    """The second new output trusts the stamps (no cached wheel re-hashed, no wheel opened);
+    bytes flipped in place in one cached wheel are caught on the next: that entry is
+    evicted, and with the index down the run fails instead of shipping it."""
+    from indexserver import free_port
+
+    from factory.core.errors import IndexUnreachableError
+
+    _idx, index, lock = served
+    first = build_wheelhouse(lock, TARGETS, PY, index, tmp_path / "wh1")
+    warm = FileCache(tmp_path / "cache")
+    dead = Index(f"http://127.0.0.1:{free_port()}/simple/", warm)
+    from factory.wheelhouse import stage
+
+    opened = []
+    monkeypatch.setattr(stage, "check_wheel", lambda path, target: opened.append(path))
+    assert build_wheelhouse(lock, TARGETS, PY, dead, tmp_path / "wh2").manifest == first.manifest
+    assert warm.hashed == 0 and opened == []
+    entry = first.manifest.entries(TARGETS[1].name)[0]
+    (cached,) = (tmp_path / "cache" / "files" / "sha256" / entry.sha256[:2] / entry.sha256).iterdir()
+    size = cached.stat().st_size
+    with open(cached, "r+b") as f:
+        f.seek(size // 2)
+        byte = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    checked = FileCache(tmp_path / "cache")
+    with pytest.raises(IndexUnreachableError):
+        build_wheelhouse(lock, TARGETS, PY, Index(dead.url, checked), tmp_path / "wh3")
+    assert checked.evicted == [entry.filename] and not (tmp_path / "wh3").exists()
+
+
 def test_a_recorded_resolution_whose_file_left_the_cache_reads_the_index_again(tmp_path, served):
     import shutil
 
