@@ -93,6 +93,12 @@ class FileCache:
         self._write_stamp(sha256, path, [])
         return path
 
+    def trusted(self, sha256: str, path: Path) -> bool:
+        """Whether the file at ``path`` is, by its stamp, an unchanged checked entry of this
+        content hash (a hard link of the entry, as a wheelhouse's files are); always False
+        with ``verify``. A copy is another inode: not trusted, to be hashed."""
+        return not self.verify and self._stamp(sha256, path) is not None
+
     def passed(self, sha256: str, path: Path, check: str) -> bool:
         """Whether the entry at ``path`` passed ``check`` (a name that changes when the check
         does) since its bytes were last verified; always False with ``verify``."""

@@ -318,7 +318,8 @@ def write_simple_index(root: Path, manifest: Manifest) -> None:
 def current_manifest(req: WheelhouseRequest) -> Manifest | None:
     """``req.out``'s manifest if it was built from ``req.lock`` for exactly ``req.targets``,
     ``req.python`` and ``req.abi``, has no missing cell, has its SBOM and readiness matrix,
-    and every file still has its recorded sha256; else None.
+    and every file still has its recorded sha256 (a hard link of an unchanged, stamped cache
+    entry is not hashed again: ``FileCache.trusted``); else None.
     """
     out = req.out
     try:
@@ -341,6 +342,7 @@ def current_manifest(req: WheelhouseRequest) -> Manifest | None:
         if not wheel.is_file() or sha256_file(wheel) != manifest.project.sha256:
             return None
     checked: dict[int, str] = {}  # hard links share an inode: hash each file once
+    cache = req.index.cache
     for target, entries in manifest.targets.items():
         for e in entries:
             path = out / target / e.filename
@@ -349,7 +351,7 @@ def current_manifest(req: WheelhouseRequest) -> Manifest | None:
             except OSError:
                 return None
             if inode not in checked:
-                checked[inode] = sha256_file(path)
+                checked[inode] = e.sha256 if cache.trusted(e.sha256, path) else sha256_file(path)
             if checked[inode] != e.sha256:
                 return None
     return manifest

@@ -189,6 +189,24 @@ def test_a_current_wheelhouse_is_reused_without_the_index(tmp_path, served):
         e.sha256 for e in rebuilt.manifest.entries("musllinux_1_2_x86_64") if e.name == "markupsafe")
 
 
+def test_a_current_wheelhouse_of_stamped_links_is_reused_unhashed_and_an_edit_in_place_is_seen(tmp_path, served, monkeypatch):
+    from factory.wheelhouse import stage
+
+    _idx, index, lock = served
+    out = tmp_path / "wh"
+    first = build_wheelhouse(lock, TARGETS, PY, index, out)
+    hashed = []
+    real = stage.sha256_file
+    monkeypatch.setattr(stage, "sha256_file", lambda p: hashed.append(p) or real(p))
+    dead = Index("http://127.0.0.1:9/simple/", FileCache(tmp_path / "cache"))
+    assert build_wheelhouse(lock, TARGETS, PY, dead, out).reused and hashed == []
+    victim = out / TARGETS[0].name / first.manifest.entries(TARGETS[0].name)[0].filename
+    with open(victim, "r+b") as f:  # the wheelhouse's file is the cache entry's hard link
+        f.write(b"X")
+    assert not build_wheelhouse(lock, TARGETS, PY, Index(index.url, FileCache(tmp_path / "cache")), out).reused
+    assert hashed
+
+
 def test_a_new_output_from_a_warm_cache_needs_no_index(tmp_path, served):
     """The resolution (lock, python, abi, targets -> files) is recorded in the cache: a new
     output assembles with the index on a dead port, and gives the same manifest."""
