@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 if TYPE_CHECKING:
     from .core.registry import Registry
 
+VERIFY_CACHE_HELP = "re-hash every cached file it reuses, not only those changed since they were checked"
 LOCK_COMMANDS = ("validate", "plan", "wheelhouse", "images", "smoke", "all")
 RELEASE_COMMANDS = ("promote", "rollback", "releases", "sign", "verify", "publish")
 HELP = "Wheelhouse build and container image factory for Python 3.14."
@@ -59,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--target", action="append", default=[], help="a target (repeatable; default: all configured)")
     s.add_argument("--allow-missing", action="store_true", help="report pins without wheels instead of building or failing")
     s.add_argument("--no-build", action="store_true", help="wheels-only lane: fail on pins without a wheel instead of building their sdists")
-    s.add_argument("--verify-cache", action="store_true", help="re-hash every cached file it reuses, not only those changed since they were checked")
+    s.add_argument("--verify-cache", action="store_true", help=VERIFY_CACHE_HELP)
     s.add_argument("--only", metavar="CELL", help="build this one cell (an id from `factory plan`) into the build cache; with --out, copy its wheel to OUT/<target>/")
 
     s = sub.add_parser("upgrade", help="propose the fewest, oldest pin upgrades that give every pin a wheel on every target (uv re-resolves)")
@@ -93,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("all", help="validate, bootstrap, wheelhouse, images, smoke, report (make images)")
     _image_options(s)
-    s.add_argument("--verify-cache", action="store_true", help="re-hash every cached file it reuses, not only those changed since they were checked")
+    s.add_argument("--verify-cache", action="store_true", help=VERIFY_CACHE_HELP)
 
     s = sub.add_parser("registry", help="start/stop the loopback registry")
     s.add_argument("action", choices=["start", "stop", "status"])

@@ -40,13 +40,13 @@ from .images.kubeprobes import NAME as PROBES_NAME
 from .images.kubeprobes import startup_budget
 from .release.rollout import HISTORY_NAME, read_history
 from .reportpage import NAME as PAGE_NAME
-from .reportpage import render
+from .reportpage import RESULT_MARK, render
 from .wheelhouse.manifest import Manifest
 from .wheelhouse.readiness import Readiness, Status
 
 SCHEMA = "schemas/report.schema.json"
 Result = Literal["pass", "fail", "n/a"]
-MARK = {"pass": "✓", "fail": "✗", "n/a": "–"}
+MARK = RESULT_MARK  # the page, report.md and the terminal mark results alike
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,9 @@ from .index.client import Index
 from .locks.lockfile import ExportOptions, Lock, Pin, check_for, read_lock
 from .wheelhouse import stage as wheelhouse_stage
 
-# The other stages are imported where they are used: a run that only assembles a wheelhouse
-# from the cache does not pay for Docker, the sdist lane or the image stages (about 0.9 s).
+# The other stages are imported where they are used, so a wheelhouse run does not load the
+# image, release and upgrade stages; the run locks' sweeps (``exclusive``) still import the
+# sdist lane and bootstrap, and with them the Docker SDK.
 if TYPE_CHECKING:
     from .bases.bootstrap import BaseImage
     from .core.engine import Engine
@@ -227,7 +228,6 @@ def sdist_builder(cfg: Config, index: Index, engine: Engine | None = None, regis
     from .sdist.build import SdistBuilder
     from .sdist.plan import Connection
     from .tools.toolchain import tool_wheel
-
 
     def connect() -> Connection:
         eng = engine or connect_engine(cfg)

@@ -10,8 +10,8 @@ page opens from CI's artifacts offline and shows the same thing everywhere. It h
 - the readiness matrix (``Readiness``) as a grid: one row per pin, one cell per target,
   coloured by status, the cell's text (``Cell.text``) as its tooltip (``title``).
 
-Every string from a run is HTML-escaped. The grid is a plain table (about 120 bytes per cell:
-a 300-pin lock on 4 targets is about 150 KB).
+Every string from a run is HTML-escaped. The grid is a plain table (about 100 bytes per cell:
+a 300-pin lock on 4 targets is about 125 KB).
 """
 
 from __future__ import annotations

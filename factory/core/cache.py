@@ -82,7 +82,7 @@ class FileCache:
         path = self._dir(sha256) / filename
         if not path.is_file():
             return None
-        if not self.verify and self._stamp(sha256, path) is not None:
+        if self.trusted(sha256, path):
             return path
         self.hashed += 1
         if sha256_file(path) != sha256:

@@ -1,9 +1,12 @@
 """Bad input through the real CLI: a one-line error naming problem and fix, a non-zero exit,
 no traceback, and nothing written to the output."""
 
+import contextlib
 import json
 import os
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from clirun import run_factory, start_factory
@@ -195,23 +198,29 @@ def test_concurrent_runs_on_one_cache_and_output(tmp_path):
     assert (cache / "locks").is_dir()
 
 
+@contextlib.contextmanager
+def small_tmpfs(mount: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs mounted at ``mount`` (created) for the block; unmounted after it."""
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_full_disk(tmp_path):
     """A 64 KiB tmpfs as the output's filesystem: a clean one-line error, nothing left there."""
     project(tmp_path)
     name = "six-1.17.0-py3-none-any.whl"
     data = make_wheel(name, extra={"six/blob.bin": os.urandom(256 * 1024)})
-    small = tmp_path / "small"
-    small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "small") as small:
         with FixtureIndex({"six": {name: data}}) as idx:
             good_lock(tmp_path / "req.lock", data)
             proc = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", str(small / "wh"), env={"FACTORY_INDEX_URL": idx.url})
         assert_clean_failure(proc, f"no space left writing {small / 'wh'}")
         assert list(small.iterdir()) == []
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
@@ -221,10 +230,7 @@ def test_a_full_cache_disk(tmp_path):
     project(tmp_path)
     name = "six-1.17.0-py3-none-any.whl"
     data = make_wheel(name, extra={"six/blob.bin": os.urandom(64 * 1024)})
-    full = tmp_path / "cache"
-    full.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "cache") as full:
         with open(full / "filler", "wb", buffering=0) as f, pytest.raises(OSError, match="No space left"):
             while True:
                 f.write(b"\0" * 512)
@@ -233,8 +239,6 @@ def test_a_full_cache_disk(tmp_path):
             proc = factory(tmp_path, "wheelhouse", "--lock", "req.lock", "--out", "wh", env={"FACTORY_INDEX_URL": idx.url})
         assert_clean_failure(proc, "no space left")
         assert not (tmp_path / "wh").exists()
-    finally:
-        subprocess.run(["umount", "-l", str(full)], check=True)
 
 
 def _evil_sdist(kind: str) -> bytes:
